@@ -1,0 +1,178 @@
+"""The validated configuration: what the rest of speakerd runs on.
+
+Raw Kubernetes-shaped objects (``raw.py``) go through one pure builder
+(``build.py``) and come out as a :class:`Config`.  Everything here is frozen
+and already checked: addresses parsed, durations in seconds, references
+resolved, secrets read.  Names are the Kubernetes object names.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where an object came from, for error messages: file and kind/name."""
+    file: str
+    kind: str
+    name: str
+    namespace: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.kind}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class LabelSelector:
+    """Kubernetes label selector: matchLabels AND every matchExpression."""
+    match_labels: tuple[tuple[str, str], ...] = ()
+    # (key, operator In/NotIn/Exists/DoesNotExist, values)
+    match_expressions: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        for k, v in self.match_labels:
+            if labels.get(k) != v:
+                return False
+        for k, op, values in self.match_expressions:
+            if op == "In" and labels.get(k) not in values:
+                return False
+            if op == "NotIn" and k in labels and labels[k] in values:
+                return False
+            if op == "Exists" and k not in labels:
+                return False
+            if op == "DoesNotExist" and k in labels:
+                return False
+        return True
+
+
+def selectors_match(selectors: tuple[LabelSelector, ...], labels: dict[str, str]) -> bool:
+    """MetalLB semantics: no selector selects everything; otherwise any one matching."""
+    return not selectors or any(s.matches(labels) for s in selectors)
+
+
+@dataclass(frozen=True, slots=True)
+class BFDProfile:
+    name: str
+    receive_interval_ms: int = 300
+    transmit_interval_ms: int = 300
+    detect_multiplier: int = 3
+    passive_mode: bool = False
+    minimum_ttl: int = 254
+    source: Source | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """One BGPPeer. Session parameters only: what, if changed, resets the session."""
+    name: str
+    my_asn: int
+    peer_asn: int
+    peer_address: str  # canonical text form
+    peer_port: int = 179
+    source_address: str | None = None
+    hold_time: int = 90  # seconds; 0 = no keepalives
+    keepalive_time: int = 30
+    connect_time: int = 120  # ConnectRetry, seconds
+    router_id: str | None = None  # dotted quad; None = derived at run time
+    password: str | None = field(default=None, repr=False)  # resolved from passwordSecret too
+    bfd_profile: str | None = None
+    node_selectors: tuple[LabelSelector, ...] = ()
+    ebgp_multihop: bool = False
+    vrf: str | None = None
+    graceful_restart: bool = False
+    source: Source | None = field(default=None, compare=False)
+
+    @property
+    def ibgp(self) -> bool:
+        return self.my_asn == self.peer_asn
+
+    @property
+    def ipv6(self) -> bool:
+        return ":" in self.peer_address
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    name: str
+    # each range as (afi, first address int, last address int), inclusive
+    ranges: tuple[tuple[int, int, int], ...]
+    # the same as CIDR blocks (afi, network int, prefix length): a range is split into CIDRs
+    cidrs: tuple[tuple[int, int, int], ...]
+    auto_assign: bool = True
+    avoid_buggy_ips: bool = False
+    labels: tuple[tuple[str, str], ...] = ()
+    source: Source | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Advertisement:
+    name: str
+    pools: tuple[str, ...]  # resolved pool names (ipAddressPools + ipAddressPoolSelectors); all pools when both empty
+    peers: tuple[str, ...] = ()  # empty = every peer
+    communities: tuple[int, ...] = ()  # standard, 32-bit ints (aliases resolved)
+    large_communities: tuple[tuple[int, int, int], ...] = ()
+    aggregation_length: int = 32
+    aggregation_length_v6: int = 128
+    local_pref: int | None = None
+    node_selectors: tuple[LabelSelector, ...] = ()
+    source: Source | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    namespace: str
+    name: str
+    ips: tuple[str, ...]  # requested or reported IPs (canonical text); empty = allocate
+    pool: str | None = None  # metallb.universe.tf/address-pool annotation
+    dual_stack: bool = False  # ipFamilyPolicy RequireDualStack/PreferDualStack: allocate one per family
+    families: tuple[int, ...] = (4,)  # spec.ipFamilies as 4/6
+    source: Source | None = field(default=None, compare=False)
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    name: str
+    labels: tuple[tuple[str, str], ...] = ()
+
+    def label_dict(self) -> dict[str, str]:
+        return dict(self.labels)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    peers: dict[str, Peer]
+    pools: dict[str, Pool]
+    advertisements: dict[str, Advertisement]
+    bfd_profiles: dict[str, BFDProfile]
+    services: dict[str, Service]  # by "namespace/name"
+    nodes: dict[str, Node]
+    warnings: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    """One validation error or warning: file, object, field path, why."""
+    file: str
+    obj: str  # "Kind/name"
+    field: str  # e.g. "spec.holdTime"
+    message: str
+    severity: str = "error"  # or "warning"
+
+    def __str__(self) -> str:
+        where = f"{self.file}: {self.obj}"
+        if self.field:
+            where += f": {self.field}"
+        return f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """Every error found in a configuration, reported at once."""
+
+    def __init__(self, issues: list[ConfigIssue]) -> None:
+        self.issues = issues
+        super().__init__("\n".join(str(i) for i in issues))

@@ -1,0 +1,43 @@
+"""What the planner produces: routes per peer, each with the chain that made it.
+
+A route here is session-independent: next hop, AS_PATH and ORIGIN are filled
+in by the session that sends it (they depend on the local address and on
+iBGP/eBGP); communities and local-pref come from the advertisement.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class RouteAttrs:
+    """Attributes decided by policy. Hashable: many prefixes share one."""
+    communities: tuple[int, ...] = ()
+    large_communities: tuple[tuple[int, int, int], ...] = ()
+    local_pref: int | None = None  # None = default (100) on iBGP; never sent to eBGP
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """service → IP → pool → advertisement → peer."""
+    service: str  # "namespace/name"
+    ip: str
+    pool: str
+    advertisement: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedRoute:
+    afi: int  # 1 = IPv4, 2 = IPv6
+    key: int  # prefix key: (address << 8) | length
+    prefix: str  # "192.0.2.0/24"
+    attrs: RouteAttrs
+    reasons: tuple[Reason, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """routes[peer name][(afi, key)] -> PlannedRoute; plus the allocations made."""
+    routes: dict[str, dict[tuple[int, int], PlannedRoute]]
+    allocations: dict[str, tuple[str, ...]] = field(default_factory=dict)  # service key -> IPs
+    notes: tuple[str, ...] = ()  # e.g. "default/svc: no pool has a free IPv4 address"
