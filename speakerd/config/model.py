@@ -152,6 +152,8 @@ class Config:
     nodes: dict[str, Node]
     warnings: tuple[str, ...] = ()
     files: tuple[str, ...] = ()
+    # warnings and info notes as structured issues (severity "warning" or "info")
+    issues: tuple["ConfigIssue", ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +163,7 @@ class ConfigIssue:
     obj: str  # "Kind/name"
     field: str  # e.g. "spec.holdTime"
     message: str
-    severity: str = "error"  # or "warning"
+    severity: str = "error"  # or "warning", "info"
 
     def __str__(self) -> str:
         where = f"{self.file}: {self.obj}"

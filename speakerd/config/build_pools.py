@@ -1,0 +1,147 @@
+"""IPAddressPools and BGPAdvertisements: address parsing, overlaps, selections, aggregation."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .addr import AFI_V4, BITS, format_ip, parse_pool_entry, range_to_cidrs
+from .communities import parse_community
+from .model import Advertisement, LabelSelector, Pool, Source
+
+if TYPE_CHECKING:
+    from .build import Issues, Objects
+
+MAX_U32 = 4294967295
+
+
+def build_pools(objs: "Objects", issues: "Issues") -> tuple[dict[str, Pool], dict[str, list[tuple[int, int, str]]]]:
+    """Pools by name, plus per pool the (afi, widest CIDR mask, entry text) of each address entry.
+
+    The masks serve MetalLB's aggregation rule: an advertisement's aggregation
+    length may not be shorter than the widest CIDR of any address entry of a
+    pool it selects (it would aggregate beyond the pool).
+    """
+    pools: dict[str, Pool] = {}
+    masks: dict[str, list[tuple[int, int, str]]] = {}
+    spans: list[tuple[int, int, int, str, Source, str]] = []  # afi, first, last, pool, src, text
+    for src, spec, data in objs.specs.get("IPAddressPool", []):
+        before = len(issues.errors)
+        ranges, cidrs, entry_masks = [], [], []
+        if not spec.addresses:
+            issues.error(src, "spec.addresses", "a pool needs at least one address (CIDR or first-last range)")
+        for i, text in enumerate(spec.addresses):
+            try:
+                afi, first, last = parse_pool_entry(text)
+            except ValueError as exc:
+                issues.error(src, f"spec.addresses[{i}]", str(exc))
+                continue
+            blocks = range_to_cidrs(afi, first, last)
+            ranges.append((afi, first, last))
+            cidrs.extend(blocks)
+            entry_masks.append((afi, min(b[2] for b in blocks), text))
+            spans.append((afi, first, last, src.name, src, text))
+        meta = data.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        if not isinstance(labels, dict):
+            issues.error(src, "metadata.labels", "expected a mapping")
+            labels = {}
+        if len(issues.errors) == before:
+            pools[src.name] = Pool(
+                name=src.name, ranges=tuple(ranges), cidrs=tuple(cidrs), auto_assign=spec.autoAssign,
+                avoid_buggy_ips=spec.avoidBuggyIPs, labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
+                source=src,
+            )
+            masks[src.name] = entry_masks
+    spans.sort(key=lambda s: (s[0], s[1], s[2]))
+    widest = None  # the span reaching furthest so far, per family
+    for span in spans:
+        if widest is not None and widest[0] == span[0] and span[1] <= widest[2]:
+            if widest[3] == span[3]:
+                msg = f"{span[5]} overlaps {widest[5]} in the same pool"
+            else:
+                msg = f"{span[5]} overlaps {widest[5]} of IPAddressPool/{widest[3]} ({widest[4].file})"
+            issues.error(span[4], "spec.addresses", msg)
+        if widest is None or widest[0] != span[0] or span[2] > widest[2]:
+            widest = span
+    return pools, masks
+
+
+def _selected_pools(src: Source, spec, pools: dict[str, Pool], pool_names: set[str], issues: "Issues") -> tuple[str, ...]:
+    names: list[str] = []
+    for i, name in enumerate(spec.ipAddressPools):
+        if name not in pool_names:
+            issues.error(src, f"spec.ipAddressPools[{i}]", f"IPAddressPool {name!r} not found")
+        elif name not in names:
+            names.append(name)
+    if spec.ipAddressPoolSelectors:
+        from .build import selectors
+        sels: tuple[LabelSelector, ...] = selectors(spec.ipAddressPoolSelectors)
+        matched = [p for p in sorted(pools) if any(s.matches(dict(pools[p].labels)) for s in sels)]
+        if not matched:
+            issues.warn(src, "spec.ipAddressPoolSelectors", "selects no IPAddressPool")
+        names.extend(p for p in matched if p not in names)
+    if not spec.ipAddressPools and not spec.ipAddressPoolSelectors:
+        names = sorted(pools)
+    return tuple(n for n in names if n in pools)
+
+
+def build_advertisements(objs: "Objects", pools: dict[str, Pool], masks: dict, pool_names: set[str],
+                         peers: dict, peer_names: set[str], aliases: dict, issues: "Issues") -> dict[str, Advertisement]:
+    from .build import check_selectors, selectors
+    out: dict[str, Advertisement] = {}
+    for src, spec, _ in objs.specs.get("BGPAdvertisement", []):
+        before = len(issues.errors)
+        chosen = _selected_pools(src, spec, pools, pool_names, issues)
+        for i, name in enumerate(spec.peers):
+            if name not in peer_names:
+                issues.error(src, f"spec.peers[{i}]", f"BGPPeer {name!r} not found")
+        std: list[int] = []
+        large: list[tuple[int, int, int]] = []
+        seen_text: set[str] = set()
+        for i, text in enumerate(spec.communities):
+            if text in seen_text:
+                issues.error(src, f"spec.communities[{i}]", f"duplicate community {text!r}")
+                continue
+            seen_text.add(text)
+            if text in aliases:
+                value = aliases[text]
+            else:
+                try:
+                    value = parse_community(text)
+                except ValueError as exc:
+                    if ":" not in text:
+                        issues.error(src, f"spec.communities[{i}]", f"{text!r} is neither a community (A:B, large:A:B:C) nor a Community alias that exists")
+                    else:
+                        issues.error(src, f"spec.communities[{i}]", str(exc))
+                    continue
+            (large if isinstance(value, tuple) else std).append(value)  # type: ignore[arg-type]
+        agg4 = 32 if spec.aggregationLength is None else spec.aggregationLength
+        agg6 = 128 if spec.aggregationLengthV6 is None else spec.aggregationLengthV6
+        if not 1 <= agg4 <= 32:
+            issues.error(src, "spec.aggregationLength", f"invalid aggregation length {agg4} for IPv4 (1..32)")
+        if not 1 <= agg6 <= 128:
+            issues.error(src, "spec.aggregationLengthV6", f"invalid aggregation length {agg6} for IPv6 (1..128)")
+        for pool in chosen:
+            for afi, widest, text in masks.get(pool, ()):
+                agg, fld = (agg4, "spec.aggregationLength") if afi == AFI_V4 else (agg6, "spec.aggregationLengthV6")
+                if agg < widest:
+                    issues.error(src, fld, f"invalid aggregation length {agg}: prefix /{widest} of {text} in IPAddressPool/{pool} "
+                                 f"is more specific than the aggregation length (it would advertise addresses outside the pool)")
+        if spec.localPref is not None:
+            if not 0 <= spec.localPref <= MAX_U32:
+                issues.error(src, "spec.localPref", f"localPref {spec.localPref} is out of range 0..{MAX_U32}")
+            else:
+                reach = [peers[p] for p in (spec.peers or sorted(peers)) if p in peers]
+                if reach and not any(p.ibgp for p in reach):
+                    issues.warn(src, "spec.localPref", "LOCAL_PREF is only sent to iBGP peers; every peer this advertisement "
+                                f"reaches is eBGP ({', '.join(p.name for p in reach)}), so localPref has no effect")
+        check_selectors(spec.nodeSelectors, src, "spec.nodeSelectors", issues)
+        if len(issues.errors) == before:
+            out[src.name] = Advertisement(
+                name=src.name, pools=chosen, peers=tuple(spec.peers), communities=tuple(sorted(set(std))),
+                large_communities=tuple(sorted(set(large))), aggregation_length=agg4, aggregation_length_v6=agg6,
+                local_pref=spec.localPref, node_selectors=selectors(spec.nodeSelectors), source=src,
+            )
+    return out
+
+
+__all__ = ["build_pools", "build_advertisements", "BITS", "format_ip"]
