@@ -1,0 +1,199 @@
+"""Adj-RIB-Out: the routes we want a peer to have, and what it was last sent.
+
+The wanted routes are set as a whole (``dict[(afi, key)] -> RouteAttrs``,
+what the planner produced for this peer); :meth:`AdjRibOut.diff` compares
+them with what was last sent and returns packed UPDATEs (grouped by attribute
+set) and withdrawals.  After a reconnect, :meth:`initial` sends everything
+again followed by End-of-RIB for every negotiated family.
+
+Per-session attributes (RFC 4271 §5.1):
+
+* ORIGIN IGP; AS_PATH empty to iBGP, ``[local AS]`` to eBGP.
+* LOCAL_PREF only to iBGP (``RouteAttrs.local_pref`` or 100); never to eBGP.
+* NEXT_HOP: the configured next hop for the route's family if any, else the
+  session's local address.  Across families: an IPv6 route over an IPv4
+  session uses the IPv4-mapped address ``::ffff:a.b.c.d``; an IPv4 route over
+  an IPv6-only session is **not sent** unless an IPv4 next hop is configured
+  (there is no usable IPv4 next hop, and RFC 8950 is not negotiated).
+* Routes of a family the peer did not negotiate are not sent.
+"""
+from __future__ import annotations
+
+import ipaddress
+
+from ..policy.types import RouteAttrs
+from ..wire.capabilities import Negotiated
+from ..wire.constants import (AFI, SAFI, AsPathSegmentType, AttrFlag, AttrType, MessageType, Origin,
+                              RouteRefreshSubtype)
+from ..wire.framing import encode, frame
+from ..wire.messages import RouteRefresh
+from ..wire.update import PathAttributes
+
+DEFAULT_LOCAL_PREF = 100
+RouteKey = tuple[int, int]  # (afi, prefix key)
+
+
+def _builder():
+    from ..wire import builder  # the UPDATE packer; imported on first use
+    return builder
+
+
+def end_of_rib(afi: int) -> bytes:
+    """RFC 4724 §2 End-of-RIB: an empty UPDATE (IPv4), or one with only an
+    empty MP_UNREACH_NLRI for the family."""
+    if afi == AFI.IPV4:
+        return frame(MessageType.UPDATE, b"\x00\x00\x00\x00")
+    attr = bytes((AttrFlag.OPTIONAL, AttrType.MP_UNREACH_NLRI, 3)) + afi.to_bytes(2, "big") + bytes((SAFI.UNICAST,))
+    return frame(MessageType.UPDATE, b"\x00\x00" + len(attr).to_bytes(2, "big") + attr)
+
+
+def _as_list(msgs) -> list[bytes]:
+    if isinstance(msgs, (bytes, bytearray)):
+        return [bytes(msgs)]
+    return list(msgs)
+
+
+def next_hops(local_address: str | None, next_hop4: str | None,
+              next_hop6: str | None) -> tuple[int | None, bytes | None]:
+    """(IPv4 next hop as int or None, IPv6 next hop as 16 bytes or None)."""
+    nh4: int | None = None
+    nh6: bytes | None = None
+    local = ipaddress.ip_address(local_address) if local_address else None
+    if isinstance(local, ipaddress.IPv6Address) and local.ipv4_mapped is not None:
+        local = local.ipv4_mapped  # a dual-stack socket talking IPv4
+    if next_hop4:
+        nh4 = int(ipaddress.IPv4Address(next_hop4))
+    elif isinstance(local, ipaddress.IPv4Address):
+        nh4 = int(local)
+    if next_hop6:
+        nh6 = ipaddress.IPv6Address(next_hop6).packed
+    elif isinstance(local, ipaddress.IPv6Address):
+        nh6 = local.packed
+    elif isinstance(local, ipaddress.IPv4Address):
+        nh6 = ipaddress.IPv6Address("::ffff:" + str(local)).packed
+    return nh4, nh6
+
+
+class AdjRibOut:
+    __slots__ = ("local_asn", "ibgp", "next_hop4", "next_hop6", "wanted", "sent",
+                 "_nh4", "_nh6", "_attr_cache")
+
+    def __init__(self, local_asn: int, ibgp: bool, next_hop4: str | None = None,
+                 next_hop6: str | None = None) -> None:
+        self.local_asn = local_asn
+        self.ibgp = ibgp
+        self.next_hop4 = next_hop4
+        self.next_hop6 = next_hop6
+        self.wanted: dict[RouteKey, RouteAttrs] = {}
+        self.sent: dict[RouteKey, PathAttributes] = {}
+        self._nh4: int | None = None
+        self._nh6: bytes | None = None
+        self._attr_cache: dict[tuple[int, RouteAttrs], PathAttributes] = {}
+
+    # -- inputs -----------------------------------------------------------
+    def set_wanted(self, routes: dict[RouteKey, RouteAttrs]) -> None:
+        self.wanted = dict(routes)
+
+    def connected(self, local_address: str | None) -> None:
+        """A new connection: learn the local address, forget what was sent."""
+        self._nh4, self._nh6 = next_hops(local_address, self.next_hop4, self.next_hop6)
+        self._attr_cache.clear()
+        self.sent = {}
+
+    def reset(self) -> None:
+        self.sent = {}
+
+    # -- attribute translation ---------------------------------------------
+    def path_attributes(self, afi: int, ra: RouteAttrs) -> PathAttributes | None:
+        """This session's attributes for a route, or None when it cannot be sent."""
+        ck = (afi, ra)
+        pa = self._attr_cache.get(ck)
+        if pa is not None:
+            return pa
+        if afi == AFI.IPV4 and self._nh4 is None:
+            return None
+        if afi == AFI.IPV6 and self._nh6 is None:
+            return None
+        pa = PathAttributes(
+            origin=Origin.IGP,
+            as_path=() if self.ibgp else ((AsPathSegmentType.AS_SEQUENCE, (self.local_asn,)),),
+            next_hop=self._nh4 if afi == AFI.IPV4 else None,
+            local_pref=(ra.local_pref if ra.local_pref is not None else DEFAULT_LOCAL_PREF) if self.ibgp else None,
+            communities=tuple(sorted(set(ra.communities))),
+            large_communities=tuple(sorted(set(ra.large_communities))),
+        )
+        self._attr_cache[ck] = pa
+        return pa
+
+    def target(self, ctx: Negotiated) -> dict[RouteKey, PathAttributes]:
+        fams = {afi for afi, safi in ctx.families if safi == SAFI.UNICAST}
+        out: dict[RouteKey, PathAttributes] = {}
+        for rk, ra in self.wanted.items():
+            if rk[0] not in fams:
+                continue
+            pa = self.path_attributes(rk[0], ra)
+            if pa is not None:
+                out[rk] = pa
+        return out
+
+    # -- outputs (framed messages) ------------------------------------------
+    def diff(self, ctx: Negotiated) -> list[bytes]:
+        """UPDATEs taking the peer from what it was sent to what is wanted."""
+        target = self.target(ctx)
+        sent = self.sent
+        withdraw: dict[int, list[int]] = {}
+        for rk in sent:
+            if rk not in target:
+                withdraw.setdefault(rk[0], []).append(rk[1])
+        announce: dict[tuple[int, PathAttributes], list[int]] = {}
+        for rk, pa in target.items():
+            if sent.get(rk) != pa:
+                announce.setdefault((rk[0], pa), []).append(rk[1])
+        self.sent = target
+        return self._pack(withdraw, announce, ctx)
+
+    def initial(self, ctx: Negotiated) -> list[bytes]:
+        """Everything, then End-of-RIB for every negotiated family."""
+        self.sent = {}
+        msgs = self.diff(ctx)
+        for afi in sorted(afi for afi, safi in ctx.families if safi == SAFI.UNICAST):
+            msgs.append(end_of_rib(afi))
+        return msgs
+
+    def refresh(self, afi: int, ctx: Negotiated) -> list[bytes]:
+        """Re-send the whole Adj-RIB-Out of one family (a ROUTE-REFRESH answer).
+
+        With enhanced route refresh (RFC 7313) the routes are framed by BoRR
+        and EoRR so the peer can drop what we no longer send.
+        """
+        announce: dict[tuple[int, PathAttributes], list[int]] = {}
+        for rk, pa in self.sent.items():
+            if rk[0] == afi:
+                announce.setdefault((afi, pa), []).append(rk[1])
+        msgs = self._pack({}, announce, ctx)
+        if ctx.enhanced_route_refresh:
+            borr = encode(RouteRefresh(afi, SAFI.UNICAST, RouteRefreshSubtype.BORR), ctx)
+            eorr = encode(RouteRefresh(afi, SAFI.UNICAST, RouteRefreshSubtype.EORR), ctx)
+            msgs = [borr, *msgs, eorr]
+        return msgs
+
+    def _pack(self, withdraw: dict[int, list[int]],
+              announce: dict[tuple[int, PathAttributes], list[int]], ctx: Negotiated) -> list[bytes]:
+        if not withdraw and not announce:
+            return []
+        b = _builder()
+        msgs: list[bytes] = []
+        for afi, keys in sorted(withdraw.items()):
+            keys.sort()
+            msgs.extend(_as_list(b.build_withdrawals(afi, keys, ctx)))
+        for (afi, pa), keys in announce.items():
+            keys.sort()
+            nh6 = self._nh6 if afi == AFI.IPV6 else None
+            msgs.extend(_as_list(b.build_updates(afi, keys, pa, ctx, nh6)))
+        return msgs
+
+    def counts(self) -> dict[int, int]:
+        out: dict[int, int] = {}
+        for afi, _ in self.sent:
+            out[afi] = out.get(afi, 0) + 1
+        return out

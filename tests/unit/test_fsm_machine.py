@@ -1,0 +1,269 @@
+"""Whole-session timelines of the RFC 4271 machine on a fake clock."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from test_fsm_harness import ID_A, ID_B, Pair, cfg
+
+from speakerd.fsm import Cause, Session, State
+from speakerd.fsm.actions import ABORT, CLOSE, CONNECT, EndOfRib, NotificationReceived, Send
+from speakerd.wire.capabilities import IPV4_UNICAST, IPV6_UNICAST
+from speakerd.wire.constants import MessageType
+from speakerd.wire.framing import decode, encode
+from speakerd.wire.messages import KEEPALIVE, Keepalive, Notification, Open, RouteRefresh
+
+
+def test_two_machines_reach_established_and_exchange_end_of_rib():
+    p = Pair().start()
+    assert p.established()
+    assert [s for _, s, _ in p.states(p.a)] == [State.CONNECT, State.OPENSENT, State.OPENCONFIRM,
+                                                State.ESTABLISHED]
+    assert [s for _, s, _ in p.states(p.b)] == [State.ACTIVE, State.OPENSENT, State.OPENCONFIRM,
+                                                State.ESTABLISHED]
+    neg = p.a.negotiated
+    assert neg.families == {IPV4_UNICAST, IPV6_UNICAST}
+    assert neg.hold_time == 90 and neg.keepalive_time == 30
+    assert neg.four_octet_as and neg.route_refresh and neg.enhanced_route_refresh
+    # End-of-RIB for both families, even with nothing to announce
+    assert p.a.adj_rib_in.eor == {1, 2} and p.b.adj_rib_in.eor == {1, 2}
+    assert {e.afi for e in p.actions[id(p.a)] if isinstance(e, EndOfRib)} == {1, 2}
+    assert p.a.sent_counts[MessageType.OPEN] == 1 and p.a.received_counts[MessageType.KEEPALIVE] == 1
+
+
+def test_keepalive_cadence_and_hold_negotiation():
+    p = Pair(cfg(hold_time=9), None).start()
+    assert p.a.negotiated.hold_time == 9
+    before = p.a.sent_counts[MessageType.KEEPALIVE]
+    p.advance(30)  # one keepalive every 3 s on each side
+    assert p.a.sent_counts[MessageType.KEEPALIVE] - before == 10
+    assert p.established()
+
+
+def test_configured_keepalive_is_capped_by_hold_over_three():
+    p = Pair(cfg(hold_time=30, keepalive_time=20), None).start()
+    assert p.a.negotiated.keepalive_time == 10
+    p2 = Pair(cfg(hold_time=90, keepalive_time=5), None).start()
+    assert p2.a.negotiated.keepalive_time == 5
+
+
+def test_hold_time_zero_disables_keepalives_and_hold():
+    p = Pair(cfg(hold_time=0), None).start()
+    assert p.established() and p.a.get_timer() is None and p.b.get_timer() is None
+    p.advance(10_000)
+    assert p.established()
+    assert p.a.sent_counts[MessageType.KEEPALIVE] == 1
+
+
+def test_hold_timer_expiry_sends_4_0_and_restarts_with_backoff():
+    s = Session(cfg(hold_time=9))
+    s.start(0.0)
+    s.connection_made(0.0, "192.0.2.1")
+    s.data_received(encode(Open.build(65002, 9, ID_B, [])) + encode(KEEPALIVE), 0.5)
+    assert s.state == State.ESTABLISHED
+    s.pop_actions()
+    # keepalives go out every 3 s, nothing comes back
+    s.handle_timer(3.5)
+    s.handle_timer(6.5)
+    acts = s.pop_actions()
+    assert [a.mtype for a in acts if isinstance(a, Send)] == [4, 4]
+    assert s.get_timer() == 9.5
+    s.handle_timer(9.5)
+    acts = s.pop_actions()
+    assert Send(bytes.fromhex("ff" * 16 + "0015030400"), MessageType.NOTIFICATION) in acts
+    assert CLOSE in acts
+    assert s.state == State.ACTIVE
+    assert s.last_notification_sent == Notification(4, 0)
+    # backoff with rand()=0: 0.75 x base 5 s
+    assert s.get_timer() == 9.5 + 3.75
+
+
+def test_notification_received_goes_down_with_cause():
+    p = Pair().start()
+    p.b.stop(p.now, "maintenance window")
+    p.pump()
+    assert p.b.state == State.IDLE
+    n = p.a.last_notification_received
+    assert (n.code, n.subcode, n.shutdown_message) == (6, 2, "maintenance window")
+    assert p.a.state == State.ACTIVE
+    assert (State.ESTABLISHED, State.IDLE, Cause.NOTIFICATION_RECEIVED) in p.states(p.a)
+    assert (State.ESTABLISHED, State.IDLE, Cause.ADMIN_STOP) in p.states(p.b)
+    assert p.a.adj_rib_in.eor == set()
+
+
+def test_stop_sends_exact_cease_bytes():
+    p = Pair().start()
+    p.a.stop(p.now, "bye")
+    acts = p.a.pop_actions()
+    data = Notification.cease(2, "bye").encode_body()
+    assert Send(b"\xff" * 16 + (19 + len(data)).to_bytes(2, "big") + b"\x03" + data, 3) in acts
+    assert acts.index(CLOSE) > [i for i, a in enumerate(acts) if isinstance(a, Send)][-1]
+
+
+def test_connect_retry_backoff_is_exponential_capped_and_reset():
+    rng = random.Random(7)
+    s = Session(cfg(connect_retry=2.0, connect_retry_cap=16.0, rand=rng.random))
+    now = 0.0
+    s.start(now)
+    assert s.pop_actions()[0] == CONNECT
+    expected = random.Random(7)
+    delays = []
+    for _ in range(6):
+        s.connection_failed(now, "refused")
+        assert s.state == State.ACTIVE
+        deadline = s.get_timer()
+        delays.append(deadline - now)
+        now = deadline
+        s.handle_timer(now)
+        assert s.state == State.CONNECT and CONNECT in s.pop_actions()
+    want = [min(16.0, 2.0 * 2 ** i) * (0.75 + 0.25 * expected.random()) for i in range(6)]
+    assert delays == pytest.approx(want)
+    assert delays[-1] <= 16.0
+    # Established resets the backoff
+    s.connection_made(now, "192.0.2.1")
+    s.data_received(encode(Open.build(65002, 90, ID_B, [])) + encode(KEEPALIVE), now)
+    assert s.state == State.ESTABLISHED and s.backoff.failures == 0
+
+
+def test_connect_attempt_timeout_retries():
+    s = Session(cfg(connect_retry=5.0))
+    s.start(0.0)
+    s.pop_actions()
+    assert s.get_timer() == 5.0
+    s.handle_timer(5.0)
+    assert s.pop_actions() == [CLOSE, CONNECT]
+    assert s.state == State.CONNECT
+
+
+def test_passive_never_connects():
+    s = Session(cfg(passive=True))
+    s.start(0.0)
+    assert CONNECT not in s.pop_actions() and s.state == State.ACTIVE
+    assert s.get_timer() is None
+
+
+def test_unexpected_messages_send_rfc6608_fsm_errors():
+    # UPDATE in OpenSent -> 5/1
+    s = Session(cfg())
+    s.start(0.0)
+    s.connection_made(0.0, "192.0.2.1")
+    s.data_received(encode(KEEPALIVE), 1.0)
+    assert s.last_notification_sent == Notification(5, 1)
+    # OPEN in OpenConfirm -> 5/2
+    s = Session(cfg())
+    s.start(0.0)
+    s.connection_made(0.0, "192.0.2.1")
+    s.data_received(encode(Open.build(65002, 90, ID_B, [])) * 2, 1.0)
+    assert s.last_notification_sent == Notification(5, 2)
+    # OPEN in Established -> 5/3
+    s = Session(cfg())
+    s.start(0.0)
+    s.connection_made(0.0, "192.0.2.1")
+    o = encode(Open.build(65002, 90, ID_B, []))
+    s.data_received(o + encode(KEEPALIVE) + o, 1.0)
+    assert s.last_notification_sent == Notification(5, 3)
+    assert s.pop_actions()[-1].new == State.ACTIVE
+
+
+def test_bad_header_is_answered_with_header_error():
+    s = Session(cfg())
+    s.start(0.0)
+    s.connection_made(0.0, "192.0.2.1")
+    s.data_received(b"\x00" * 19, 1.0)
+    assert s.last_notification_sent == Notification(1, 1)
+
+
+def test_route_refresh_resends_with_borr_eorr():
+    p = Pair().start()
+    before = len(p.sent[id(p.b)])
+    p.a.request_refresh(p.now)
+    p.pump()
+    resent = [decode(m) for m in p.sent[id(p.b)][before:]]
+    # nothing to announce: BoRR then EoRR for each family asked
+    assert resent == [RouteRefresh(1, 1, 1), RouteRefresh(1, 1, 2), RouteRefresh(2, 1, 1), RouteRefresh(2, 1, 2)]
+    assert p.established()
+
+
+def test_route_refresh_without_enhanced_resends_plainly():
+    p = Pair(cfg(enhanced_route_refresh=False), None).start()
+    before = len(p.sent[id(p.b)])
+    assert p.a.request_refresh(p.now)
+    p.pump()
+    assert p.sent[id(p.b)][before:] == []  # empty Adj-RIB-Out: nothing to resend, no markers
+
+
+def test_route_refresh_not_negotiated_is_not_sent():
+    p = Pair(cfg(route_refresh=False), None).start()
+    assert not p.a.request_refresh(p.now)
+
+
+def test_send_hold_timer_tears_down_with_code_8():
+    s = Session(cfg(send_hold_time=20.0))
+    s.start(0.0)
+    s.connection_made(0.0, "192.0.2.1")
+    s.data_received(encode(Open.build(65002, 0, ID_B, [])) + encode(KEEPALIVE), 0.0)
+    s.send_blocked(10.0)
+    assert s.get_timer() == 30.0
+    s.send_unblocked(15.0)
+    assert s.get_timer() is None
+    s.send_blocked(16.0)
+    s.handle_timer(36.0)
+    acts = s.pop_actions()
+    assert s.last_notification_sent == Notification(8, 0)
+    assert ABORT in acts
+
+
+def test_default_send_hold_time_is_eight_minutes_or_twice_hold():
+    s = Session(cfg(hold_time=600))
+    s.start(0.0)
+    s.connection_made(0.0, "192.0.2.1")
+    s.data_received(encode(Open.build(65002, 600, ID_B, [])), 0.0)
+    s.send_blocked(0.0)
+    assert s._send_hold_at() == 1200.0
+    s2 = Session(cfg(hold_time=9))
+    s2.start(0.0)
+    s2.connection_made(0.0, "192.0.2.1")
+    s2.send_blocked(0.0)
+    assert s2._send_hold_at() == 480.0
+
+
+def test_graceful_restart_capability_announced_when_configured():
+    s = Session(cfg(graceful_restart=True, restart_time=90))
+    s.start(0.0)
+    s.connection_made(0.0, "192.0.2.1")
+    sends = [a for a in s.pop_actions() if isinstance(a, Send)]
+    o = decode(sends[0].data)
+    gr = [c for c in o.capabilities if c.code == 64][0]
+    assert gr.restart_time == 90 and gr.families == ((1, 1, 0x80), (2, 1, 0x80))
+    s = Session(cfg())
+    s.start(0.0)
+    s.connection_made(0.0, "192.0.2.1")
+    o = decode([a for a in s.pop_actions() if isinstance(a, Send)][0].data)
+    assert not [c for c in o.capabilities if c.code == 64]
+
+
+def test_stopped_machine_refuses_connections():
+    s = Session(cfg())
+    assert not s.connection_made(0.0, "192.0.2.1")
+    s.start(0.0)
+    s.stop(0.0)
+    assert s.state == State.IDLE and not s.connection_made(0.0)
+    assert s.get_timer() is None
+
+
+def test_reset_sends_6_4_and_reconnects():
+    p = Pair().start()
+    p.a.reset(p.now, "config change")
+    p.pump()
+    assert p.b.last_notification_received.subcode == 4
+    assert p.b.last_notification_received.shutdown_message == "config change"
+    p.advance(10)
+    assert p.established()
+
+
+def test_ibgp_session_and_four_octet_as():
+    p = Pair(cfg(4200000001, 4200000001), cfg(4200000001, 4200000001, ID_B, passive=True)).start()
+    assert p.established()
+    o = p.messages(p.a)[0]
+    assert o.my_as == 23456 and o.asn == 4200000001
