@@ -9,15 +9,16 @@ floats in [0, 1) is injected for TX jitter.
 Timing rules implemented (RFC 5880 §6.8.2–§6.8.4, §6.8.7):
 
 * TX interval = max(our active desired min TX, peer's required min RX),
-  reduced by a random 0–25 % (10–25 % when our detect multiplier is 1).
+  times a random 75–100 % (75–90 % when our detect multiplier is 1).
 * While the session is not Up, desired min TX advertised and used is at
   least 1 s.
 * Detection time = peer's detect multiplier × max(our required min RX,
   peer's desired min TX).
 * Changing desired min TX or required min RX while Up starts a Poll
-  Sequence (P set on every packet until a packet with F arrives).  The new TX
-  interval applies only after the Final; during the sequence the detection
-  time uses the larger of the old and new required min RX.  A new change
+  Sequence (P set on every packet until a packet with F arrives).  A larger
+  TX interval applies only after the Final (a smaller one at once); during
+  the sequence the detection time uses the larger of the old and new
+  required min RX.  A new change
   during a sequence waits for it to finish, then starts another.  Going Up
   is such a change (1 s → the configured rate).
 * A received Poll is answered at once with a Final.
@@ -130,8 +131,13 @@ class Session:
 
     @property
     def tx_interval_us(self) -> int:
-        """Negotiated TX interval before jitter."""
-        return max(self._act_tx, self.remote_min_rx_us)
+        """Negotiated TX interval before jitter.
+
+        During a Poll Sequence a faster rate applies at once, a slower one only
+        after the Final (the peer's detection time still assumes the old one).
+        """
+        tx = min(self._act_tx, self._adv_tx) if self._polling else self._act_tx
+        return max(tx, self.remote_min_rx_us)
 
     @property
     def rx_interval_us(self) -> int:
@@ -282,8 +288,12 @@ class Session:
         events.append(StateChange(old, new, diag if reason is None else reason))
 
     def _jittered(self) -> float:
-        span = 0.15 if self.params.detect_mult == 1 else 0.25
-        return self.tx_interval_us * (1.0 - span * self._rand()) / 1e6
+        # 75-100 % of the interval; at most 90 % with a multiplier of 1 (§6.8.7)
+        if self.params.detect_mult == 1:
+            factor = 0.9 - 0.15 * self._rand()
+        else:
+            factor = 1.0 - 0.25 * self._rand()
+        return self.tx_interval_us * factor / 1e6
 
     def _clamp_tx(self, now: float) -> None:
         """Never wait longer than the current interval (it may just have shrunk)."""
