@@ -1,0 +1,145 @@
+"""Deterministic address allocation for Services that have no IP.
+
+A pure function of the config and the previous allocations:
+
+1. IPs that Services carry themselves (status, annotation, loadBalancerIP)
+   are taken first and never handed out.
+2. Previous allocations are kept, service by service in key order, while
+   still valid: the address parses, lies in a pool the service may use, is of
+   a family the service wants, is not taken, and is not a "buggy" .0/.255
+   address of an avoidBuggyIPs pool.
+3. Missing families are then allocated, service by service in key order, at
+   the lowest free address of the first pool (by name) that may serve the
+   service: its address-pool annotation, else every autoAssign pool.  A
+   dual-stack service takes both families from one pool when one pool can
+   give both, else each family from the first pool that can.
+"""
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass, field
+
+from ..config.addr import AFI_V4, FAMILY_AFI, format_ip, parse_ip
+from ..config.model import Config, Pool
+
+
+class PoolIndex:
+    """Which pool holds an address: bisect over the sorted (afi, first, last, pool) ranges."""
+
+    __slots__ = ("_starts", "_ranges")
+
+    def __init__(self, pools: dict[str, Pool]) -> None:
+        ranges = sorted((afi, first, last, name) for name, p in pools.items() for afi, first, last in p.ranges)
+        self._ranges = ranges
+        self._starts = [(r[0], r[1]) for r in ranges]
+
+    def pool_of(self, afi: int, value: int) -> str | None:
+        i = bisect_right(self._starts, (afi, value)) - 1
+        if i >= 0:
+            r = self._ranges[i]
+            if r[0] == afi and r[1] <= value <= r[2]:
+                return r[3]
+        return None
+
+
+def _buggy(afi: int, value: int) -> bool:
+    return afi == AFI_V4 and (value & 0xFF) in (0, 0xFF)
+
+
+@dataclass(slots=True)
+class _Cursor:
+    """Lowest-free search in one pool and family; only ever moves forward (used only grows)."""
+    ranges: list[tuple[int, int]]
+    avoid_buggy: bool
+    i: int = 0
+    next: int = field(default=-1)
+
+    def peek(self, afi: int, used: set[int]) -> int | None:
+        while self.i < len(self.ranges):
+            first, last = self.ranges[self.i]
+            v = max(self.next, first)
+            while v <= last and (v in used or (self.avoid_buggy and _buggy(afi, v))):
+                v += 1
+            if v <= last:
+                self.next = v
+                return v
+            self.i += 1
+            self.next = -1
+        return None
+
+
+def allocate(config: Config, previous: dict[str, tuple[str, ...]] | None = None,
+             index: PoolIndex | None = None) -> tuple[dict[str, tuple[str, ...]], list[str]]:
+    """-> (allocations for services without IPs: key -> IPs in family order, notes)."""
+    previous = previous or {}
+    index = index or PoolIndex(config.pools)
+    pools = config.pools
+    used: dict[int, set[int]] = {1: set(), 2: set()}
+    notes: list[str] = []
+    for svc in config.services.values():
+        for ip in svc.ips:
+            afi, value = parse_ip(ip)
+            used[afi].add(value)
+    auto = [name for name in sorted(pools) if pools[name].auto_assign]
+    wanting = sorted(k for k, s in config.services.items() if not s.ips)
+    kept: dict[str, dict[int, int]] = {}
+    for key in wanting:
+        svc = config.services[key]
+        allowed = (svc.pool,) if svc.pool else auto
+        got: dict[int, int] = {}
+        families = svc.families if svc.dual_stack else svc.families[:1]
+        for ip in previous.get(key, ()):
+            try:
+                afi, value = parse_ip(ip)
+            except ValueError:
+                continue
+            pool = index.pool_of(afi, value)
+            if (pool in allowed and afi not in got and any(FAMILY_AFI[f] == afi for f in families)
+                    and value not in used[afi] and not (pools[pool].avoid_buggy_ips and _buggy(afi, value))):
+                got[afi] = value
+                used[afi].add(value)
+        kept[key] = got
+    cursors: dict[tuple[str, int], _Cursor] = {}
+
+    def cursor(pool: str, afi: int) -> _Cursor:
+        c = cursors.get((pool, afi))
+        if c is None:
+            p = pools[pool]
+            c = cursors[(pool, afi)] = _Cursor([(f, l) for a, f, l in sorted(p.ranges) if a == afi], p.avoid_buggy_ips)
+        return c
+
+    out: dict[str, tuple[str, ...]] = {}
+    for key in wanting:
+        svc = config.services[key]
+        allowed = (svc.pool,) if svc.pool else auto
+        families = svc.families if svc.dual_stack else svc.families[:1]
+        got = kept[key]
+        missing = [FAMILY_AFI[f] for f in families if FAMILY_AFI[f] not in got]
+        if missing:
+            chosen: dict[int, int] = {}
+            if len(missing) > 1:  # prefer one pool that has every missing family
+                for pool in allowed:
+                    found = {afi: cursor(pool, afi).peek(afi, used[afi]) for afi in missing}
+                    if all(v is not None for v in found.values()):
+                        chosen = found  # type: ignore[assignment]
+                        break
+            for afi in missing:
+                if afi in chosen:
+                    continue
+                for pool in allowed:
+                    v = cursor(pool, afi).peek(afi, used[afi])
+                    if v is not None:
+                        chosen[afi] = v
+                        break
+                else:
+                    fam = f"IPv{4 if afi == AFI_V4 else 6}"
+                    if svc.pool:
+                        notes.append(f"{key}: IPAddressPool {svc.pool} has no free {fam} address")
+                    else:
+                        notes.append(f"{key}: no autoAssign IPAddressPool has a free {fam} address")
+            for afi, v in chosen.items():
+                used[afi].add(v)
+                got[afi] = v
+        if got:
+            out[key] = tuple(format_ip(FAMILY_AFI[f], got[FAMILY_AFI[f]]) for f in families if FAMILY_AFI[f] in got)
+    return out, notes
