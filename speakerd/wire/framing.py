@@ -43,12 +43,19 @@ def check_header(marker: bytes, length: int, mtype: int, max_len: int) -> None:
 
 
 class Framer:
-    """Reassemble BGP messages from a byte stream."""
+    """Reassemble BGP messages from a byte stream.
 
-    __slots__ = ("_buf", "max_len")
+    Bodies are memoryviews into one immutable copy of each fed chunk (no copy
+    per message).  While a message is incomplete, ``feed`` only appends: the
+    buffer is not rescanned until enough bytes have arrived, so feeding a
+    64 KB message one byte at a time stays linear.
+    """
+
+    __slots__ = ("_buf", "_need", "max_len")
 
     def __init__(self, max_len: int = MAX_MESSAGE_LEN) -> None:
         self._buf = bytearray()
+        self._need = HEADER_LEN  # bytes the buffer must hold before the next parse
         self.max_len = max_len
 
     def feed(self, data: bytes) -> list[tuple[int, memoryview]]:
@@ -58,24 +65,37 @@ class Framer:
         before it in the same chunk are lost with the session anyway.
         """
         buf = self._buf
-        buf += data
+        if buf:
+            buf += data
+            if len(buf) < self._need:
+                return []
+            whole = bytes(buf)
+        else:
+            if len(data) < self._need:
+                buf += data
+                return []
+            whole = bytes(data)  # no copy when data is already bytes
         out: list[tuple[int, memoryview]] = []
-        off = 0
-        n = len(buf)
-        if n < HEADER_LEN:
-            return out
-        whole = bytes(buf)  # one copy; bodies are views into it
         view = memoryview(whole)
+        n = len(whole)
+        off = 0
         max_len = self.max_len
+        unpack = _HDR.unpack_from
+        need = HEADER_LEN
         while n - off >= HEADER_LEN:
-            marker, length, mtype = _HDR.unpack_from(whole, off)
-            check_header(marker, length, mtype, max_len)
+            marker, length, mtype = unpack(whole, off)
+            if marker != MARKER or length > max_len or length < HEADER_LEN or mtype not in _MIN_LEN \
+                    or length < _MIN_LEN[mtype]:
+                check_header(marker, length, mtype, max_len)
+            elif length > MAX_MESSAGE_LEN or mtype == MessageType.KEEPALIVE:
+                check_header(marker, length, mtype, max_len)
             if n - off < length:
+                need = length
                 break
             out.append((mtype, view[off + HEADER_LEN: off + length]))
             off += length
-        if off:
-            del buf[:off]
+        self._need = need
+        self._buf = bytearray(view[off:]) if off < n else bytearray()
         return out
 
     @property
