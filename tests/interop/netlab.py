@@ -79,7 +79,7 @@ def missing_requirements(daemons: tuple[str, ...] = ("frr", "gobgp")) -> list[st
     out = []
     if os.geteuid() != 0:
         out.append("not root")
-    need = {"ip": "ip", "nft": "nft", "nstat": "nstat"}
+    need = {"ip": "ip", "nft": "nft", "nstat": "nstat", "ping": "ping"}
     if "frr" in daemons:
         need.update(vtysh="vtysh")
     if "gobgp" in daemons:

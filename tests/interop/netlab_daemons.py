@@ -38,6 +38,7 @@ class Neighbor:
     bfd: bool = False  # FRR: attach the lab's BFD profile
     hold: int | None = None
     keepalive: int | None = None
+    connected_check: bool = True  # FRR: False dials a non-connected eBGP peer anyway (with TTL 1)
 
     @property
     def v6(self) -> bool:
@@ -119,6 +120,8 @@ class Frr:
                 lines.append(f" neighbor {a} ebgp-multihop {nb.multihop}")
             if nb.passive:
                 lines.append(f" neighbor {a} passive")
+            if not nb.connected_check:
+                lines.append(f" neighbor {a} disable-connected-check")
             if nb.hold is not None:
                 lines.append(f" neighbor {a} timers {nb.keepalive or max(1, nb.hold // 3)} {nb.hold}")
             if nb.bfd:
