@@ -166,7 +166,7 @@ class ConfigIssue:
     severity: str = "error"  # or "warning", "info"
 
     def __str__(self) -> str:
-        where = f"{self.file}: {self.obj}"
+        where = f"{self.file}: {self.obj}" if self.obj else self.file
         if self.field:
             where += f": {self.field}"
         return f"{where}: {self.message}"
