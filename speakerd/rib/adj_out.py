@@ -23,28 +23,14 @@ import ipaddress
 
 from ..policy.types import RouteAttrs
 from ..wire.capabilities import Negotiated
-from ..wire.constants import (AFI, SAFI, AsPathSegmentType, AttrFlag, AttrType, MessageType, Origin,
-                              RouteRefreshSubtype)
-from ..wire.framing import encode, frame
+from ..wire import builder
+from ..wire.constants import AFI, SAFI, AsPathSegmentType, Origin, RouteRefreshSubtype
+from ..wire.framing import encode
 from ..wire.messages import RouteRefresh
 from ..wire.update import PathAttributes
 
 DEFAULT_LOCAL_PREF = 100
 RouteKey = tuple[int, int]  # (afi, prefix key)
-
-
-def _builder():
-    from ..wire import builder  # the UPDATE packer; imported on first use
-    return builder
-
-
-def end_of_rib(afi: int) -> bytes:
-    """RFC 4724 §2 End-of-RIB: an empty UPDATE (IPv4), or one with only an
-    empty MP_UNREACH_NLRI for the family."""
-    if afi == AFI.IPV4:
-        return frame(MessageType.UPDATE, b"\x00\x00\x00\x00")
-    attr = bytes((AttrFlag.OPTIONAL, AttrType.MP_UNREACH_NLRI, 3)) + afi.to_bytes(2, "big") + bytes((SAFI.UNICAST,))
-    return frame(MessageType.UPDATE, b"\x00\x00" + len(attr).to_bytes(2, "big") + attr)
 
 
 def _as_list(msgs) -> list[bytes]:
@@ -157,7 +143,7 @@ class AdjRibOut:
         self.sent = {}
         msgs = self.diff(ctx)
         for afi in sorted(afi for afi, safi in ctx.families if safi == SAFI.UNICAST):
-            msgs.append(end_of_rib(afi))
+            msgs.append(builder.end_of_rib(afi))
         return msgs
 
     def refresh(self, afi: int, ctx: Negotiated) -> list[bytes]:
@@ -181,7 +167,7 @@ class AdjRibOut:
               announce: dict[tuple[int, PathAttributes], list[int]], ctx: Negotiated) -> list[bytes]:
         if not withdraw and not announce:
             return []
-        b = _builder()
+        b = builder
         msgs: list[bytes] = []
         for afi, keys in sorted(withdraw.items()):
             keys.sort()

@@ -267,3 +267,31 @@ def test_ibgp_session_and_four_octet_as():
     assert p.established()
     o = p.messages(p.a)[0]
     assert o.my_as == 23456 and o.asn == 4200000001
+
+
+def test_routes_flow_through_established_sessions_and_diff():
+    from speakerd.policy.types import RouteAttrs
+    from speakerd.wire.nlri import str_to_key
+    p = Pair()
+    routes = {str_to_key("198.51.100.7/32"): RouteAttrs(communities=(0xFDE80064,)),
+              str_to_key("2001:db8::7/128"): RouteAttrs()}
+    p.a.set_routes(p.now, routes)  # before the session is up: sent with the initial table
+    p.start()
+    assert {(afi, k) for afi, t in p.b.adj_rib_in.tables.items() for k in t} == set(routes)
+    before = p.a.sent_counts[MessageType.UPDATE]
+    p.a.set_routes(p.now, {str_to_key("198.51.100.7/32"): RouteAttrs(communities=(0xFDE80064,))})
+    p.pump()
+    assert p.a.sent_counts[MessageType.UPDATE] - before == 1  # one IPv6 withdrawal
+    assert p.b.adj_rib_in.counts() == {1: 1, 2: 0}
+    # a refresh request re-sends the table
+    before = p.a.sent_counts[MessageType.UPDATE]
+    p.b.request_refresh(p.now)
+    p.pump()
+    assert p.a.sent_counts[MessageType.UPDATE] - before == 1
+    assert p.b.adj_rib_in.counts() == {1: 1, 2: 0}
+    # after a reset everything comes again
+    p.a.reset(p.now)
+    p.pump()
+    assert p.b.adj_rib_in.counts() == {1: 0, 2: 0}
+    p.advance(10)
+    assert p.established() and p.b.adj_rib_in.counts() == {1: 1, 2: 0}
