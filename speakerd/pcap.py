@@ -461,6 +461,20 @@ class TcpStream:
         self.next_seq = first
         return self._drain(gap)
 
+    def acked(self, ack: int) -> list[Chunk]:
+        """The peer acknowledged up to ``ack``: a hole below it was lost by the capture, not the network.
+
+        Only acted on when data after the hole is waiting and the peer has
+        acknowledged some of it too, so a capture that reorders an ACK ahead
+        of its data does not make us skip bytes that are still coming.
+        """
+        if not self.pending or self.next_seq is None or _seq_diff(ack, self.next_seq) <= 0:
+            return []
+        first = min(self.pending, key=lambda s: _seq_diff(s, self.next_seq))
+        if _seq_diff(first, ack) >= 0:
+            return []
+        return self._skip_hole()
+
     def flush(self) -> list[Chunk]:
         """At the end of the capture: deliver what waits behind holes."""
         out: list[Chunk] = []

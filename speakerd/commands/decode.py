@@ -49,6 +49,9 @@ class MessageCutter:
         self.skipped = 0
 
     def lose_sync(self) -> None:
+        """Bytes are missing here: what is buffered can never be completed."""
+        self.skipped += len(self.buf)
+        self.buf.clear()
         self.synced = False
 
     def feed(self, data: bytes) -> Iterator[tuple[bytes, BGPError | None, int]]:
@@ -128,11 +131,18 @@ class CaptureDecoder:
             if not seg.flags & TCP_ACK:
                 rev.reset(synced=rev.cutter.synced)
         out: list[Record] = []
-        for chunk in d.tcp.push(seg.seq, seg.flags, seg.payload):
+        if seg.flags & TCP_ACK:
+            out.extend(self._chunks(rev, d, rev.tcp.acked(seg.ack), seg))
+        out.extend(self._chunks(d, rev, d.tcp.push(seg.seq, seg.flags, seg.payload), seg))
+        return out
+
+    def _chunks(self, d: _Direction, rev: _Direction | None, chunks, seg) -> list[Record]:
+        out: list[Record] = []
+        for chunk in chunks:
             if chunk.gap:
                 out.append(self._note(d, seg, f"{chunk.gap} bytes missing from the capture"))
                 d.cutter.lose_sync()
-            out.extend(self._bytes(d, rev, chunk.data, seg.ts_ns, seg.number))
+            out.extend(self._bytes(d, rev, chunk.data, seg.ts_ns if seg else None, seg.number if seg else 0))
         return out
 
     def finish(self) -> list[Record]:
@@ -140,10 +150,7 @@ class CaptureDecoder:
         out: list[Record] = []
         for d in self._dirs.values():
             rev = self._dirs.get((d.dst, d.dport, d.src, d.sport))
-            for chunk in d.tcp.flush():
-                out.append(self._note(d, None, f"{chunk.gap} bytes missing from the capture"))
-                d.cutter.lose_sync()
-                out.extend(self._bytes(d, rev, chunk.data, None, 0))
+            out.extend(self._chunks(d, rev, d.tcp.flush(), None))
             if d.cutter.buf and d.cutter.synced:
                 out.append(self._note(d, None, f"capture ends inside a message ({len(d.cutter.buf)} bytes)"))
         return out
@@ -258,6 +265,8 @@ def main(args) -> int:
         finally:
             if f is not None and f is not sys.stdin.buffer:
                 f.close()
+    except BrokenPipeError:
+        raise
     except (OSError, ValueError, CaptureError) as exc:
         out.flush()
         print(f"speakerd decode: {exc}", file=sys.stderr)

@@ -14,13 +14,10 @@ from ..wire import capabilities as caps
 from ..wire.constants import AFI, SAFI, AsPathSegmentType, CapabilityCode, MessageType, Origin, error_name
 from ..wire.errors import BGPError
 from ..wire.messages import Keepalive, Notification, Open, RouteRefresh
+from ..wire.nlri import key_to_str
 from ..wire.update import MpReach, MpUnreach, PathAttributes, Update
 from .record import Record
 
-try:  # the codec's own key formatter, when present
-    from ..wire.nlri import key_to_str as _codec_key_to_str
-except ImportError:  # pragma: no cover - only before wire.nlri exists
-    _codec_key_to_str = None
 
 TYPE_NAMES = {t.value: t.name.replace("_", "-") for t in MessageType}
 _SEGMENT_NAMES = {AsPathSegmentType.AS_SET: "set", AsPathSegmentType.AS_SEQUENCE: "sequence",
@@ -59,12 +56,7 @@ def ipv4(n: int) -> str:
 
 def prefix(afi: int, key: int) -> str:
     """Prefix key ``(address << 8) | length`` as text."""
-    if _codec_key_to_str is not None:
-        return _codec_key_to_str(afi, key)
-    length, addr = key & 0xFF, key >> 8
-    if afi == AFI.IPV6:
-        return f"{socket.inet_ntop(socket.AF_INET6, addr.to_bytes(16, 'big'))}/{length}"
-    return f"{socket.inet_ntoa(addr.to_bytes(4, 'big'))}/{length}"
+    return key_to_str(afi, key)
 
 
 def community(c: int) -> str:
@@ -161,19 +153,6 @@ def attrs_fields(a: PathAttributes) -> dict:
     return out
 
 
-def end_of_rib(u: Update) -> str | None:
-    """RFC 4724 End-of-RIB marker: the family it closes, or None."""
-    if u.withdrawn or u.nlri or u.mp_reach is not None:
-        return None
-    if u.mp_unreach is not None:
-        if u.mp_unreach.withdrawn or (u.attrs is not None and attrs_fields(u.attrs)):
-            return None
-        return family_name(u.mp_unreach.afi, u.mp_unreach.safi)
-    if u.attrs is None or not attrs_fields(u.attrs):
-        return family_name(AFI.IPV4, SAFI.UNICAST)
-    return None
-
-
 def error_fields(e: BGPError) -> dict:
     return {"code": int(e.code), "subcode": int(e.subcode), "name": error_name(e.code, e.subcode),
             "reason": e.reason, "data": e.data.hex()}
@@ -188,7 +167,7 @@ def update_fields(u: Update) -> dict:
         "mp_unreach": None,
         "treat_as_withdraw": bool(u.treat_as_withdraw),
         "errors": [error_fields(e) for e in u.errors],
-        "end_of_rib": end_of_rib(u),
+        "end_of_rib": family_name(*u.end_of_rib) if u.end_of_rib else None,
     }
     r: MpReach | None = u.mp_reach
     if r is not None:
@@ -228,7 +207,7 @@ def record_fields(rec: Record) -> dict:
     """One JSON line: where/when, then the message, error or note."""
     out: dict = {}
     if rec.ts_ns is not None:
-        out["ts"] = round(rec.ts_ns / 1e9, 9)
+        out["ts"] = round(rec.ts_ns / 1e9, 6)  # seconds; microseconds are plenty for BGP
     if rec.frame:
         out["frame"] = rec.frame
     if rec.src is not None:
