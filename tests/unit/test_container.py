@@ -1,0 +1,192 @@
+"""Static checks of the Dockerfile and the Kubernetes DaemonSet (no container engine here)."""
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CAPS = {"NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE"}
+
+
+def parse_dockerfile(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    out, buf = [], ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#") or (not stripped and not buf):
+            continue
+        if stripped.endswith("\\"):
+            buf += stripped[:-1] + " "
+            continue
+        buf += stripped
+        instr, _, args = buf.partition(" ")
+        out.append((instr.upper(), args.strip()))
+        buf = ""
+    assert not buf, "dangling line continuation"
+    return out
+
+
+def exec_form(args: str) -> list[str]:
+    value = json.loads(args)
+    assert isinstance(value, list) and all(isinstance(v, str) for v in value), args
+    return value
+
+
+@pytest.fixture(scope="module")
+def dockerfile():
+    return parse_dockerfile((ROOT / "Dockerfile").read_text())
+
+
+def stages(instrs):
+    result, cur = [], None
+    for instr, args in instrs:
+        if instr == "FROM":
+            cur = (args, [])
+            result.append(cur)
+        elif cur is not None:
+            cur[1].append((instr, args))
+    return result
+
+
+def test_multistage_slim_base_without_latest(dockerfile):
+    args = {a.split("=", 1)[0]: a.split("=", 1)[1] for i, a in dockerfile if i == "ARG" and "=" in a}
+    st = stages(dockerfile)
+    assert len(st) >= 2, "build and runtime stages"
+    for frm, _ in st:
+        image = frm.split()[0]
+        image = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], image)
+        assert image.startswith("python:3.11-slim"), image
+        name, _, tag = image.partition(":")
+        assert tag and tag != "latest", image
+    assert st[0][0].endswith(" AS build")
+    build_runs = " ".join(a for i, a in st[0][1] if i == "RUN")
+    assert "pip wheel" in build_runs
+
+
+def test_runtime_stage_installs_wheels_only(dockerfile):
+    final = stages(dockerfile)[-1][1]
+    runs = " ".join(a for i, a in final if i == "RUN")
+    assert "--no-index" in runs and "--find-links /wheels" in runs
+    # nothing from the build context (sources, tests) reaches the runtime stage
+    assert not any(i in ("COPY", "ADD") and not a.startswith("--from") for i, a in final)
+    # build tools installed for setcap are purged in the same layer
+    assert "apt-get purge" in runs and "rm -rf /var/lib/apt/lists" in runs
+    assert "setcap cap_net_bind_service,cap_net_admin,cap_net_raw=ep" in runs
+
+
+def test_non_root_user_volumes_ports_entrypoint(dockerfile):
+    final = dict((i, a) for i, a in stages(dockerfile)[-1][1])  # last of each kind
+    user = final["USER"].split(":")[0]
+    assert user not in ("root", "0", "")
+    runs = " ".join(a for i, a in stages(dockerfile)[-1][1] if i == "RUN")
+    uid = re.search(r"useradd [^&]*--uid (\d+)[^&]* (\w+)\s*(&&|$)", runs)
+    assert uid and uid.group(2) == user and int(uid.group(1)) >= 1000
+    vols = exec_form(final["VOLUME"])
+    assert "/etc/speakerd" in vols and "/var/lib/speakerd" in vols
+    assert final["EXPOSE"].split() == ["7473"]
+    entry = exec_form(final["ENTRYPOINT"])
+    assert entry[-3:] == ["run", "-c", "/etc/speakerd"]
+    assert entry[:3] == ["/usr/local/bin/speakerd-python", "-m", "speakerd.cli"]
+    cmd = exec_form(final["CMD"])
+    assert cmd[cmd.index("--metrics") + 1].endswith(":7473")
+
+
+def test_healthcheck_uses_speakerctl(dockerfile):
+    [hc] = [a for i, a in dockerfile if i == "HEALTHCHECK"]
+    opts, _, cmd = hc.partition("CMD ")
+    assert "--interval=" in opts and "--timeout=" in opts
+    assert exec_form(cmd)[0] == "speakerctl"
+
+
+def test_dockerignore_keeps_the_context_small():
+    lines = [l.strip() for l in (ROOT / ".dockerignore").read_text().splitlines()
+             if l.strip() and not l.startswith("#")]
+    assert lines[0] == "*"
+    allowed = {l[1:].rstrip("/") for l in lines if l.startswith("!")}
+    assert allowed == {"pyproject.toml", "README.md", "speakerd"}
+    # every file the Dockerfile COPYs from the context is let through
+    for i, a in parse_dockerfile((ROOT / "Dockerfile").read_text()):
+        if i == "COPY" and not a.startswith("--from"):
+            for src in shlex.split(a)[:-1]:
+                assert src.rstrip("/") in allowed, src
+
+
+# --- Kubernetes ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def manifests():
+    docs = [d for d in yaml.safe_load_all((ROOT / "deploy" / "daemonset.yaml").read_text()) if d]
+    return {d["kind"]: d for d in docs}
+
+
+def test_manifest_kinds(manifests):
+    assert {"ServiceAccount", "DaemonSet"} <= set(manifests)
+    ns = manifests["DaemonSet"]["metadata"]["namespace"]
+    assert manifests["ServiceAccount"]["metadata"]["namespace"] == ns
+    assert manifests["ServiceAccount"]["automountServiceAccountToken"] is False
+    if "Namespace" in manifests:
+        assert manifests["Namespace"]["metadata"]["name"] == ns
+
+
+def test_daemonset_pod(manifests):
+    ds = manifests["DaemonSet"]
+    assert ds["apiVersion"] == "apps/v1"
+    spec = ds["spec"]
+    labels = spec["template"]["metadata"]["labels"]
+    assert all(labels.get(k) == v for k, v in spec["selector"]["matchLabels"].items())
+    pod = spec["template"]["spec"]
+    assert pod["hostNetwork"] is True
+    assert pod["dnsPolicy"] == "ClusterFirstWithHostNet"
+    assert pod["serviceAccountName"] == manifests["ServiceAccount"]["metadata"]["name"]
+    [c] = pod["containers"]
+    assert not c["image"].endswith(":latest") and ":" in c["image"]
+
+    # node name from the downward API, passed as --node
+    env = {e["name"]: e for e in c["env"]}
+    assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
+    args = c["args"]
+    assert args[args.index("--node") + 1] == "$(NODE_NAME)"
+    assert args[args.index("--metrics") + 1].endswith(":7473")
+    assert {"name": "metrics", "containerPort": 7473, "protocol": "TCP"} in c["ports"]
+
+    # config from the ConfigMap at /etc/speakerd, read-only, not via subPath (so updates arrive)
+    mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+    cfg = mounts["/etc/speakerd"]
+    assert cfg["readOnly"] is True and "subPath" not in cfg
+    vols = {v["name"]: v for v in pod["volumes"]}
+    assert "configMap" in vols[cfg["name"]]
+    sock_dir = "/run/speakerd"
+    assert sock_dir in mounts  # writable socket dir under a read-only root
+    assert args[args.index("--socket") + 1].startswith(sock_dir + "/")
+
+
+def test_daemonset_security_context(manifests):
+    [c] = manifests["DaemonSet"]["spec"]["template"]["spec"]["containers"]
+    sc = c["securityContext"]
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    assert set(sc["capabilities"]["add"]) == CAPS
+    assert sc.get("privileged", False) is False
+    assert sc["runAsNonRoot"] is True and sc["runAsUser"] != 0
+    assert sc["readOnlyRootFilesystem"] is True
+    # file capabilities need no_new_privs off (see Dockerfile): must be explicit, not defaulted
+    assert sc["allowPrivilegeEscalation"] is True
+
+
+def test_daemonset_probes_use_speakerctl(manifests):
+    [c] = manifests["DaemonSet"]["spec"]["template"]["spec"]["containers"]
+    for probe in ("livenessProbe", "readinessProbe"):
+        cmd = c[probe]["exec"]["command"]
+        assert cmd[0] == "speakerctl"
+        assert cmd[cmd.index("--socket") + 1] == c["args"][c["args"].index("--socket") + 1]
+
+
+def test_image_user_matches_daemonset_user(manifests, dockerfile):
+    runs = " ".join(a for i, a in stages(dockerfile)[-1][1] if i == "RUN")
+    uid = int(re.search(r"useradd [^&]*--uid (\d+)", runs).group(1))
+    [c] = manifests["DaemonSet"]["spec"]["template"]["spec"]["containers"]
+    assert c["securityContext"]["runAsUser"] == uid
