@@ -173,6 +173,10 @@ class Frr:
             if name in self.procs:
                 self.procs[name].stop()
 
+    def pause(self) -> None:
+        """SIGSTOP bgpd: sessions stay open but go silent (the other end's hold timer must notice)."""
+        self.procs["bgpd"].pause()
+
     def kill(self, daemon: str = "bgpd") -> None:
         """SIGKILL a daemon (default bgpd: the BGP sessions die with it)."""
         self.procs[daemon].kill()
@@ -319,6 +323,11 @@ class GoBgp:
     def kill(self) -> None:
         if self.proc:
             self.proc.kill()
+
+    def pause(self) -> None:
+        """SIGSTOP gobgpd: sessions stay open but go silent."""
+        if self.proc:
+            self.proc.pause()
 
     def restart(self) -> None:
         self.stop()
