@@ -19,9 +19,10 @@
 #   * the runtime must allow all three (--cap-add / capabilities.add), otherwise
 #     the kernel refuses to exec the interpreter ("Operation not permitted")
 #     instead of starting a speaker that cannot bind port 179;
-#   * no_new_privs must be off (Kubernetes allowPrivilegeEscalation: true,
-#     no --security-opt no-new-privileges), because no_new_privs ignores file
-#     capabilities.
+#   * no_new_privs should be off (Kubernetes allowPrivilegeEscalation: true,
+#     no --security-opt no-new-privileges): under no_new_privs the kernel
+#     grants file capabilities only if the launching process already held
+#     them, which depends on the container runtime.
 # The alternative -- running as uid 0 with every capability but these three
 # dropped -- works with no_new_privs but gives the process root's file access;
 # to use it anyway: docker run --user 0 ... (the entrypoint is the same).
