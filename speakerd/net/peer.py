@@ -11,8 +11,8 @@ and aioquic's asyncio protocol wraps ``QuicConnection``):
 * one timer per peer is re-armed from the machine's next deadline.
 
 Collisions (RFC 4271 §6.8): an incoming connection that arrives while the
-main machine is in OpenSent/OpenConfirm is given a second machine (the
-candidate).  As soon as either knows the peer's BGP identifier,
+main machine has its own connection or connect attempt in flight (Connect,
+OpenSent, OpenConfirm) is given a second machine (the candidate).  As soon as either knows the peer's BGP identifier,
 :func:`speakerd.fsm.resolve_collision` picks the connection to keep; the
 other machine sends Cease 6/7 and is dropped.  While Established, a new
 incoming connection is answered with Cease 6/7 and closed.
@@ -248,18 +248,14 @@ class Peer:
         conn.owner = self
         self._apply_ttl(conn)
         main = self._link
-        if main.machine.state in (State.CONNECT, State.ACTIVE):
-            if main.connect_task is not None:
-                main.connect_task.cancel()
-                main.connect_task = None
-            old = main.conn
+        st = main.machine.state
+        if st == State.ACTIVE or (st == State.CONNECT and main.connect_task is None and main.conn is None):
             main.conn = conn
-            if old is not None and old.transport is not None:
-                old.transport.abort()
-            local, remote = conn.addresses()
-            main.machine.connection_made(now, local, outgoing=False)
+            main.machine.connection_made(now, conn.addresses()[0], outgoing=False)
             self._set_addresses(conn)
-        elif main.machine.state in (State.OPENSENT, State.OPENCONFIRM) and self._candidate is None:
+        elif st in (State.CONNECT, State.OPENSENT, State.OPENCONFIRM) and self._candidate is None:
+            # our own connection (or attempt) is in flight: keep both until
+            # the BGP identifiers decide (RFC 4271 §6.8)
             cand = _Link(self._new_machine())
             cand.conn = conn
             cand.machine.set_routes(now, self._routes)
@@ -388,7 +384,7 @@ class Peer:
         if cand is None or cand.machine.state == State.IDLE:
             return False
         main = self._link
-        if main.machine.state == State.IDLE:
+        if main.machine.state in (State.IDLE, State.ACTIVE):
             # the main connection went away: the candidate simply takes over
             self._promote(cand)
             return True

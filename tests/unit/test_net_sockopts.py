@@ -1,0 +1,108 @@
+"""Socket options: struct layouts, device binding errors, TTL choice."""
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+
+import pytest
+
+from speakerd.fsm import State
+from speakerd.net.listener import Listener, normalize
+from speakerd.net.peer import Peer, PeerSettings
+from speakerd.net.sockopts import (SockOptError, bind_device, connecting_socket, md5sig_struct,
+                                   peer_ttl, set_md5)
+
+from test_net_peer import A_IP, B_IP, Watch, settings
+
+
+def test_md5sig_struct_layout_ipv4_and_ipv6():
+    raw = md5sig_struct(socket.AF_INET, "192.0.2.1", "key")
+    assert len(raw) == 128 + 8 + 80
+    assert struct.unpack_from("=H", raw)[0] == socket.AF_INET
+    assert raw[4:8] == bytes((192, 0, 2, 1))
+    assert struct.unpack_from("=BBH", raw, 128) == (0, 0, 3)
+    assert raw[136:139] == b"key" and raw[139:216] == bytes(77)
+    raw6 = md5sig_struct(socket.AF_INET6, "2001:db8::1", "k")
+    assert struct.unpack_from("=H", raw6)[0] == socket.AF_INET6
+    assert raw6[8:24] == socket.inet_pton(socket.AF_INET6, "2001:db8::1")
+    # an IPv4 peer on a dual-stack socket is keyed by its mapped address
+    mapped = md5sig_struct(socket.AF_INET6, "192.0.2.1", "k")
+    assert mapped[8:24] == socket.inet_pton(socket.AF_INET6, "::ffff:192.0.2.1")
+
+
+def test_md5_key_too_long_is_rejected():
+    with pytest.raises(SockOptError):
+        md5sig_struct(socket.AF_INET, "192.0.2.1", "x" * 81)
+
+
+def test_md5_set_and_remove_on_a_socket():
+    with socket.socket() as s:
+        set_md5(s, "127.0.0.9", "secret")
+        set_md5(s, "127.0.0.9", None)
+        set_md5(s, "127.0.0.10", None)  # removing a key never set is fine
+
+
+def test_missing_device_is_a_clear_error():
+    with socket.socket() as s:
+        with pytest.raises(SockOptError, match="does-not-exist0"):
+            bind_device(s, "does-not-exist0")
+        bind_device(s, "lo")
+
+
+def test_ttl_rules():
+    assert peer_ttl(ibgp=False, ebgp_multihop=False, gtsm=False) == (1, None)
+    assert peer_ttl(ibgp=False, ebgp_multihop=True, gtsm=False) == (255, None)
+    assert peer_ttl(ibgp=True, ebgp_multihop=False, gtsm=False) == (255, None)
+    assert peer_ttl(ibgp=False, ebgp_multihop=False, gtsm=True) == (255, 255)
+    s = connecting_socket("127.0.0.1", ttl=1, source_address="127.0.0.1")
+    try:
+        assert s.getsockopt(socket.IPPROTO_IP, socket.IP_TTL) == 1
+        assert s.getsockname()[0] == "127.0.0.1"
+    finally:
+        s.close()
+
+
+def test_normalize_mapped_addresses():
+    assert normalize("::ffff:127.0.0.1") == "127.0.0.1"
+    assert normalize("2001:DB8::1") == "2001:db8::1"
+    assert normalize("fe80::1%eth0") == "fe80::1"
+
+
+def test_password_is_never_in_repr():
+    s = settings("x", "127.0.0.1", 179, 1, 2, 1, password="hunter2")
+    assert "hunter2" not in repr(s)
+
+
+async def test_missing_vrf_device_fails_that_peer_only():
+    w = Watch()
+    p = Peer(settings("x", "127.0.0.5", 1790, 65001, 65002, 1, vrf="does-not-exist0"), on_event=w)
+    try:
+        p.start()
+        await w.until(lambda: p.state == State.ACTIVE)
+        assert "does-not-exist0" in p.last_error
+    finally:
+        await p.stop()
+
+
+async def test_simultaneous_open_ends_with_one_session():
+    la, lb = Listener(A_IP, 0), Listener(B_IP, 0)
+    await la.start()
+    await lb.start()
+    wa, wb = Watch(), Watch()
+    a = Peer(settings("b", B_IP, lb.bound_port, 65001, 65002, 0x01010101, source_address=A_IP), on_event=wa)
+    b = Peer(settings("a", A_IP, la.bound_port, 65002, 65001, 0x02020202, source_address=B_IP), on_event=wb)
+    la.register(a)
+    lb.register(b)
+    try:
+        a.start()
+        b.start()
+        await wa.until(lambda: a.state == State.ESTABLISHED)
+        await wb.until(lambda: b.state == State.ESTABLISHED)
+        # both ends of the one surviving connection
+        assert (a.local_address, a.remote_address) == (b.remote_address, b.local_address)
+    finally:
+        await a.stop()
+        await b.stop()
+        await la.close()
+        await lb.close()
