@@ -17,6 +17,7 @@ from typing import Any, Iterator
 
 import yaml
 
+from .fastyaml import fast_load_all
 from .model import ConfigIssue
 
 _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -70,7 +71,7 @@ def _docs_of(text: str, file: str) -> Iterator[Any]:
         data = json.loads(text)
         yield data
         return
-    yield from yaml.load_all(text, Loader=KubeLoader)
+    yield from fast_load_all(text, lambda part: yaml.load_all(part, Loader=KubeLoader))
 
 
 def load_documents(paths: list[str]) -> tuple[list[Document], list[str], list[ConfigIssue]]:

@@ -1,0 +1,164 @@
+"""A fast reader for the plain block YAML that generators and kubectl write.
+
+PyYAML builds a Service document in ~100 µs even with libyaml; a million
+Services would take minutes.  This reader handles only the common subset:
+block mappings and sequences, plain/simply-quoted scalars, ``[a, b]`` flow
+lists of plain scalars and ``{}``/``[]``.  On anything else (anchors, tags,
+block scalars, flow mappings, escapes, comments after values, tabs...) it
+returns None and the caller uses the full YAML loader for that document, so
+results are always those of ``load.KubeLoader``.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_INT = re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$")
+_FLOATISH = re.compile(r"^[-+]?(?:\.[0-9]|[0-9])|^\.(?:inf|Inf|INF|nan|NaN|NAN)$|^[-+]\.(?:inf|Inf|INF)$")
+_BOOLS = {"yes": True, "Yes": True, "YES": True, "true": True, "True": True, "TRUE": True, "on": True, "On": True,
+          "ON": True, "no": False, "No": False, "NO": False, "false": False, "False": False, "FALSE": False,
+          "off": False, "Off": False, "OFF": False}
+_NULLS = {"", "~", "null", "Null", "NULL"}
+_BAD_START = set("&*!|>%@`{?\"'[,#")
+
+
+class _Fallback(Exception):
+    pass
+
+
+def _scalar(text: str) -> Any:
+    if text in _NULLS:
+        return None
+    c = text[0]
+    if c == "'":
+        if len(text) < 2 or text[-1] != "'" or "'" in text[1:-1]:
+            raise _Fallback
+        return text[1:-1]
+    if c == '"':
+        if len(text) < 2 or text[-1] != '"' or '"' in text[1:-1] or "\\" in text:
+            raise _Fallback
+        return text[1:-1]
+    if c == "[":
+        if text == "[]":
+            return []
+        if text[-1] != "]" or any(ch in text[1:-1] for ch in "[]{}'\"#&*!"):
+            raise _Fallback
+        return [_scalar(p.strip()) for p in text[1:-1].split(",")]
+    if text == "{}":
+        return {}
+    if c in _BAD_START or ": " in text or text.endswith(":"):
+        raise _Fallback
+    b = _BOOLS.get(text)
+    if b is not None:
+        return b
+    if c in "-+0123456789.":
+        if _INT.match(text):
+            return int(text)
+        if _FLOATISH.match(text):
+            raise _Fallback  # floats, octal/hex ints, dates...: leave to the full loader
+    return text
+
+
+def parse_document(text: str) -> Any:
+    """The document's data, or raise _Fallback. `text` is one document without '---'."""
+    root: Any = None
+    # stack of (indent, container, is_seq); "pending" = key waiting for a nested block
+    stack: list[list] = []
+    pending: tuple[dict, str, int] | None = None
+    for raw in text.split("\n"):
+        line = raw.rstrip()
+        if not line:
+            continue
+        stripped = line.lstrip(" ")
+        if stripped[0] == "#":
+            continue
+        if "\t" in line or " #" in line:
+            raise _Fallback
+        indent = len(line) - len(stripped)
+        is_item = stripped == "-" or stripped.startswith("- ")
+        if pending is not None:
+            parent, key, pind = pending
+            pending = None
+            if indent > pind or (is_item and indent == pind):
+                container: Any = [] if is_item else {}
+                parent[key] = container
+                stack.append([indent, container, is_item])
+            else:
+                parent[key] = None
+        while stack and (indent < stack[-1][0] or (indent == stack[-1][0] and stack[-1][2] and not is_item)):
+            stack.pop()
+        if not stack:
+            if root is not None or indent != 0:
+                raise _Fallback
+            root = [] if is_item else {}
+            stack.append([0, root, is_item])
+        top = stack[-1]
+        if indent != top[0]:
+            raise _Fallback
+        if is_item:
+            if not top[2]:
+                raise _Fallback
+            rest = stripped[2:].lstrip(" ") if len(stripped) > 1 else ""
+            if not rest:
+                raise _Fallback
+            item_indent = indent + (len(stripped) - len(rest))
+            key, sep, value = _split_key(rest)
+            if sep:
+                m: dict = {}
+                top[1].append(m)
+                stack.append([item_indent, m, False])
+                pending = _put(m, key, value, item_indent)
+            else:
+                top[1].append(_scalar(rest))
+        else:
+            if top[2]:
+                raise _Fallback
+            key, sep, value = _split_key(stripped)
+            if not sep:
+                raise _Fallback
+            pending = _put(top[1], key, value, indent)
+    if pending is not None:
+        pending[0][pending[1]] = None
+    return root
+
+
+def _split_key(s: str) -> tuple[str, bool, str]:
+    i = s.find(": ")
+    if i < 0:
+        if s.endswith(":"):
+            return s[:-1], True, ""
+        return s, False, ""
+    return s[:i], True, s[i + 2:].strip()
+
+
+def _put(m: dict, key: str, value: str, indent: int):
+    if not key or key[0] in _BAD_START or key in m:
+        raise _Fallback
+    if value:
+        m[key] = _scalar(value)
+        return None
+    return (m, key, indent)
+
+
+def split_documents(text: str) -> list[str] | None:
+    """Split on '---' lines; None when the stream has directives or document-end markers."""
+    if "\n..." in text or text.startswith(("%", "...")):
+        return None
+    parts = re.split(r"(?m)^---[ \t]*$\n?", text)
+    return parts
+
+
+def fast_load_all(text: str, slow) -> list[Any]:
+    """Documents of `text`; each one the fast reader cannot handle goes to `slow(doc_text)`."""
+    parts = split_documents(text)
+    if parts is None:
+        return [d for d in slow(text) if d is not None]
+    out = []
+    for part in parts:
+        if not part.strip() or all(not ln.strip() or ln.lstrip().startswith("#") for ln in part.split("\n")):
+            continue
+        try:
+            out.append(parse_document(part))
+        except (_Fallback, IndexError):
+            out.extend(d for d in slow(part) if d is not None)
+    return out

@@ -1,0 +1,40 @@
+"""The fast YAML reader gives exactly what the full loader gives, or defers to it."""
+from __future__ import annotations
+
+import glob
+import os
+
+import pytest
+import yaml
+
+from speakerd.config.fastyaml import fast_load_all
+from speakerd.config.load import KubeLoader
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+
+
+def slow(text):
+    return yaml.load_all(text, Loader=KubeLoader)
+
+
+SAMPLES = [
+    "a: 1\nb: [x, 64500:1, 'q']\nc:\n- k: v\n  n: 2\n- plain\nd:\n  e: yes\n  f: ~\n  g: \"s\"\n",
+    "a: 1.5\nb: 0x10\nc: &x 1\nd: *x\n",  # falls back
+    "a: |\n  text\n",  # falls back
+    "key: value # comment\n",  # falls back
+    "list:\n- a\n-   b: 1\n    c: 2\nz: {}\n",
+    "---\n---\na: 1\n...\n",
+]
+
+
+@pytest.mark.parametrize("text", SAMPLES)
+def test_same_as_full_loader(text):
+    assert fast_load_all(text, slow) == [d for d in slow(text) if d is not None]
+
+
+def test_every_example_file_same_as_full_loader():
+    files = glob.glob(os.path.join(ROOT, "config", "examples", "**", "*.yaml"), recursive=True)
+    assert files
+    for f in files:
+        text = open(f).read()
+        assert fast_load_all(text, slow) == [d for d in slow(text) if d is not None], f
