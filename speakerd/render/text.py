@@ -9,7 +9,9 @@ import datetime as _dt
 from ..wire import capabilities as caps
 from ..wire.messages import Keepalive, Notification, Open, RouteRefresh
 from ..wire.update import Update
-from .fields import capability_fields, error_fields, message_fields, type_name, update_fields
+from ..wire.constants import AFI
+from .fields import (attrs_fields, capability_fields, error_fields, family_name, message_fields, next_hops,
+                     prefix, type_name)
 from .record import Record
 
 MAX_PREFIXES = 20  # per list on one line; the rest is counted
@@ -25,10 +27,12 @@ def _endpoint(addr: str, port: int | None) -> str:
     return f"{addr}.{port}"  # tcpdump's notation, unambiguous for IPv6 too
 
 
-def _plist(items: list[str]) -> str:
-    if len(items) <= MAX_PREFIXES:
-        return " ".join(items)
-    return " ".join(items[:MAX_PREFIXES]) + f" ... (+{len(items) - MAX_PREFIXES} more)"
+def _plist(afi: int, keys) -> str:
+    """The first MAX_PREFIXES prefixes as text (only those are formatted), then a count."""
+    shown = " ".join(prefix(afi, k) for k in keys[:MAX_PREFIXES])
+    if len(keys) <= MAX_PREFIXES:
+        return shown
+    return shown + f" ... (+{len(keys) - MAX_PREFIXES} more)"
 
 
 def _cap(c: caps.Capability) -> str:
@@ -86,25 +90,26 @@ def _attrs_text(a: dict) -> list[str]:
 
 
 def _update_text(u: Update) -> str:
-    f = update_fields(u)
-    if f["end_of_rib"]:
-        return f"End-of-RIB {f['end_of_rib']}"
+    eor = u.end_of_rib
+    if eor:
+        return f"End-of-RIB {family_name(*eor)}"
     parts = []
-    if f["withdrawn"]:
-        parts.append(f"withdrawn {_plist(f['withdrawn'])}")
-    if f["mp_unreach"]:
-        m = f["mp_unreach"]
-        parts.append(f"mp-withdrawn {m['afi']}/{m['safi']} {_plist(m['withdrawn'])}".rstrip())
-    if f["attrs"]:
-        parts.extend(_attrs_text(f["attrs"]))
-    if f["mp_reach"]:
-        m = f["mp_reach"]
-        parts.append(f"mp-reach {m['afi']}/{m['safi']} nh {','.join(m['next_hop'])} nlri {_plist(m['nlri'])}")
-    if f["nlri"]:
-        parts.append(f"nlri {_plist(f['nlri'])}")
-    if f["treat_as_withdraw"]:
+    if u.withdrawn:
+        parts.append(f"withdrawn {_plist(AFI.IPV4, u.withdrawn)}")
+    if u.mp_unreach is not None:
+        m = u.mp_unreach
+        parts.append(f"mp-withdrawn {family_name(m.afi, m.safi)} {_plist(m.afi, m.withdrawn)}".rstrip())
+    if u.attrs is not None:
+        parts.extend(_attrs_text(attrs_fields(u.attrs)))
+    if u.mp_reach is not None:
+        m = u.mp_reach
+        parts.append(f"mp-reach {family_name(m.afi, m.safi)} nh {','.join(next_hops(bytes(m.next_hop)))} "
+                     f"nlri {_plist(m.afi, m.nlri)}")
+    if u.nlri:
+        parts.append(f"nlri {_plist(AFI.IPV4, u.nlri)}")
+    if u.treat_as_withdraw:
         parts.append("TREAT-AS-WITHDRAW")
-    for e in f["errors"]:
+    for e in map(error_fields, u.errors):
         parts.append(f"error [{e['name']}: {e['reason']}]" if e["reason"] else f"error [{e['name']}]")
     return " ".join(parts)
 
