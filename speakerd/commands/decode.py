@@ -3,6 +3,7 @@
     speakerd decode session.pcap            one line per message
     speakerd decode --json session.pcapng   one JSON object per line
     tcpdump -w - -i eth0 port 179 | speakerd decode -
+    speakerd decode --port 1790 lab.pcap    BGP on another port (--port 0: every TCP stream)
     echo ffff...  | speakerd decode --hex -
 
 Each TCP stream (4-tuple and direction) is put back in sequence order, cut
@@ -20,12 +21,13 @@ import json
 import re
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
 from ..pcap import TCP_ACK, TCP_SYN, CaptureError, TcpStream, addr_str, tcp_segments
 from ..render import Record, record_fields, record_line
 from ..wire.capabilities import DEFAULT_CONTEXT, Negotiated
-from ..wire.constants import HEADER_LEN, MARKER, MAX_EXTENDED_MESSAGE_LEN, BGP_PORT, MessageType
+from ..wire.constants import BGP_PORT, HEADER_LEN, MARKER, MAX_EXTENDED_MESSAGE_LEN
 from ..wire.errors import BGPError, bad_length
 from ..wire.framing import check_header, decode_body
 from ..wire.messages import Open
@@ -253,7 +255,7 @@ def main(args) -> int:
         ports = None
     try:
         if args.hex:
-            text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="ascii").read()
+            text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="ascii")
             records: Iterable[Record] = decode_hex(text)
             f = None
         else:
