@@ -14,7 +14,9 @@ caused it (:class:`SockOptError`) instead of surfacing a bare errno.
   that peer, never a crash.
 * TTL: eBGP 1 unless multihop, iBGP and multihop 255 (IP_TTL or
   IPV6_UNICAST_HOPS); GTSM (RFC 5082) sends 255 and drops anything below
-  IP_MINTTL / IPV6_MINHOPCOUNT 255.
+  IP_MINTTL / IPV6_MINHOPCOUNT 255.  On the passive side TTL and minimum TTL
+  are set on the accepted socket (the listener is shared by peers with
+  different rules), so the TCP handshake itself is not TTL-filtered.
 """
 from __future__ import annotations
 

@@ -295,3 +295,15 @@ def test_routes_flow_through_established_sessions_and_diff():
     assert p.b.adj_rib_in.counts() == {1: 0, 2: 0}
     p.advance(10)
     assert p.established() and p.b.adj_rib_in.counts() == {1: 1, 2: 0}
+
+
+def test_reset_causes_are_recorded_with_their_cease_subcodes():
+    from speakerd.wire.constants import CeaseSubcode
+    for sub, cause in ((CeaseSubcode.BFD_DOWN, Cause.BFD_DOWN),
+                       (CeaseSubcode.OTHER_CONFIGURATION_CHANGE, Cause.CONFIG_CHANGE),
+                       (CeaseSubcode.ADMINISTRATIVE_RESET, Cause.ADMIN_RESET)):
+        p = Pair().start()
+        p.a.reset(p.now, subcode=sub)
+        p.pump()
+        assert p.b.last_notification_received == Notification(6, sub)
+        assert (State.ESTABLISHED, State.IDLE, cause) in p.states(p.a)
