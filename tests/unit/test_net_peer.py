@@ -197,3 +197,25 @@ async def test_reset_reconnects():
         await lab.wb.until(lambda: lab.b.last_notification_received is not None)
         assert lab.b.last_notification_received.subcode == 4
         await lab.established()
+
+
+async def test_ipv6_session_over_loopback_sends_ipv4_routes_only_with_next_hop4():
+    listener = Listener("::1", 0)
+    await listener.start()
+    wa, wb = Watch(), Watch()
+    a = Peer(settings("b", "::1", listener.bound_port, 65001, 65002, 1, next_hop4="192.0.2.9"), on_event=wa)
+    b = Peer(settings("a", "::1", 179, 65002, 65001, 2, passive=True), on_event=wb)
+    listener.register(b)
+    try:
+        a.set_routes(ROUTES)
+        b.start()
+        a.start()
+        await wb.until(lambda: rib_keys(b) == set(ROUTES) and b.adj_rib_in.eor == {1, 2})
+        attrs, _ = b.adj_rib_in.get(*str_to_key("198.51.100.7/32"))
+        assert attrs.next_hop == 0xC0000209
+        _, nh6 = b.adj_rib_in.get(*str_to_key("2001:db8::7/128"))
+        assert nh6 == bytes(15) + b"\x01"
+    finally:
+        await a.stop()
+        await b.stop()
+        await listener.close()
