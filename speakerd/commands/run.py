@@ -1,10 +1,111 @@
-"""`speakerd run` (not implemented yet)."""
+"""`speakerd run`: the daemon.
+
+Starts every session selected for this node, serves the control socket (and
+metrics when asked), reloads on SIGHUP or when a config file changes, and on
+SIGTERM/SIGINT sends Cease/Administrative Shutdown to every peer and exits 0.
+"""
 from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+
+from .. import logs, sdnotify
+from ..config import ConfigError
+
+log = logging.getLogger("speakerd")
+
+DEFAULT_SOCKET = "/run/speakerd/speakerd.sock"
+
+
+def default_state_path() -> str:
+    base = os.environ.get("STATE_DIRECTORY", "").split(":")[0] or "/var/lib/speakerd"
+    return os.path.join(base, "state.json")
 
 
 def register(sub):
-    return sub.add_parser("run", help="run (not implemented yet)")
+    p = sub.add_parser("run", help="run the daemon",
+                       description="Run speakerd: BGP sessions for every peer selected for this node.")
+    p.add_argument("-c", "--config", action="append", required=True, metavar="PATH",
+                   help="config file or directory (repeatable)")
+    p.add_argument("--node", default=os.environ.get("NODE_NAME") or socket.gethostname(),
+                   help="this node's name (default: $NODE_NAME or the host name)")
+    p.add_argument("--socket", default=DEFAULT_SOCKET, help=f"control socket (default {DEFAULT_SOCKET})")
+    p.add_argument("--state", default=None, metavar="FILE",
+                   help="allocation state file (default: $STATE_DIRECTORY/state.json or "
+                        "/var/lib/speakerd/state.json)")
+    p.add_argument("--metrics", default=None, metavar="ADDR:PORT",
+                   help="serve Prometheus metrics there (e.g. :7473)")
+    p.add_argument("--watch", type=float, default=2.0, metavar="SECONDS",
+                   help="check config files for changes this often; 0 disables (default 2)")
+    logs.add_arguments(p)
+    return p
 
 
 def main(args) -> int:
-    raise SystemExit("speakerd run: not implemented yet")
+    logs.setup_from_args(args)
+    try:
+        return asyncio.run(_run(args))
+    except ConfigError as e:
+        for issue in e.issues:
+            log.error("config: %s", issue)
+        log.error("not started: %d configuration error(s)", len(e.issues))
+        return 2
+
+
+async def _run(args) -> int:
+    from ..control.server import ControlServer
+    from ..metrics import Metrics, parse_listen
+    from ..speaker import Speaker
+    from .watch import ConfigWatcher
+
+    metrics = Metrics()
+    tracer = logs.Tracer(args.trace)
+    speaker = Speaker(args.config, args.node, state_path=args.state or default_state_path(),
+                      metrics=metrics, tracer=tracer, redactor=logs.redact)
+    await speaker.start()
+    control = ControlServer(speaker, args.socket)
+    await control.start()
+    metrics_server = None
+    if args.metrics:
+        host, port = parse_listen(args.metrics)
+        metrics_server = await metrics.serve(host, port)
+        log.info("metrics on %s:%d", host or "*", port)
+    log.info("speakerd running: node %s, router id %s (%s), %d peer(s), control socket %s",
+             args.node, socket.inet_ntoa(speaker.router_id.to_bytes(4, "big")), speaker.router_id_source,
+             len(speaker.peers), args.socket)
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    async def do_reload(reason: str) -> None:
+        sdnotify.reloading()
+        try:
+            await speaker.reload(reason)
+        finally:
+            sdnotify.ready()
+
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(do_reload("SIGHUP")))
+    watcher = ConfigWatcher(args.config, lambda: loop.create_task(do_reload("config file changed")))
+    tasks = []
+    if args.watch > 0:
+        tasks.append(loop.create_task(watcher.run(args.watch)))
+    interval = sdnotify.watchdog_interval()
+    if interval:
+        tasks.append(loop.create_task(sdnotify.watchdog_loop(interval)))
+    sdnotify.ready()
+    sdnotify.status(f"{len(speaker.peers)} peer(s)")
+    await stop.wait()
+    sdnotify.stopping()
+    log.info("stopping: sending Cease/Administrative Shutdown to every peer")
+    for t in tasks:
+        t.cancel()
+    await speaker.stop("speakerd is shutting down")
+    await control.close()
+    if metrics_server is not None:
+        metrics_server.close()
+    return 0

@@ -1,0 +1,60 @@
+"""What a config reload changes, decided without touching anything.
+
+:func:`diff_peers` compares the peers selected for this node before and after
+a reload and sorts them into added, removed, reset (their own session
+parameters changed) and kept.  Only session parameters reset a session:
+a changed BFD profile, node selector or advertisement never does.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from .config.model import Config, Peer, selectors_match
+
+# Fields of a BGPPeer that, when changed, do not touch the BGP session.
+_NON_SESSION_FIELDS = frozenset({"bfd_profile", "node_selectors", "source"})
+
+
+def session_params(peer: Peer) -> tuple:
+    """The fields of ``peer`` whose change requires a new session."""
+    return tuple(getattr(peer, f.name) for f in dataclasses.fields(peer)
+                 if f.name not in _NON_SESSION_FIELDS)
+
+
+def node_labels(config: Config, node: str) -> dict[str, str]:
+    """The labels of this node: from its Node object, else only the hostname label."""
+    obj = config.nodes.get(node)
+    labels = obj.label_dict() if obj else {}
+    labels.setdefault("kubernetes.io/hostname", node)
+    return labels
+
+
+def peers_for_node(config: Config, node: str) -> dict[str, Peer]:
+    labels = node_labels(config, node)
+    return {name: p for name, p in config.peers.items() if selectors_match(p.node_selectors, labels)}
+
+
+@dataclass(frozen=True, slots=True)
+class PeerDiff:
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    reset: tuple[str, ...]  # session parameters changed: tear down and start again
+    kept: tuple[str, ...]
+    bfd_changed: tuple[str, ...]  # kept or reset peers whose BFD profile (or its contents) changed
+
+
+def diff_peers(old: Config | None, new: Config, node: str) -> PeerDiff:
+    before = peers_for_node(old, node) if old else {}
+    after = peers_for_node(new, node)
+    added = tuple(sorted(after.keys() - before.keys()))
+    removed = tuple(sorted(before.keys() - after.keys()))
+    reset, kept, bfd_changed = [], [], []
+    for name in sorted(after.keys() & before.keys()):
+        a, b = before[name], after[name]
+        (kept if session_params(a) == session_params(b) else reset).append(name)
+        old_prof = old.bfd_profiles.get(a.bfd_profile) if (old and a.bfd_profile) else None
+        new_prof = new.bfd_profiles.get(b.bfd_profile) if b.bfd_profile else None
+        if old_prof != new_prof:
+            bfd_changed.append(name)
+    return PeerDiff(added, removed, tuple(reset), tuple(kept), tuple(bfd_changed))

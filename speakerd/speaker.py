@@ -1,0 +1,397 @@
+"""The daemon: owns the peers, applies the plan, reloads without a flap.
+
+:class:`Speaker` ties the pieces together.  On start it loads and validates
+the configuration, plans the routes for this node, starts a session for every
+peer selected for the node and sets each session's wanted routes.  On reload
+(SIGHUP, a changed file, ``speakerctl reload``) the new configuration is
+validated in full first; an invalid one is logged and changes nothing.  A
+valid one is applied as a difference (:mod:`speakerd.reconcile`):
+
+* peers removed from the config get Cease/Peer De-configured (6/3);
+* peers whose own session parameters changed get Cease/Other Configuration
+  Change (6/6) and a new session;
+* every other session stays up and only receives the route difference;
+* BFD profiles are added, changed (poll sequence) or removed without
+  touching the BGP session.
+
+Everything an operator may ask about (sessions, routes, history, BFD,
+why a prefix is or is not advertised) is answered from here by
+:mod:`speakerd.control`.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import ipaddress
+import logging
+import os
+import socket
+import time
+import zlib
+from dataclasses import dataclass, field
+
+from .config import ConfigError, load_config
+from .config.model import Config, Peer as PeerConfig
+from .fsm.actions import Cause, NotificationReceived, NotificationSent, StateChanged, State
+from .net.listener import Listener
+from .net.peer import Peer, PeerSettings
+from .policy import plan as make_plan
+from .policy.types import Plan
+from .reconcile import diff_peers, peers_for_node
+from .state import StateError, load_allocations, save_allocations
+from .wire.constants import CeaseSubcode
+
+log = logging.getLogger("speakerd")
+
+CAPTURE_RING = 2000  # messages kept per peer for `speakerctl capture`
+ROUTE_EVENTS = 200_000  # prefixes whose last announce/withdraw time is remembered
+
+
+@dataclass(slots=True)
+class PeerRuntime:
+    """A configured peer and everything the daemon keeps about it."""
+    config: PeerConfig
+    peer: Peer
+    ring: collections.deque = field(default_factory=lambda: collections.deque(maxlen=CAPTURE_RING))
+    bfd_active: bool = False
+    flaps: collections.Counter = field(default_factory=collections.Counter)
+
+
+def derive_router_id(peers: list[PeerConfig], node: str) -> tuple[int, str]:
+    """The BGP identifier when no routerID is configured, and how it was chosen.
+
+    Like FRR and BIRD: an IPv4 address of this node — the source address of
+    a peer when one is configured, else the address the kernel would use to
+    reach the first IPv4 peer (a routing lookup on an unconnected UDP socket:
+    no packet is sent).  With only IPv6 peers, a stable identifier derived
+    from the node name (RFC 6286 allows any non-zero 32-bit value).
+    """
+    for p in peers:
+        if p.router_id:
+            return int(ipaddress.IPv4Address(p.router_id)), "configured"
+    for p in peers:
+        if p.source_address and ":" not in p.source_address:
+            return int(ipaddress.IPv4Address(p.source_address)), "source address"
+    for p in peers:
+        if ":" not in p.peer_address:
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    if p.vrf:
+                        s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, p.vrf.encode())
+                    s.connect((p.peer_address, p.peer_port))
+                    addr = s.getsockname()[0]
+                if addr != "0.0.0.0":
+                    return int(ipaddress.IPv4Address(addr)), f"route to {p.peer_address}"
+            except OSError:
+                continue
+    return (zlib.crc32(node.encode()) or 1), "hash of the node name"
+
+
+def peer_settings(p: PeerConfig, router_id: int) -> PeerSettings:
+    return PeerSettings(
+        name=p.name, peer_address=p.peer_address, local_asn=p.my_asn, peer_asn=p.peer_asn,
+        router_id=router_id, peer_port=p.peer_port, hold_time=p.hold_time,
+        keepalive_time=p.keepalive_time if p.hold_time else None,
+        connect_retry=float(p.connect_time), source_address=p.source_address,
+        password=p.password, vrf=p.vrf, ebgp_multihop=p.ebgp_multihop,
+        graceful_restart=p.graceful_restart)
+
+
+class Speaker:
+    def __init__(self, paths: list[str], node: str, *, state_path: str | None = None,
+                 metrics=None, tracer=None, redactor=None) -> None:
+        self.paths = list(paths)
+        self.node = node
+        self.state_path = state_path
+        self.metrics = metrics
+        self.tracer = tracer
+        self.redactor = redactor
+        self.config: Config | None = None
+        self.plan: Plan | None = None
+        self.router_id = 0
+        self.router_id_source = ""
+        self.peers: dict[str, PeerRuntime] = {}
+        self.listeners: dict[tuple, Listener] = {}
+        self.bfd = None  # BfdManager, created on first use
+        self.started_at = time.time()
+        self.last_reload: dict = {}
+        self.route_events: dict[tuple[int, int], tuple[float, str]] = {}
+        self.capture_subscribers: dict[str, list[asyncio.Queue]] = collections.defaultdict(list)
+        self._reload_lock = asyncio.Lock()
+        self.stopped = asyncio.Event()
+
+    # ------------------------------------------------------------------ life
+    async def start(self) -> None:
+        """Load the config (raises ConfigError), then start every session."""
+        config = load_config(self.paths)
+        await self._apply(config, initial=True)
+        self.last_reload = {"time": time.time(), "ok": True, "errors": []}
+
+    async def stop(self, message: str = "speakerd is shutting down") -> None:
+        """Cease/Administrative Shutdown with ``message`` to every peer."""
+        await asyncio.gather(*(rt.peer.stop(message) for rt in self.peers.values()),
+                             return_exceptions=True)
+        for listener in self.listeners.values():
+            await listener.close()
+        if self.bfd is not None:
+            self.bfd.close()
+        self.stopped.set()
+
+    async def reload(self, reason: str = "reload requested") -> dict:
+        """Validate, then apply the difference. Returns what happened."""
+        async with self._reload_lock:
+            try:
+                config = load_config(self.paths)
+            except ConfigError as e:
+                errors = [str(i) for i in e.issues]
+                for line in errors:
+                    log.error("config rejected, keeping the running config: %s", line)
+                if self.metrics:
+                    self.metrics.reload(False)
+                self.last_reload = {"time": time.time(), "ok": False, "errors": errors}
+                return {"ok": False, "errors": errors}
+            summary = await self._apply(config, initial=False)
+            if self.metrics:
+                self.metrics.reload(True)
+            self.last_reload = {"time": time.time(), "ok": True, "errors": [], **summary}
+            log.info("config reloaded (%s): %s", reason, summary)
+            return {"ok": True, "errors": [], **summary}
+
+    # ------------------------------------------------------------- applying
+    async def _apply(self, config: Config, initial: bool) -> dict:
+        old = self.config
+        for w in config.warnings:
+            log.warning("config: %s", w)
+        if self.redactor is not None:
+            for p in config.peers.values():
+                if p.password:
+                    self.redactor.add(p.password)
+        allocations = self._load_allocations() if initial else (self.plan.allocations if self.plan else {})
+        new_plan = make_plan(config, self.node, allocations)
+        for note in new_plan.notes:
+            log.warning("plan: %s", note)
+        selected = peers_for_node(config, self.node)
+        router_id, source = derive_router_id(list(selected.values()), self.node)
+        diff = diff_peers(old, config, self.node)
+        reset = list(diff.reset)
+        if router_id != self.router_id and not initial:
+            # a new BGP identifier is a session parameter of every session
+            reset = sorted(set(reset) | set(diff.kept))
+        self.router_id, self.router_id_source = router_id, source
+        self.config, self.plan = config, new_plan
+        if new_plan.allocations != allocations:
+            self._save_allocations(new_plan.allocations)
+
+        for name in diff.removed:
+            rt = self.peers.pop(name)
+            self._forget_bfd(rt)
+            self._unregister(rt)
+            await rt.peer.stop("peer removed from the configuration", CeaseSubcode.PEER_DECONFIGURED)
+            if self.metrics:
+                self.metrics.remove_peer(self._label(rt.config))
+        for name in reset:
+            rt = self.peers.pop(name)
+            self._forget_bfd(rt)
+            self._unregister(rt)
+            rt.flaps["config change"] += 1
+            await rt.peer.stop("session parameters changed", CeaseSubcode.OTHER_CONFIGURATION_CHANGE)
+        for name in sorted(set(diff.added) | set(reset)):
+            await self._add_peer(selected[name])
+        for name in diff.kept:
+            if name in reset:
+                continue
+            rt = self.peers[name]
+            rt.config = selected[name]
+            if name in diff.bfd_changed:
+                self._sync_bfd(rt)
+        # routes last: every session (old and new) gets its wanted routes
+        now = time.time()
+        changed = 0
+        for name, rt in self.peers.items():
+            routes = {k: r.attrs for k, r in new_plan.routes.get(name, {}).items()}
+            changed += self._note_route_changes(rt, routes, now)
+            rt.peer.set_routes(routes)
+        return {"added": list(diff.added), "removed": list(diff.removed), "reset": reset,
+                "kept": [n for n in diff.kept if n not in reset], "route_changes": changed}
+
+    def _note_route_changes(self, rt: PeerRuntime, routes: dict, now: float) -> int:
+        before = rt.peer.adj_rib_out_wanted() if hasattr(rt.peer, "adj_rib_out_wanted") else getattr(rt.peer, "_routes", {})
+        changed = 0
+        if len(self.route_events) > ROUTE_EVENTS:
+            self.route_events.clear()
+        for k in routes.keys() - before.keys():
+            self.route_events[k] = (now, "announce")
+            changed += 1
+        for k in before.keys() - routes.keys():
+            self.route_events[k] = (now, "withdraw")
+            changed += 1
+        for k in routes.keys() & before.keys():
+            if routes[k] != before[k]:
+                self.route_events[k] = (now, "update")
+                changed += 1
+        return changed
+
+    async def _add_peer(self, pc: PeerConfig) -> None:
+        settings = peer_settings(pc, self.router_id)
+        rt: PeerRuntime
+
+        def on_event(peer: Peer, event) -> None:
+            self._on_peer_event(rt, event)
+
+        def on_message(direction: str, ts: float, raw: bytes) -> None:
+            self._on_peer_message(rt, direction, ts, raw)
+
+        peer = Peer(settings, on_event=on_event, on_message=on_message)
+        rt = PeerRuntime(pc, peer)
+        self.peers[pc.name] = rt
+        if self.metrics:
+            self.metrics.add_peer(self._label(pc))
+        await self._register(rt)
+        peer.start()
+        if pc.bfd_profile:
+            self._sync_bfd(rt)
+
+    # ------------------------------------------------------------ listeners
+    @staticmethod
+    def _listen_key(pc: PeerConfig) -> tuple:
+        host = pc.source_address or ("::" if not pc.source_address else pc.source_address)
+        return (host, pc.peer_port, pc.vrf)
+
+    async def _register(self, rt: PeerRuntime) -> None:
+        key = self._listen_key(rt.config)
+        listener = self.listeners.get(key)
+        if listener is None:
+            listener = Listener(*key)
+            listener.register(rt.peer)
+            try:
+                await listener.start()
+            except OSError as e:
+                log.error("peer %s: cannot listen on [%s]:%d%s: %s; only connecting out",
+                          rt.config.name, key[0], key[1], f" dev {key[2]}" if key[2] else "", e)
+                return
+            self.listeners[key] = listener
+        else:
+            listener.register(rt.peer)
+
+    def _unregister(self, rt: PeerRuntime) -> None:
+        key = self._listen_key(rt.config)
+        listener = self.listeners.get(key)
+        if listener is not None:
+            listener.unregister(rt.peer)
+            if not listener.peers:
+                del self.listeners[key]
+                asyncio.get_running_loop().create_task(listener.close())
+
+    # ------------------------------------------------------------------ BFD
+    def _sync_bfd(self, rt: PeerRuntime) -> None:
+        """Start, update or stop BFD for ``rt`` to match its profile."""
+        pc = rt.config
+        profile = self.config.bfd_profiles.get(pc.bfd_profile) if pc.bfd_profile else None
+        if profile is None:
+            self._forget_bfd(rt)
+            return
+        if self.bfd is None:
+            from .net.bfd import BfdManager
+            self.bfd = BfdManager()
+        if rt.bfd_active:
+            self.bfd.update_profile(pc.peer_address, profile)
+            return
+
+        def on_state(state, diag) -> None:
+            self._on_bfd_state(rt, state, diag)
+
+        try:
+            self.bfd.add(pc.peer_address, pc.source_address, profile, pc.ebgp_multihop, pc.vrf, on_state)
+        except OSError as e:
+            log.error("peer %s: cannot start BFD: %s", pc.name, e)
+            return
+        rt.bfd_active = True
+
+    def _forget_bfd(self, rt: PeerRuntime) -> None:
+        if rt.bfd_active and self.bfd is not None:
+            self.bfd.remove(rt.config.peer_address)
+            if self.metrics:
+                self.metrics.remove_bfd(self._label(rt.config))
+        rt.bfd_active = False
+
+    def _on_bfd_state(self, rt: PeerRuntime, state, diag) -> None:
+        from .bfd.packet import Diag, State as BfdState
+        label = self._label(rt.config)
+        if self.metrics:
+            self.metrics.bfd_state(label, state == BfdState.UP, state.name.lower())
+        log.info("peer %s: BFD %s (%s)", rt.config.name, state.name.lower(), diag.name.lower())
+        if state == BfdState.DOWN and diag != Diag.ADMIN_DOWN:
+            if rt.peer.state == State.ESTABLISHED or rt.peer.state in (State.OPENSENT, State.OPENCONFIRM):
+                rt.flaps["bfd down"] += 1
+                if self.metrics:
+                    self.metrics.flap(label, "bfd_down")
+                log.warning("peer %s: BFD down (%s): closing the BGP session", rt.config.name,
+                            diag.name.lower())
+                rt.peer.reset(f"BFD down: {diag.name.lower()}", CeaseSubcode.BFD_DOWN)
+
+    # --------------------------------------------------------------- events
+    @staticmethod
+    def _label(pc: PeerConfig) -> str:
+        from .metrics import peer_label
+        return peer_label(pc.peer_address, pc.peer_port)
+
+    def _on_peer_event(self, rt: PeerRuntime, event) -> None:
+        m = self.metrics
+        label = self._label(rt.config)
+        if isinstance(event, StateChanged):
+            if m:
+                m.session_state(label, event.new == State.ESTABLISHED, event.new.label)
+            if event.old == State.ESTABLISHED:
+                cause = event.cause.name.lower()
+                rt.flaps[cause] += 1
+                if m:
+                    m.flap(label, cause)
+            if event.new == State.ESTABLISHED and rt.config.bfd_profile and not rt.bfd_active:
+                self._sync_bfd(rt)
+        elif isinstance(event, NotificationSent):
+            n = event.notification
+            log.warning("peer %s: NOTIFICATION sent: %s", rt.config.name, n.name)
+        elif isinstance(event, NotificationReceived):
+            n = event.notification
+            msg = n.shutdown_message
+            log.warning("peer %s: NOTIFICATION received: %s%s", rt.config.name, n.name,
+                        f' "{msg}"' if msg else "")
+
+    def _on_peer_message(self, rt: PeerRuntime, direction: str, ts: float, raw: bytes) -> None:
+        rt.ring.append((ts, direction, raw))
+        for q in self.capture_subscribers.get(rt.config.name, ()):
+            try:
+                q.put_nowait((ts, direction, raw))
+            except asyncio.QueueFull:
+                pass
+        mtype = raw[18] if len(raw) > 18 else 0
+        if self.metrics:
+            self.metrics.message(self._label(rt.config), "sent" if direction == "out" else "received", mtype)
+        tr = self.tracer
+        if tr and tr.enabled(rt.config.name, rt.config.peer_address):
+            from .wire.framing import decode
+            from .wire.capabilities import DEFAULT_CONTEXT
+            ctx = rt.peer.negotiated or DEFAULT_CONTEXT
+            try:
+                msg = decode(raw, ctx)
+            except Exception as e:  # a trace must never break the session
+                msg = f"undecodable message ({e})"
+            tr.message(rt.config.name, "sent" if direction == "out" else "received", msg)
+
+    # ----------------------------------------------------------- state file
+    def _load_allocations(self) -> dict:
+        if not self.state_path:
+            return {}
+        try:
+            return load_allocations(self.state_path)
+        except StateError as e:
+            log.error("%s; starting with no previous allocations", e)
+            return {}
+
+    def _save_allocations(self, allocations: dict) -> None:
+        if not self.state_path:
+            return
+        try:
+            save_allocations(allocations, self.state_path)
+        except OSError as e:
+            log.error("cannot write the state file %s: %s", self.state_path, e)
