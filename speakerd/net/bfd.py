@@ -173,14 +173,23 @@ class BfdManager:
 
     def add(self, peer_address: str, local_address: str | None, profile, multihop: bool,
             vrf: str | None, on_state: OnState) -> None:
-        """Start a session with ``profile`` (a config.model.BFDProfile)."""
+        """Start a session with ``profile`` (a config.model.BFDProfile).
+
+        Raises OSError when a socket cannot be opened (e.g. port 3784 taken by
+        another BFD daemon in the namespace, or an unknown VRF device) and
+        ValueError for a duplicate peer; nothing is left behind in either case.
+        """
         if peer_address in self._by_peer:
             raise ValueError(f"BFD session for {peer_address} already exists")
         family = _family(peer_address)
         peer_key = _addr_key(family, peer_address)
         rx_key = (family, multihop, vrf)
-        rx = self._rx.get(rx_key) or self._open_rx(family, multihop, vrf)
         tx = self._open_tx(family, local_address, vrf)
+        try:
+            rx = self._rx.get(rx_key) or self._open_rx(family, multihop, vrf)
+        except OSError:
+            tx.close()
+            raise
         scope = socket.if_nametoindex(vrf) if (vrf and family == socket.AF_INET6) else 0
         port = self._dest_port[multihop]
         dest = (peer_address, port) if family == socket.AF_INET else (peer_address, port, 0, scope)

@@ -59,10 +59,11 @@ def wait_for(pred, timeout: float, what: str):
 class Helper:
     """The speakerd side: one process, JSON lines read by a thread."""
 
-    def __init__(self, ns: str, peer: str, local: str, tx: int, rx: int, mult: int) -> None:
+    def __init__(self, ns: str, peer: str, local: str, tx: int, rx: int, mult: int,
+                 extra: tuple[str, ...] = ()) -> None:
         self.proc = subprocess.Popen(
             ["ip", "netns", "exec", ns, sys.executable, "-m", "speakerd.net.bfd", "--peer", peer,
-             "--local", local, "--tx", str(tx), "--rx", str(rx), "--mult", str(mult)],
+             "--local", local, "--tx", str(tx), "--rx", str(rx), "--mult", str(mult), *extra],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
         self.lines: queue.Queue = queue.Queue()
         self.seen: list[dict] = []
@@ -115,7 +116,7 @@ class Lab:
         self.dir = Path(tempfile.mkdtemp(prefix="sdb-frr-"))
         self.helpers: list[Helper] = []
 
-    def setup(self, rx: int, tx: int, mult: int) -> None:
+    def setup(self, rx: int, tx: int, mult: int, multihop: bool = False) -> None:
         f, s = self.frr_ns, self.sp_ns
         sh("ip", "netns", "add", f)
         sh("ip", "netns", "add", s)
@@ -131,6 +132,10 @@ class Lab:
             conf += [f" peer {sp_addr} local-address {frr_addr} interface sdbf",
                      f"  receive-interval {rx}", f"  transmit-interval {tx}",
                      f"  detect-multiplier {mult}", " !"]
+        if multihop:
+            conf += [f" peer {V4[1]} multihop local-address {V4[0]}", "  minimum-ttl 254",
+                     f"  receive-interval {rx}", f"  transmit-interval {tx}",
+                     f"  detect-multiplier {mult}", " !"]
         (self.dir / "frr.conf").write_text("\n".join(conf + ["!", ""]))
         (self.dir / "zebra.conf").write_text("hostname sdb-frr\n")
         d = str(self.dir)
@@ -143,8 +148,8 @@ class Lab:
            "-i", f"{d}/bfdd.pid", "--log", f"file:{d}/bfdd.log")
         wait_for(lambda: (self.dir / "bfdd.vty").exists(), 10, "bfdd vty")
 
-    def helper(self, peer: str, local: str, tx: int, rx: int, mult: int) -> Helper:
-        h = Helper(self.sp_ns, peer, local, tx, rx, mult)
+    def helper(self, peer: str, local: str, tx: int, rx: int, mult: int, *extra: str) -> Helper:
+        h = Helper(self.sp_ns, peer, local, tx, rx, mult, extra)
         self.helpers.append(h)
         h.expect(lambda ev: ev["event"] == "ready", 10, "helper ready")
         return h
@@ -152,7 +157,8 @@ class Lab:
     def frr_peers(self) -> dict[str, dict]:
         out = sh("vtysh", "--vty_socket", str(self.dir), "-c", "show bfd peers json", check=False)
         try:
-            return {p["peer"]: p for p in json.loads(out.stdout or "[]")}
+            return {(p["peer"] + ("/mh" if p["multihop"] else "")): p
+                    for p in json.loads(out.stdout or "[]")}
         except json.JSONDecodeError:
             return {}
 
@@ -243,3 +249,23 @@ def test_speakerd_remove_shows_admin_down_in_frr(lab):
     # FRR records the AdminDown as diag 3, neighbor signaled down; not a detection timeout
     assert peer["diagnostic"] == "neighbor signaled session down"
     assert peer["remote-diagnostic"] == "administratively down"
+
+
+def test_frr_single_hop_bound_to_device(lab):
+    """SO_BINDTODEVICE (what a peer's VRF uses) against the veth device."""
+    lab.setup(rx=50, tx=50, mult=3)
+    h = lab.helper(V4[0], V4[1], 50, 50, 3, "--vrf", "sdbs")
+    h.expect(state_is("up"), 15, "speakerd Up on the bound device")
+    wait_for(lambda: lab.frr_peers().get(V4[1], {}).get("status") == "up", 10, "FRR up")
+
+
+def test_frr_multihop_with_minimum_ttl(lab):
+    lab.setup(rx=50, tx=50, mult=3, multihop=True)
+    h = lab.helper(V4[0], V4[1], 60, 60, 3, "--multihop", "--min-ttl", "254")
+    h.expect(state_is("up"), 15, "speakerd multihop Up")
+    peer = wait_for(lambda: (p := lab.frr_peers().get(V4[1] + "/mh")) and p["status"] == "up"
+                    and p["remote-transmit-interval"] == 60 and p, 10, "FRR multihop peer up")
+    assert peer["multihop"] is True
+    lab.cut(V4[0])
+    ev = h.expect(state_is("down"), 5, "speakerd Down after the cut")
+    assert ev["diag"] == 1

@@ -202,3 +202,41 @@ async def test_ipv6_loopback_comes_up():
     finally:
         a.close()
         b.close()
+
+
+async def test_your_discriminator_from_another_address_is_dropped():
+    (port,) = free_ports(n=1)
+    (dead,) = free_ports(n=1)
+    m = BfdManager(single_hop_port=port, peer_single_hop_port=dead)
+    rec = Recorder()
+    try:
+        m.add("127.0.0.1", "127.0.0.2", FAST, False, None, rec)
+        discr = m.sessions()[0].local_discr
+        init = ControlPacket(state=State.INIT, my_discr=99, your_discr=discr,
+                             desired_min_tx_us=1_000_000, required_min_rx_us=20_000,
+                             detect_mult=3).encode()
+        _send_raw(port, init, ttl=255, src="127.0.0.3")
+        await wait_until(lambda: m.drops[DropReason.WRONG_SOURCE] == 1)
+        _send_raw(port, init[:8] + (discr + 1).to_bytes(4, "big") + init[12:], ttl=255)
+        await wait_until(lambda: m.drops[DropReason.UNKNOWN_SESSION] == 1)
+        assert m.state("127.0.0.1") is State.DOWN
+        _send_raw(port, init, ttl=255)
+        await rec.wait_for(State.UP)
+    finally:
+        m.close()
+
+
+async def test_duplicate_peer_rejected_and_failed_add_leaves_nothing():
+    (port,) = free_ports(n=1)
+    m = BfdManager(single_hop_port=port)
+    try:
+        m.add("127.0.0.1", "127.0.0.2", FAST, False, None, Recorder())
+        with pytest.raises(ValueError):
+            m.add("127.0.0.1", "127.0.0.2", FAST, False, None, Recorder())
+        with pytest.raises(OSError):
+            m.add("127.0.0.5", None, FAST, False, "sdb-no-such-dev", Recorder())
+        assert [r.peer for r in m.sessions()] == ["127.0.0.1"]
+        m.remove("127.0.0.1")
+        assert m.sessions() == [] and m.listen_port(socket.AF_INET, False) is None
+    finally:
+        m.close()
