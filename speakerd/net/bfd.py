@@ -20,19 +20,20 @@ Sockets
 
 Coupling with BGP (the daemon implements this with the ``on_state`` callback)
 --------------------------------------------------------------------------
-``on_state(state, diag)`` is called on every state change of a session with
-the new :class:`State` and the reason (:class:`Diag`):
+``on_state(state, diag)`` is called when a session enters Up and when it
+leaves Up, with the new :class:`State` and the reason (:class:`Diag`);
+Down/Init changes of a session that is not Up are only logged:
 
-* ``State.DOWN`` after Up with any reason except ``Diag.ADMIN_DOWN``
+* ``State.DOWN`` with any reason except ``Diag.ADMIN_DOWN``
   (e.g. ``CONTROL_DETECTION_EXPIRED`` = diag 1, ``NEIGHBOR_SIGNALED_DOWN`` =
   diag 3): the forwarding path failed.  Tear the BGP session down at once:
   NOTIFICATION Cease, subcode 10 "BFD Down" (RFC 9384), log the reason and
-  count it.  Reconnect as usual; while BFD is configured, the daemon may hold
-  the BGP session from reaching Established until BFD is Up again.
+  count it.  Reconnect as usual (BGP does not wait for BFD to come back).
 * ``State.DOWN`` with reason ``Diag.ADMIN_DOWN``: the peer administratively
   disabled BFD (RFC 5882 §3.2).  Do NOT touch the BGP session.
 * ``State.UP``: informational (log, metrics).
-* ``State.ADMIN_DOWN`` is only reported for a local admin-down.
+* ``State.ADMIN_DOWN`` never reaches the callback (local admin-down is
+  ``remove``, which is silent).
 
 On config reload: removing the BFDProfile from a BGPPeer → ``remove(peer)``
 (sends AdminDown to the peer, whose BGP therefore stays up); the BGP session
@@ -422,6 +423,8 @@ class BfdManager:
             entry.last_change = self._loop.time()
             log.info("bfd %s: %s -> %s (%s)", entry.peer, ev.old.name, ev.new.name,
                      getattr(ev.reason, "name", ev.reason))
+            if ev.new is not State.UP and ev.old is not State.UP:
+                continue  # Down <-> Init churn is not the client's business
             try:
                 entry.on_state(ev.new, ev.reason)
             except Exception:  # a broken callback must not stop BFD
