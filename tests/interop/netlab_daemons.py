@@ -478,9 +478,10 @@ class Speakerd:
     """``speakerd run -c DIR --node NODE --socket SOCK`` inside a namespace; queried with speakerctl."""
 
     def __init__(self, ns: Netns, config_dir: Path, node: str, socket: Path | None = None,
-                 extra_args: Iterable[str] = (), start: bool = True) -> None:
+                 extra_args: Iterable[str] = ("--log-level", "debug"), start: bool = True) -> None:
         self.ns, self.config_dir, self.node = ns, Path(config_dir), node
         self.socket = Path(socket) if socket else self.config_dir.parent / f"speakerd-{node}.sock"
+        self.state = self.config_dir.parent / f"speakerd-{node}-state.json"  # never the system path
         self.extra_args = list(extra_args)
         self.proc: Proc | None = None
         if start:
@@ -489,7 +490,7 @@ class Speakerd:
     @property
     def argv(self) -> list[str]:
         return [sys.executable, "-m", "speakerd.cli", "run", "-c", str(self.config_dir), "--node", self.node,
-                "--socket", str(self.socket), *self.extra_args]
+                "--socket", str(self.socket), "--state", str(self.state), *self.extra_args]
 
     def start(self, timeout: float = 15) -> None:
         self.socket.unlink(missing_ok=True)
@@ -522,7 +523,10 @@ class Speakerd:
         return data.get("peers", []) if isinstance(data, dict) else data
 
     def peer(self, ip: str) -> dict | None:
-        return next((p for p in self.summary() if str(p.get("peer", "")).split("%")[0] == ip), None)
+        """The summary entry whose ``address`` (or ``peer``) is ``ip``."""
+        def addr(p: dict) -> str:
+            return str(p.get("address") or p.get("peer") or "").split("%")[0]
+        return next((p for p in self.summary() if addr(p) == ip), None)
 
     def peer_state(self, ip: str) -> str:
         p = self.peer(ip)

@@ -56,8 +56,8 @@ def speaker_manifests(lab, peer_addr: str, peer_asn: int, afi: int, ibgp: bool =
         ads["localPref"] = 150
     objects = [
         node(NODE),
-        bgp_peer("peer", SPEAKER_ASN, peer_asn, peer_addr, holdTime="9s", keepaliveTime="3s", connectTime="1s",
-                 **peer_spec),
+        bgp_peer("peer", SPEAKER_ASN, peer_asn, peer_addr,
+                 **{"holdTime": "9s", "keepaliveTime": "3s", "connectTime": "1s", **peer_spec}),
         pool("lab", ["203.0.113.0/24" if afi == 4 else "2001:db8:5d::/120"]),
         advertisement("lab", **ads),
         *(service(f"svc{i}", [ip]) for i, ip in enumerate(ips)),
@@ -116,7 +116,6 @@ def test_ebgp_session_and_advertised_attributes(lab, kind, afi):
     assert set(rib) == set(st.prefixes)  # nothing else is advertised
     summary = st.speakerd.peer(st.peer_addr)
     assert summary["prefixes_sent"] == len(st.prefixes)
-    assert summary["prefixes_received"] == 0
 
 
 @pytest.mark.parametrize("kind", PEERS)
@@ -176,9 +175,8 @@ def test_ebgp_multihop_through_router(lab, kind, multihop):
 def test_bind_to_device(lab, kind, right_device):
     s, p = lab.ns("s"), lab.ns("p")
     link = lab.link(s, p)
-    s.exec("ip", "link", "add", "dum0", "type", "dummy")
-    s.exec("ip", "link", "set", "dum0", "up")
-    device = link.dev(s) if right_device else "dum0"
+    other = lab.link(s, lab.ns("x"))  # a second veth that leads nowhere near the peer
+    device = link.dev(s) if right_device else other.dev(s)
     peer = start_peer(kind, lab, p, PEER_ASN, Neighbor(link.v4_a, SPEAKER_ASN))
     config, prefixes = speaker_manifests(lab, link.v4_b, PEER_ASN, 4, vrf=device)
     st = Setup(start_speakerd(lab, s, config), peer, link.v4_a, link.v4_b, prefixes)
@@ -203,6 +201,7 @@ def test_hold_timer_then_reconnect_and_readvertise(lab, kind):
     st.peer.pause()
     wait_for(lambda: not st.speakerd.established(st.peer_addr), 15, "speakerd drops the silent peer")
     assert st.speakerd.proc.alive
+    assert "hold timer expired" in st.speakerd.log.lower()  # the RFC 4271 error name, as logged
 
     st.peer.kill()
     st.peer.restart()  # a fresh process: whatever reaches its RIB now was sent after the reconnect
