@@ -134,8 +134,9 @@ def _capture(ns: argparse.Namespace, args: dict) -> int:
             if "message" in obj:
                 m = obj["message"]
                 local, remote, rport = header["local"], header["remote"], header["remote_port"]
-                # the local port is not known to the daemon's tap: a fixed ephemeral one keeps one stream
-                lport = 50179 if rport == 179 else 179
+                # the daemon reports the connection's real local port; before any connection
+                # (or from an older daemon) a fixed one keeps the messages in one stream
+                lport = header.get("local_port") or (50179 if rport == 179 else 179)
                 raw = bytes.fromhex(m["hex"])
                 if m["dir"] == "out":
                     writer.write(m["ts"], local, lport, remote, rport, raw)

@@ -55,13 +55,37 @@ def main(args) -> int:
         return 2
 
 
+def update_prefix_gauges(speaker, metrics) -> None:
+    """Set the per-peer prefix gauges from the sessions' RIBs (called at scrape time).
+
+    announced: prefixes on the wire now; pending: prefixes the plan wants
+    advertised to the peer (MetalLB's meaning); received: Adj-RIB-In size per family.
+    """
+    from ..metrics import peer_label
+    for rt in speaker.peers.values():
+        p = rt.peer
+        out = p.adj_rib_out
+        rin = p.adj_rib_in
+        received = {("ipv4" if a == 1 else "ipv6"): n for a, n in rin.counts().items()} if rin is not None else {}
+        metrics.prefixes(peer_label(rt.config.peer_address, rt.config.peer_port), announced=len(getattr(out, "sent", None) or {}),
+                         pending=len(getattr(out, "wanted", None) or {}), received=received)
+
+
 async def _run(args) -> int:
     from ..control.server import ControlServer
     from ..metrics import Metrics, parse_listen
     from ..speaker import Speaker
     from .watch import ConfigWatcher
 
-    metrics = Metrics()
+    speaker = None
+
+    class DaemonMetrics(Metrics):
+        def render(self) -> bytes:
+            if speaker is not None:  # prefix gauges are read from the RIBs at scrape time
+                update_prefix_gauges(speaker, self)
+            return super().render()
+
+    metrics = DaemonMetrics()
     tracer = logs.Tracer(args.trace)
     speaker = Speaker(args.config, args.node, state_path=args.state or default_state_path(),
                       metrics=metrics, tracer=tracer, redactor=logs.redact)

@@ -110,8 +110,10 @@ class ControlServer:
         subs = self.speaker.capture_subscribers[name]
         subs.append(queue)
         p = rt.peer
+        # the ports of the current connection; the local one is unknown before the first connection
         endpoints = {"local": p.local_address or "0.0.0.0", "remote": p.remote_address or rt.config.peer_address,
-                     "remote_port": rt.config.peer_port}
+                     "remote_port": getattr(p, "remote_port", None) or rt.config.peer_port,
+                     "local_port": getattr(p, "local_port", None)}
         count = 0
         try:
             await self._send(writer, {"capture": {"peer": name, **endpoints, "seconds": seconds}})

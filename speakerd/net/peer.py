@@ -130,6 +130,13 @@ class _Conn(asyncio.Protocol):
         remote = self.transport.get_extra_info("peername")
         return (local[0] if local else None), (remote[0] if remote else None)
 
+    def ports(self) -> tuple[int | None, int | None]:
+        if self.transport is None:
+            return None, None
+        local = self.transport.get_extra_info("sockname")
+        remote = self.transport.get_extra_info("peername")
+        return (local[1] if local else None), (remote[1] if remote else None)
+
 
 class _Link:
     """A machine and the connection it runs on."""
@@ -165,6 +172,8 @@ class Peer:
         self.last_notification_received: Notification | None = None
         self.local_address: str | None = None
         self.remote_address: str | None = None
+        self.local_port: int | None = None  # of the current connection (for captures)
+        self.remote_port: int | None = None
         self.last_error: str = ""
 
     # ---------------------------------------------------------------- public
@@ -491,6 +500,7 @@ class Peer:
 
     def _set_addresses(self, conn: _Conn) -> None:
         self.local_address, self.remote_address = conn.addresses()
+        self.local_port, self.remote_port = conn.ports()
 
     def __repr__(self) -> str:
         return f"<Peer {self.name} {self.settings.peer_address} {self.state.label}>"
