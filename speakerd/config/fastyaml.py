@@ -14,7 +14,16 @@ import re
 from typing import Any
 
 _INT = re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$")
-_FLOATISH = re.compile(r"^[-+]?(?:\.[0-9]|[0-9])|^\.(?:inf|Inf|INF|nan|NaN|NAN)$|^[-+]\.(?:inf|Inf|INF)$")
+_RESOLVERS: dict[str, list] | None = None
+
+
+def _implicit(c: str) -> list:
+    """The implicit-tag patterns the full loader tries for scalars starting with ``c``."""
+    global _RESOLVERS
+    if _RESOLVERS is None:
+        from .load import KubeLoader  # load imports this module: resolve lazily
+        _RESOLVERS = {ch: [rx for _tag, rx in lst] for ch, lst in KubeLoader.yaml_implicit_resolvers.items()}
+    return _RESOLVERS.get(c, [])
 _BOOLS = {"yes": True, "Yes": True, "YES": True, "true": True, "True": True, "TRUE": True, "on": True, "On": True,
           "ON": True, "no": False, "No": False, "NO": False, "false": False, "False": False, "FALSE": False,
           "off": False, "Off": False, "OFF": False}
@@ -54,8 +63,10 @@ def _scalar(text: str) -> Any:
     if c in "-+0123456789.":
         if _INT.match(text):
             return int(text)
-        if _FLOATISH.match(text):
-            raise _Fallback  # floats, octal/hex ints, dates...: leave to the full loader
+        for rx in _implicit(c):
+            if rx.match(text):
+                raise _Fallback  # floats, octal/hex ints, dates...: leave to the full loader
+        # anything else (10.0.0.1, 2001:db8::1, 1.2.3) is a string for the full loader too
     return text
 
 
