@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.interop.netlab import Frr, GoBgp, Neighbor, Network, holds_for, sh, sweep, wait_for
+from tests.interop.netlab import Bird, ExaBgp, Frr, GoBgp, Neighbor, Network, holds_for, sh, sweep, wait_for
 
 pytestmark = pytest.mark.interop
 
@@ -131,3 +131,23 @@ def test_sweep_removes_only_crashed_labs(lab):
 
 def netns_names() -> list[str]:
     return [line.split()[0] for line in sh(["ip", "netns", "list"]).splitlines() if line.strip()]
+
+
+def test_bird_and_exabgp_wrappers(lab):
+    """The minimal BIRD and ExaBGP wrappers (used by benches) peer with FRR and exchange a route."""
+    a, b, c = lab.ns("a"), lab.ns("b"), lab.ns("c")
+    ab, ac = lab.link(a, b), lab.link(a, c)
+    frr = Frr(a, lab.subdir("frr"), A_ASN, "192.0.2.1", networks=["10.10.0.0/24"],
+              neighbors=[Neighbor(ab.v4_b, B_ASN), Neighbor(ac.v4_b, 64603)])
+    bird = Bird(b, lab.subdir("bird"), "192.0.2.2", f"protocol bgp up {{ local as {B_ASN}; "
+                f"neighbor {ab.v4_a} as {A_ASN}; ipv4 {{ import all; export none; }}; }}")
+    frr.wait_established(ab.v4_b)
+    wait_for(lambda: "10.10.0.0/24" in bird.birdc("show route"), 10, "FRR's route in BIRD")
+    if not (Path(sys.executable).with_name("exabgp")).exists():
+        pytest.skip("exabgp not installed in the venv (it is a bench extra: pip install -e .[bench])")
+    ExaBgp(c, lab.subdir("exabgp"), f"neighbor {ac.v4_a} {{ router-id 192.0.2.3; local-address {ac.v4_b}; "
+           f"local-as 64603; peer-as {A_ASN}; family {{ ipv4 unicast; }} "
+           f"static {{ route 10.30.0.0/24 next-hop {ac.v4_b}; }} }}")
+    frr.wait_established(ac.v4_b)
+    route = wait_for(lambda: frr.routes(4).get("10.30.0.0/24"), 10, "ExaBGP's route in FRR")
+    assert route["as_path"] == [64603]
