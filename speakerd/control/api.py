@@ -63,6 +63,10 @@ def notification_hint(n, direction: str, rt) -> str:
             if direction == "received":
                 return (f"the router does not expect our AS {pc.my_asn}: check the neighbor's remote-as "
                         f"on the router (it must be {pc.my_asn}) or myASN in the BGPPeer")
+            announced = _last_open_asn(rt)
+            if announced is not None:
+                return (f"the router announced AS {announced} but the BGPPeer's peerASN is {pc.peer_asn}: "
+                        f"fix peerASN, or the router's local AS")
             return f"the router announced an AS other than the configured peerASN {pc.peer_asn}"
         if n.subcode == OpenSubcode.BAD_BGP_IDENTIFIER:
             return "BGP identifier rejected: zero, or equal to the other side's on iBGP (set routerID)"
@@ -92,6 +96,20 @@ def notification_hint(n, direction: str, rt) -> str:
     if n.code == ErrorCode.SEND_HOLD_TIMER_EXPIRED:
         return "the other side stopped reading our messages"
     return ""
+
+
+def _last_open_asn(rt) -> int | None:
+    """The AS in the last OPEN received from the peer (from the capture ring), if any."""
+    from ..wire.capabilities import DEFAULT_CONTEXT
+    from ..wire.framing import decode
+    for _ts, direction, raw in reversed(getattr(rt, "ring", ())):
+        if direction != "in" or len(raw) < 19 or raw[18] != MessageType.OPEN:
+            continue
+        try:
+            return decode(raw, DEFAULT_CONTEXT).asn
+        except Exception:  # a malformed OPEN: no AS to show
+            return None
+    return None
 
 
 def _counts(rt) -> tuple[int, int, int, int]:

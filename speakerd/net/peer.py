@@ -378,7 +378,9 @@ class Peer:
         elif act.old == State.ESTABLISHED:
             self.established_since = None
         log.info("peer %s: %s -> %s (%s%s)", self.name, act.old.label, act.new.label,
-                 act.cause.name.lower().replace("_", " "), f": {act.detail}" if act.detail else "")
+                 act.cause.name.lower().replace("_", " "), f": {act.detail}" if act.detail else "",
+                 extra={"peer": self.name, "from_state": act.old.label, "to_state": act.new.label,
+                        "cause": act.cause.name.lower()})
         self._emit(act)
 
     def _emit(self, event) -> None:

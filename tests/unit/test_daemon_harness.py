@@ -203,7 +203,7 @@ class DaemonPair:
         self.receiver_metrics_port = free_tcp_port() if receiver_metrics else None
         self.receiver = Daemon("receiver", "receiver", workdir, self.receiver_dir,
                                metrics=f"127.0.0.1:{self.receiver_metrics_port}" if receiver_metrics else None,
-                               trace="sender" if trace else None)
+                               )
         self.sender = Daemon("sender", "demo-node", workdir, self.sender_dir,
                              metrics=f"127.0.0.1:{self.metrics_port}" if sender_metrics else None,
                              trace=trace)
