@@ -164,12 +164,105 @@ def fast_load_all(text: str, slow) -> list[Any]:
     parts = split_documents(text)
     if parts is None:
         return [d for d in slow(text) if d is not None]
-    out = []
+    if len(parts) > 16:
+        shaped = _shaped_load(text, parts, slow)
+        if shaped is not None:
+            return shaped
+    out: list[Any] = []
     for part in parts:
-        if not part.strip() or all(not ln.strip() or ln.lstrip().startswith("#") for ln in part.split("\n")):
+        _parse_one(part, slow, out)
+    return out
+
+
+# ---------------------------------------------------------------- shape cache
+
+# ": value" at the end of a line (the first ": " of the line, as _split_key splits)
+_VALUE = re.compile(r"(?m): +(\S[^\n]*?)[ \r]*$")
+_HOLE = "\x01"
+_BAD = object()
+_MAX_SHAPES = 256
+
+
+class _Shape:
+    """A document with its ``key: value`` values taken out; build() puts values back."""
+    __slots__ = ("holes", "build")
+
+    def __init__(self, holes: int, build) -> None:
+        self.holes, self.build = holes, build
+
+
+def _codegen(node: Any, holes: dict[str, int]) -> str:
+    if isinstance(node, dict):
+        return "{" + ", ".join(f"{k!r}: {_codegen(v, holes)}" for k, v in node.items()) + "}"
+    if isinstance(node, list):
+        return "[" + ", ".join(_codegen(v, holes) for v in node) + "]"
+    if isinstance(node, str) and node in holes:
+        return f"v[{holes[node]}]"
+    return repr(node)
+
+
+def _make_shape(skeleton: str) -> "_Shape | None":
+    """Parse the skeleton once with numbered holes; None when the fast reader can't."""
+    n = skeleton.count(_HOLE)
+    numbered = skeleton.split(_HOLE)
+    text = "".join(p + (f"{_HOLE}{i}" if i < n else "") for i, p in enumerate(numbered))
+    if not text.strip() or all(not ln.strip() or ln.lstrip().startswith("#") for ln in text.split("\n")):
+        return _Shape(n, None)
+    try:
+        tree = parse_document(text)
+    except (_Fallback, IndexError):
+        return None
+    holes = {f"{_HOLE}{i}": i for i in range(n)}
+    return _Shape(n, eval("lambda v: " + _codegen(tree, holes)))  # noqa: S307 - built from repr() only
+
+
+def _convert(values: list[str]) -> list:
+    """Each distinct value through _scalar once; _BAD where only a slower path may decide."""
+    out: dict[str, Any] = {}
+    for s in set(values):
+        if s[0] in "[{":
+            out[s] = _BAD  # mutable results must not be shared between documents
             continue
         try:
-            out.append(parse_document(part))
+            out[s] = _scalar(s)
         except (_Fallback, IndexError):
-            out.extend(d for d in slow(part) if d is not None)
+            out[s] = _BAD
+    return [out[s] for s in values]
+
+
+def _shaped_load(text: str, parts: list[str], slow) -> list[Any] | None:
+    """Documents sharing a shape are built by one generated function each; None = not applicable."""
+    if _HOLE in text or "\t" in text or " #" in text:
+        return None
+    values = _VALUE.findall(text)
+    skeletons = split_documents(_VALUE.sub(": " + _HOLE, text))
+    if skeletons is None or len(skeletons) != len(parts):
+        return None
+    conv = _convert(values)
+    shapes: dict[str, _Shape | None] = {}
+    out: list[Any] = []
+    pos = 0
+    for part, skel in zip(parts, skeletons):
+        shape = shapes.get(skel, _BAD)
+        if shape is _BAD:
+            shape = _make_shape(skel) if len(shapes) < _MAX_SHAPES else None
+            shapes[skel] = shape
+        n = skel.count(_HOLE)
+        v = conv[pos:pos + n]
+        pos += n
+        if shape is not None and shape.build is None:
+            continue  # empty or comments only
+        if shape is None or _BAD in v:
+            _parse_one(part, slow, out)
+        else:
+            out.append(shape.build(v))
     return out
+
+
+def _parse_one(part: str, slow, out: list) -> None:
+    if not part.strip() or all(not ln.strip() or ln.lstrip().startswith("#") for ln in part.split("\n")):
+        return
+    try:
+        out.append(parse_document(part))
+    except (_Fallback, IndexError):
+        out.extend(d for d in slow(part) if d is not None)
