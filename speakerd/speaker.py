@@ -45,6 +45,8 @@ log = logging.getLogger("speakerd")
 
 CAPTURE_RING = 2000  # messages kept per peer for `speakerctl capture`
 ROUTE_EVENTS = 200_000  # prefixes whose last announce/withdraw time is remembered
+# BFD states as metrics.BFD_STATES spells them (keyed by speakerd.bfd.packet.State value)
+_BFD_STATE_NAMES = {0: "AdminDown", 1: "Down", 2: "Init", 3: "Up"}
 
 
 @dataclass(slots=True)
@@ -311,20 +313,22 @@ class Speaker:
         if rt.bfd_active and self.bfd is not None:
             self.bfd.remove(rt.config.peer_address)
             if self.metrics:
-                self.metrics.remove_bfd(self._label(rt.config))
+                self.metrics.remove_bfd(rt.config.peer_address)
         rt.bfd_active = False
 
     def _on_bfd_state(self, rt: PeerRuntime, state, diag) -> None:
+        """BFD entered or left Up (see speakerd.net.bfd for the rule).
+
+        The flap itself is counted once, by :meth:`_on_peer_event`, when the
+        session leaves Established with cause ``bfd_down``; a reset from
+        OpenSent/OpenConfirm is not a flap.
+        """
         from .bfd.packet import Diag, State as BfdState
-        label = self._label(rt.config)
-        if self.metrics:
-            self.metrics.bfd_state(label, state == BfdState.UP, state.name.lower())
+        if self.metrics:  # BFD series are labelled with the bare peer IP, as in MetalLB
+            self.metrics.bfd_state(rt.config.peer_address, state == BfdState.UP, _BFD_STATE_NAMES[state])
         log.info("peer %s: BFD %s (%s)", rt.config.name, state.name.lower(), diag.name.lower())
         if state == BfdState.DOWN and diag != Diag.ADMIN_DOWN:
-            if rt.peer.state == State.ESTABLISHED or rt.peer.state in (State.OPENSENT, State.OPENCONFIRM):
-                rt.flaps["bfd down"] += 1
-                if self.metrics:
-                    self.metrics.flap(label, "bfd_down")
+            if rt.peer.state in (State.ESTABLISHED, State.OPENSENT, State.OPENCONFIRM):
                 log.warning("peer %s: BFD down (%s): closing the BGP session", rt.config.name,
                             diag.name.lower())
                 rt.peer.reset(f"BFD down: {diag.name.lower()}", CeaseSubcode.BFD_DOWN)
