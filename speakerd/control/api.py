@@ -153,7 +153,7 @@ def _last_error(rt) -> str:
     n_in, n_out = p.last_notification_received, p.last_notification_sent
     if p.last_error:
         return p.last_error
-    if n_in is not None and (n_out is None or True):
+    if n_in is not None:
         return f"received {n_in.name}"
     if n_out is not None:
         return f"sent {n_out.name}"

@@ -401,3 +401,43 @@ def test_metrics_while_established(shared_pair):
     assert _value(text, "metallb_bgp_announced_prefixes_total", peer=peer) == planned
     assert _value(text, "metallb_bgp_pending_prefixes_total", peer=peer) == planned
     assert _value(text, "speakerd_session_state", peer=peer, state="Established") == 1
+
+
+# ------------------------------------------------------- the socket protocol
+
+
+def _raw(path: str, payload: bytes) -> list[dict]:
+    """Send raw bytes to the control socket, read answer lines until it closes."""
+    import socket as _socket  # noqa: PLC0415
+    with _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(path)
+        s.sendall(payload)
+        s.shutdown(_socket.SHUT_WR)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return [json.loads(line) for line in data.splitlines()]
+
+
+def test_control_socket_answers_each_line_and_survives_bad_requests(shared_pair):
+    answers = _raw(shared_pair.sender.socket,
+                   b'{"command": "health"}\n'
+                   b'not json\n'
+                   b'{"command": "frobnicate"}\n'
+                   b'{"command": "health", "args": [1]}\n'
+                   b'{"command": "neighbors", "args": {"peer": "receiver"}}\n')
+    assert len(answers) == 5
+    assert answers[0] == {"ok": True, "result": {"ok": True, "peers": 1, "established": 1}}
+    assert answers[1]["ok"] is False and answers[1]["error"].startswith("bad request")
+    assert answers[2]["ok"] is False and "unknown command 'frobnicate'" in answers[2]["error"]
+    assert "capture" in answers[2]["error"] and "summary" in answers[2]["error"]
+    assert answers[3]["ok"] is False and "args must be an object" in answers[3]["error"]
+    assert answers[4]["result"]["neighbors"][0]["peer"] == "receiver"
+
+
+def test_control_socket_rejects_an_oversized_request(shared_pair):
+    answers = _raw(shared_pair.sender.socket, b'{"command": "' + b"x" * 100_000 + b'"}\n')
+    assert answers == [{"ok": False, "error": "request too long"}]
+    # and the daemon still answers
+    assert shared_pair.sender.ctl_json("health")["established"] == 1
