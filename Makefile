@@ -44,5 +44,9 @@ test-unit: venv
 test-interop: deps venv
 	$(PYTEST) -q -m interop tests/interop
 
+# Two speakerd instances on loopback, no root: see README.
+demo: venv
+	VENV=$(VENV) bash scripts/demo.sh
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
