@@ -13,6 +13,13 @@ The structure follows OpenBGPD's ``bgp_fsm``: switch on the state, then on
 the event; a message that is not expected in the current state is an FSM
 error answered with the RFC 6608 NOTIFICATION (5/1, 5/2, 5/3).
 
+Back-pressure: while the transport reports that writes are blocked (the
+peer is not reading), ROUTE-REFRESH requests are not answered at once but
+remembered per family and answered once when writing resumes.  A refresh
+re-sends the whole Adj-RIB-Out, so answering each request while blocked
+would let a peer that sends requests and never reads make us buffer without
+bound until the Send Hold Timer fires.
+
 Restart policy: after an error the machine passes through Idle and performs
 AutomaticStart at once, landing in Active (listening) with the ConnectRetry
 deadline set from the exponential backoff; at that deadline it connects out
@@ -80,6 +87,7 @@ class Session:
         self._hold_at: float | None = None
         self._keepalive_at: float | None = None
         self._blocked_since: float | None = None
+        self._refresh_pending: set[int] = set()  # families to refresh once unblocked
 
     # ------------------------------------------------------------------ output
     def pop_actions(self) -> list:
@@ -134,6 +142,7 @@ class Session:
         self.negotiated = None
         self.remote_open = None
         self._blocked_since = None
+        self._refresh_pending.clear()
         self.adj_rib_out.connected(local_address)
         self._send_msg(self.cfg.open_message(), MessageType.OPEN)
         self._hold_at = now + self.cfg.open_hold_time
@@ -168,6 +177,11 @@ class Session:
 
     def send_unblocked(self, now: float) -> None:
         self._blocked_since = None
+        if self._refresh_pending:
+            pending, self._refresh_pending = sorted(self._refresh_pending), set()
+            if self.state == State.ESTABLISHED:
+                for afi in pending:
+                    self._send_updates(now, self.adj_rib_out.refresh(afi, self._ctx))
 
     def set_routes(self, now: float, routes: dict) -> None:
         """Set the wanted Adj-RIB-Out; when Established, send the difference."""
@@ -284,7 +298,10 @@ class Session:
         if (rr.afi, rr.safi) not in neg.families or rr.safi != SAFI.UNICAST:
             return  # a family not negotiated: ignored (RFC 2918 §4)
         if rr.subtype == RouteRefreshSubtype.NORMAL:
-            self._send_updates(now, self.adj_rib_out.refresh(rr.afi, neg))
+            if self._blocked_since is not None:
+                self._refresh_pending.add(rr.afi)  # answered once writing resumes
+            else:
+                self._send_updates(now, self.adj_rib_out.refresh(rr.afi, neg))
         elif neg.enhanced_route_refresh and rr.subtype == RouteRefreshSubtype.BORR:
             self.adj_rib_in.begin_refresh(rr.afi)
         elif neg.enhanced_route_refresh and rr.subtype == RouteRefreshSubtype.EORR:
@@ -371,6 +388,7 @@ class Session:
             self._actions.append(CLOSE)
         self._hold_at = self._keepalive_at = self._connect_retry_at = None
         self._blocked_since = None
+        self._refresh_pending.clear()
         self._keepalive = 0.0
         self.negotiated = None
         self._ctx = DEFAULT_CONTEXT

@@ -165,9 +165,11 @@ class Daemon:
 class RawPeer:
     """A blocking TCP socket from ``source`` to the DUT, reading whole BGP messages."""
 
-    def __init__(self, source: str, port: int, timeout: float = 5.0) -> None:
+    def __init__(self, source: str, port: int, timeout: float = 5.0, rcvbuf: int = 0) -> None:
         self.sock = socket.socket()
         self.sock.settimeout(timeout)
+        if rcvbuf:  # before connect, so the advertised window stays small
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.bind((source, 0))
         self.sock.connect((DUT, port))
         self._buf = b""

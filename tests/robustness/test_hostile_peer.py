@@ -27,7 +27,8 @@ from speakerd.wire.capabilities import (ExtendedMessage, FourOctetAS, Multiproto
                                         RouteRefresh as RRCap)
 from speakerd.wire.constants import MARKER, MessageType
 from speakerd.wire.framing import decode, encode
-from speakerd.wire.messages import KEEPALIVE, Notification, Open
+from speakerd.policy.types import RouteAttrs
+from speakerd.wire.messages import KEEPALIVE, Notification, Open, RouteRefresh
 
 HOSTILE_ID = 0x0A4D0003
 KEEPALIVE_BYTES = encode(KEEPALIVE)
@@ -82,12 +83,12 @@ class Hostile:
         self.dut, _, self.port, _ = lab
         self.peer: RawPeer | None = None
 
-    def connect(self) -> bytes:
+    def connect(self, rcvbuf: int = 0) -> bytes:
         """Connect from the hostile address; return the DUT's OPEN."""
         dut = self.dut
         dut.wait(lambda: dut.neighbor("hostile")["state"] in ("Active", "Connect", "Idle"))
         for _ in range(20):
-            self.peer = RawPeer(HOSTILE, self.port)
+            self.peer = RawPeer(HOSTILE, self.port, rcvbuf=rcvbuf)
             first = self.peer.recv_message()
             if first is not None and first[18] == MessageType.OPEN:
                 return first
@@ -95,8 +96,8 @@ class Hostile:
             time.sleep(0.1)
         raise AssertionError("the DUT never sent an OPEN to the hostile peer")
 
-    def establish(self, open_msg: bytes | None = None) -> None:
-        self.connect()
+    def establish(self, open_msg: bytes | None = None, rcvbuf: int = 0) -> None:
+        self.connect(rcvbuf)
         self.peer.send(open_msg or encode(Open(DUT_ASN, 9, HOSTILE_ID, CAPS)))
         ka, _ = self.peer.until(MessageType.KEEPALIVE)
         assert ka is not None
@@ -368,6 +369,45 @@ def test_peer_stops_reading(hostile):
     while time.monotonic() < deadline:
         assert hostile.dut.neighbor("hostile")["state"] == "Established"
         time.sleep(0.2)
+
+
+def test_refresh_flood_while_not_reading(hostile):
+    """A peer that never reads but sends 200,000 ROUTE-REFRESH requests (each
+    answered with the whole Adj-RIB-Out) must not make the DUT buffer an
+    answer per request: once its writes block, requests are coalesced and
+    answered when writing resumes."""
+    hostile.establish(rcvbuf=4096)
+    dut = hostile.dut
+    before = dut.neighbor("hostile")["messages"]
+    rr = encode(RouteRefresh(1, 1, 0))
+    for _ in range(10):
+        hostile.peer.send(rr * 20_000)
+    dut.wait(lambda: dut.neighbor("hostile")["messages"]["received"].get("route_refresh", 0)
+             >= before["received"].get("route_refresh", 0) + 200_000, timeout=30)
+    after = dut.neighbor("hostile")["messages"]
+    written = after["sent"]["update"] - before["sent"]["update"]
+    assert written < 100_000, f"{written} UPDATEs written for 200,000 requests to a peer that does not read"
+    assert dut.neighbor("hostile")["state"] == "Established"
+
+
+def test_machine_coalesces_refresh_requests_while_blocked():
+    s = Session(SessionConfig(local_asn=DUT_ASN, peer_asn=DUT_ASN, router_id=DUT_ID, hold_time=9,
+                              connect_retry=1.0, rand=lambda: 0.0, enhanced_route_refresh=False))
+    s.start(0.0)
+    s.connection_made(0.0, DUT)
+    s.data_received(encode(Open(DUT_ASN, 9, HOSTILE_ID, CAPS)) + KEEPALIVE_BYTES, 0.0)
+    s.set_routes(0.0, {(1, (0xC6336401 << 8) | 32): RouteAttrs()})
+    s.pop_actions()
+    rr = encode(RouteRefresh(1, 1, 0))
+    s.data_received(rr, 1.0)
+    assert [a.mtype for a in s.pop_actions() if isinstance(a, Send)] == [MessageType.UPDATE]
+    s.send_blocked(2.0)
+    s.data_received(rr * 1000, 2.0)
+    assert [a for a in s.pop_actions() if isinstance(a, Send)] == []
+    s.send_unblocked(3.0)
+    assert [a.mtype for a in s.pop_actions() if isinstance(a, Send)] == [MessageType.UPDATE]
+    s.send_unblocked(4.0)  # nothing left pending
+    assert [a for a in s.pop_actions() if isinstance(a, Send)] == []
 
 
 def _machine() -> Session:
