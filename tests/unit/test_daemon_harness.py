@@ -78,18 +78,20 @@ class Daemon:
     """One ``speakerd run`` subprocess and its control socket."""
 
     def __init__(self, name: str, node: str, workdir: Path, config_dir: Path, *,
-                 metrics: str | None = None, trace: str | None = None, log_format: str = "json") -> None:
+                 metrics: str | None = None, trace: str | None = None, log_format: str = "json",
+                 watch: float = 0) -> None:
         self.name, self.node, self.workdir, self.config_dir = name, node, workdir, config_dir
         self.socket = str(workdir / f"{name}.sock")
         self.state = str(workdir / f"{name}-state.json")
         self.log_path = workdir / f"{name}.log"
         self.metrics, self.trace, self.log_format = metrics, trace, log_format
+        self.watch = watch  # seconds between config file checks; 0: reload only when asked
         self.proc: subprocess.Popen | None = None
         self.returncode: int | None = None
 
     def start(self) -> None:
         cmd = [PY, "-m", "speakerd.cli", "run", "-c", str(self.config_dir), "--node", self.node,
-               "--socket", self.socket, "--state", self.state, "--watch", "0",
+               "--socket", self.socket, "--state", self.state, "--watch", str(self.watch),
                "--log-format", self.log_format]
         if self.metrics:
             cmd += ["--metrics", self.metrics]
@@ -181,7 +183,7 @@ class DaemonPair:
 
     def __init__(self, workdir: Path, *, sender_metrics: bool = False, receiver_metrics: bool = False,
                  trace: str | None = None, sender_extra: str = "", receiver_peer_asn: int | None = None,
-                 password: str | None = None) -> None:
+                 password: str | None = None, sender_watch: float = 0) -> None:
         self.workdir = workdir
         self.receiver_ip, self.sender_ip, self.port = loopback_endpoints()
         self.receiver_dir = workdir / "receiver"
@@ -206,7 +208,7 @@ class DaemonPair:
                                )
         self.sender = Daemon("sender", "demo-node", workdir, self.sender_dir,
                              metrics=f"127.0.0.1:{self.metrics_port}" if sender_metrics else None,
-                             trace=trace)
+                             trace=trace, watch=sender_watch)
 
     def _demo(self, rel: str) -> str:
         return rewrite((DEMO / rel).read_text(), self.receiver_ip, self.sender_ip, self.port)

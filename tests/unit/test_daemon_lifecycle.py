@@ -77,6 +77,20 @@ def test_reload_adds_a_route_without_resetting_the_session(pair):
     assert "advertised as 198.51.100.60/32 — on the wire" in text
 
 
+def test_changed_config_file_is_reloaded_by_the_watcher(tmp_path):
+    p = DaemonPair(tmp_path, sender_watch=0.2)
+    try:
+        p.start()
+        p.wait_received("ipv4", len(PLANNED_V4))
+        p.sender_yaml.write_text(p.sender_yaml.read_text() + NEW_SERVICE)
+        p.receiver.wait_for("the watcher's reload", lambda: "198.51.100.60/32" in _prefixes(p.receiver))
+        assert p.sender.ctl_json("show", "bgp", "summary")["reload"]["ok"] is True
+        assert not any(e["flap"] for e in p.sender.ctl_json("show", "history")["history"])
+        assert any("config reloaded (config file changed)" in r["msg"] for r in p.sender.log_records())
+    finally:
+        p.stop()
+
+
 def test_reload_text_output(pair):
     out = pair.sender.ctl_text("reload")
     assert out.strip() == "reloaded: 0 peer(s) added, 0 removed, 0 reset, 1 kept; 0 route change(s)"
