@@ -8,6 +8,7 @@ reason).  Nothing is half-applied.
 from __future__ import annotations
 
 from .build import build
+from .gcpause import gc_paused
 from .load import load_documents
 from .model import (Advertisement, BFDProfile, Config, ConfigError, ConfigIssue, LabelSelector, Node, Peer, Pool,
                     Service, Source)
@@ -21,8 +22,9 @@ def load_config(paths: list[str] | str, node: str | None = None) -> Config:
     """
     if isinstance(paths, str):
         paths = [paths]
-    docs, files, issues = load_documents(list(paths))
-    return build(docs, tuple(files), issues)
+    with gc_paused():
+        docs, files, issues = load_documents(list(paths))
+        return build(docs, tuple(files), issues)
 
 
 __all__ = ["load_config", "Config", "ConfigError", "ConfigIssue", "Peer", "Pool", "Advertisement", "Service",

@@ -17,6 +17,7 @@ No Node object for the node name means a node whose only label is
 from __future__ import annotations
 
 from ..config.addr import AFI_V4, BITS, format_prefix, parse_ip
+from ..config.gcpause import gc_paused
 from ..config.model import Advertisement, Config, selectors_match
 from .allocate import PoolIndex, allocate
 from .types import Plan, PlannedRoute, Reason, RouteAttrs
@@ -80,6 +81,11 @@ def _routes_for(ads: list[Advertisement], pool_ips: dict[str, list[tuple[str, in
 
 def plan(config: Config, node_name: str, allocations: dict[str, tuple[str, ...]] | None = None) -> Plan:
     """Routes per peer for `node_name`; `allocations` are the previous ones (kept while valid)."""
+    with gc_paused():
+        return _plan(config, node_name, allocations)
+
+
+def _plan(config: Config, node_name: str, allocations: dict[str, tuple[str, ...]] | None) -> Plan:
     index = PoolIndex(config.pools)
     allocated, notes = allocate(config, allocations, index)
     labels = node_labels(config, node_name)
