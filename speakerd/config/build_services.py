@@ -25,14 +25,14 @@ POLICIES = ("SingleStack", "PreferDualStack", "RequireDualStack")
 def _ips(src: Source, data: dict, issues: "Issues") -> tuple[tuple[str, ...], bool]:
     """(canonical IPs, ok)."""
     status = data.get("status")
-    texts: list[tuple[str, object]] = []
+    texts: list[tuple[str | int, object]] = []
     if status:
         lb = status.get("loadBalancer") if isinstance(status, dict) else None
         ingress = lb.get("ingress") if isinstance(lb, dict) else None
         if isinstance(ingress, list):
             for i, entry in enumerate(ingress):
                 if isinstance(entry, dict) and "ip" in entry:
-                    texts.append((f"status.loadBalancer.ingress[{i}].ip", entry["ip"]))
+                    texts.append((i, entry["ip"]))  # field name made only for an error
     meta = data["metadata"]
     ann = meta.get("annotations")
     if not texts and ann:
@@ -42,7 +42,8 @@ def _ips(src: Source, data: dict, issues: "Issues") -> tuple[tuple[str, ...], bo
                 if not isinstance(value, str):
                     issues.error(src, f"metadata.annotations[{key}]", "expected a comma-separated list of IPs")
                     return (), False
-                texts.extend((f"metadata.annotations[{key}]", t.strip()) for t in value.split(",") if t.strip())
+                fld = f"metadata.annotations[{key}]"
+                texts.extend((fld, t.strip()) for t in value.split(",") if t.strip())
                 break
     if not texts:
         spec = data.get("spec")
@@ -55,6 +56,8 @@ def _ips(src: Source, data: dict, issues: "Issues") -> tuple[tuple[str, ...], bo
         try:
             afi, value = parse_ip(text)  # type: ignore[arg-type]
         except ValueError:
+            if isinstance(fld, int):
+                fld = f"status.loadBalancer.ingress[{fld}].ip"
             issues.error(src, fld, f"invalid IP address {text!r}")
             ok = False
             continue

@@ -216,10 +216,20 @@ def _make_shape(skeleton: str) -> "_Shape | None":
     return _Shape(n, eval("lambda v: " + _codegen(tree, holes)))  # noqa: S307 - built from repr() only
 
 
+# values that can only be strings: a letter-led word without YAML indicators (bools and nulls
+# are looked up apart), or dotted digits with two dots or more (an IPv4 address, a version)
+_PLAIN = re.compile(r"[A-Za-z/][-A-Za-z0-9_./]*\Z|[0-9]+\.[0-9]+(?:\.[0-9]+)+\Z")
+
+
 def _convert(values: list[str]) -> list:
     """Each distinct value through _scalar once; _BAD where only a slower path may decide."""
     out: dict[str, Any] = {}
+    plain = _PLAIN.match
+    special = _BOOLS.keys() | _NULLS
     for s in set(values):
+        if plain(s) and s not in special:
+            out[s] = s
+            continue
         if s[0] in "[{":
             out[s] = _BAD  # mutable results must not be shared between documents
             continue
