@@ -1,15 +1,23 @@
-"""BFD failure detection time: speakerd against FRR bfdd, 50 ms x 3.
+"""BFD failure detection time against FRR, 50 ms x 3: BFD Down and BGP session closed.
 
-Two namespaces (``sdb-bench-<pid>-f`` / ``-s``) joined by a veth; FRR bfdd in
-one, ``python -m speakerd.net.bfd`` in the other.  Each round waits for the
-session to be Up, cuts the link with an nftables drop rule in speakerd's
-namespace, and measures cut → speakerd reports Down (CLOCK_MONOTONIC is the
-same clock in every namespace).  The cut instant is taken just before ``nft``
-runs, so figures include the time nft takes to install the rule (reported).
+Two measurements, each with two namespaces joined by a veth and nftables
+drop rules in speakerd's namespace as the cut:
 
-    sudo .venv/bin/python bench/bfd_detect.py [--rounds 20] [--write-docs]
+* ``helper``: FRR bfdd alone against ``python -m speakerd.net.bfd`` (one
+  BfdManager); cut -> speakerd reports BFD Down (CLOCK_MONOTONIC, the same
+  clock in every namespace).
+* ``daemon``: FRR zebra + bgpd + bfdd (``neighbor X bfd profile``) against
+  ``speakerd run`` with a BGPPeer naming a BFDProfile and holdTime 30 s; cut
+  -> speakerd closes the BGP session with Cease/BFD Down, taken from the
+  wall-clock time of the daemon's history entry (``speakerctl show history``),
+  and cut -> BFD Down from the daemon's log line (millisecond timestamps).
 
-Needs root, FRR (zebra, bfdd, vtysh) and nft.  Traffic stays on the veth.
+The cut instant is taken just before ``nft`` runs, so the figures include
+the time nft takes to install the rule (reported).
+
+    sudo .venv/bin/python bench/bfd_detect.py [--rounds 20] [--mode both|helper|daemon] [--write-docs]
+
+Needs root, FRR (zebra, bgpd, bfdd, vtysh) and nft.  Traffic stays on the veth.
 """
 from __future__ import annotations
 
@@ -28,6 +36,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 FRR_ADDR, SP_ADDR = "10.201.0.1", "10.201.0.2"
 HEADING = "## BFD detection (bench/bfd_detect.py)"
 
@@ -131,6 +140,85 @@ class Bench:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class DaemonBench:
+    """``speakerd run`` against FRR bgpd + bfdd in a netlab Lab (cleaned up by PID on exit)."""
+
+    def __init__(self, interval: int, mult: int) -> None:
+        from tests.interop import netlab
+        self.netlab, self.interval, self.mult = netlab, interval, mult
+        self.lab = netlab.Lab("bfd-bench")
+
+    def setup(self) -> None:
+        from tests.interop.netlab import Neighbor, Speakerd, advertisement, bgp_peer, manifests, node, pool, service
+        from tests.interop.test_bfd_daemon import BfdFrr, bfd_profile
+        nl = self.netlab
+        lab = self.lab.__enter__()
+        self.s, f = lab.ns("bs"), lab.ns("bf")
+        link = lab.link(self.s, f)
+        self.sp_addr, self.frr_addr = link.addr(self.s), link.addr(f)
+        timers = {"receive-interval": self.interval, "transmit-interval": self.interval,
+                  "detect-multiplier": self.mult}
+        self.frr = BfdFrr(f, lab.subdir("frr"), 64501, "192.0.2.2", bfd=timers,
+                          neighbors=[Neighbor(self.sp_addr, 64500, bfd=True, hold=30, keepalive=10)])
+        config = manifests(lab.subdir("config"), [
+            node("node1"),
+            bfd_profile("fast", receiveInterval=self.interval, transmitInterval=self.interval,
+                        detectMultiplier=self.mult),
+            bgp_peer("frr", 64500, 64501, self.frr_addr, holdTime="30s", keepaliveTime="10s",
+                     connectTime="1s", bfdProfile="fast"),
+            pool("lab", ["203.0.113.0/24"]), advertisement("lab", ipAddressPools=["lab"]),
+            service("svc", ["203.0.113.10"])])
+        self.sp = Speakerd(self.s, config, "node1", socket=lab.dir / "speakerd.sock",
+                           extra_args=("--log-level", "info", "--watch", "0"))
+        # the chain exists before the first round: a cut is then one nft run adding one rule
+        self.s.exec("nft", "add table inet sdbcut")
+        self.s.exec("nft", "add chain inet sdbcut input { type filter hook input priority -10 ; }")
+        self.wait_up()
+        nl.wait_for(lambda: self.frr.established(self.sp_addr), 30, "FRR Established")
+
+    def history(self) -> list[dict]:
+        return self.sp.ctl("show", "history")["history"]
+
+    def bfd_up(self) -> bool:
+        rows = self.sp.ctl("show", "bfd", "peers")["bfd_peers"]
+        return bool(rows) and rows[0]["state"] == "up"
+
+    def wait_up(self) -> None:
+        self.netlab.wait_for(lambda: self.sp.established(self.frr_addr) and self.bfd_up(), 30,
+                             "speakerd Established with BFD Up")
+
+    def round(self) -> tuple[float, float, float]:
+        """One cut: (cut -> BFD Down, cut -> BGP closed, nft time), seconds."""
+        log_mark = len(self.sp.log)
+        t_cut = time.time()
+        self.s.exec("nft", f"add rule inet sdbcut input ip saddr {self.frr_addr} drop")
+        nft_s = time.time() - t_cut
+        entry = self.netlab.wait_for(
+            # by time, not by index: the daemon keeps the last 100 entries per peer
+            lambda: next((e for e in self.history() if e["from"] == "Established" and e["time"] >= t_cut), None),
+            10, "speakerd closes the BGP session")
+        if entry["cause"] != "bfd_down":
+            raise RuntimeError(f"session closed for another reason: {entry}")
+        bfd_down = _log_time(self.sp.log[log_mark:], "-> DOWN (CONTROL_DETECTION_EXPIRED)")
+        self.s.exec("nft", "flush chain inet sdbcut input")
+        self.wait_up()
+        return bfd_down - t_cut, entry["time"] - t_cut, nft_s
+
+    def teardown(self) -> None:
+        self.lab.close()
+
+
+def _log_time(text: str, marker: str) -> float:
+    """Wall-clock time of the first log line containing ``marker`` (``2026-...T..:..:..mmmZ`` UTC)."""
+    import datetime as dt
+    for line in text.splitlines():
+        if marker in line:
+            stamp = line.split(" ", 1)[0].rstrip("Z")
+            return dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%f").replace(
+                tzinfo=dt.timezone.utc).timestamp()
+    raise RuntimeError(f"no log line with {marker!r}")
+
+
 def write_docs(text: str) -> None:
     path = ROOT / "docs" / "benchmarks.md"
     doc = path.read_text() if path.exists() else "# speakerd benchmarks\n"
@@ -143,22 +231,19 @@ def write_docs(text: str) -> None:
     path.write_text(doc)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=20)
-    ap.add_argument("--interval", type=int, default=50, help="rx/tx interval, ms (both sides)")
-    ap.add_argument("--mult", type=int, default=3)
-    ap.add_argument("--write-docs", action="store_true", help=f"replace '{HEADING}' in docs/benchmarks.md")
-    args = ap.parse_args()
-    if os.geteuid() != 0:
-        print("needs root (network namespaces)", file=sys.stderr)
-        return 2
-    bench = Bench(args.interval, args.mult)
+def _row(ms: list[float]) -> str:
+    d = sorted(ms)
+    return (f"| {pct(d, 50):.0f} ms | {pct(d, 90):.0f} ms | {pct(d, 99):.0f} ms | {d[-1]:.0f} ms "
+            f"| {d[0]:.0f} ms | {statistics.fmean(d):.0f} ms |")
+
+
+def run_helper(rounds: int, interval: int, mult: int) -> tuple[list[float], list[float]]:
+    bench = Bench(interval, mult)
     detections, nft_times = [], []
     try:
         bench.setup()
         bench.wait_state("up", 15)
-        for i in range(args.rounds):
+        for i in range(rounds):
             time.sleep(0.3 + (i % 5) * 0.013)  # settle after Up and the poll; vary the phase
             t_cut, nft_s = bench.cut()
             ev = bench.wait_state("down", 5)
@@ -170,29 +255,70 @@ def main() -> int:
             bench.wait_state("up", 15)
     finally:
         bench.teardown()
-    d = sorted(detections)
+    return detections, nft_times
+
+
+def run_daemon(rounds: int, interval: int, mult: int) -> tuple[list[float], list[float], list[float]]:
+    bench = DaemonBench(interval, mult)
+    bfd, bgp, nft = [], [], []
+    try:
+        bench.setup()
+        for i in range(rounds):
+            time.sleep(0.3 + (i % 5) * 0.013)  # vary the phase against the TX timers
+            a, b, n = bench.round()
+            bfd.append(a * 1000)
+            bgp.append(b * 1000)
+            nft.append(n * 1000)
+    finally:
+        bench.teardown()
+    return bfd, bgp, nft
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--interval", type=int, default=50, help="rx/tx interval, ms (both sides)")
+    ap.add_argument("--mult", type=int, default=3)
+    ap.add_argument("--mode", choices=("both", "helper", "daemon"), default="both")
+    ap.add_argument("--write-docs", action="store_true", help=f"replace '{HEADING}' in docs/benchmarks.md")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("needs root (network namespaces)", file=sys.stderr)
+        return 2
     expected = args.mult * args.interval
-    lines = [
-        HEADING, "",
-        f"speakerd (`python -m speakerd.net.bfd`) against FRR 8.4 bfdd over a veth, "
-        f"{args.interval} ms × {args.mult} both sides (detection time {expected} ms); "
-        f"{len(d)} cuts with an nftables drop rule; time from just before `nft` runs to speakerd "
-        "reporting Down (diag 1). Command: `sudo .venv/bin/python bench/bfd_detect.py --write-docs`.",
-        "",
-        "| p50 | p90 | p99 | max | min | mean |",
-        "|---|---|---|---|---|---|",
-        f"| {pct(d, 50):.0f} ms | {pct(d, 90):.0f} ms | {pct(d, 99):.0f} ms | {d[-1]:.0f} ms "
-        f"| {d[0]:.0f} ms | {statistics.fmean(d):.0f} ms |",
-        "",
-        f"`nft` itself took {statistics.median(nft_times):.0f} ms median "
-        f"(max {max(nft_times):.0f} ms) of that; the rule takes effect somewhere inside it. "
-        f"Expected range: {expected - args.interval} – {expected} ms after the last packet that got "
-        "through, plus timer and scheduling latency.",
-        "",
-    ]
+    cmd = "`sudo .venv/bin/python bench/bfd_detect.py --write-docs`"
+    lines = [HEADING, "",
+             f"FRR 8.4 over a veth, {args.interval} ms × {args.mult} on both sides (detection time "
+             f"{expected} ms); {args.rounds} cuts per row with nftables drop rules in speakerd's namespace, "
+             f"timed from just before `nft` runs. Command: {cmd}.", "",
+             "| measurement | p50 | p90 | p99 | max | min | mean |",
+             "|---|---|---|---|---|---|---|"]
+    raw, nft_all, gap_note = [], [], ""
+    if args.mode in ("both", "daemon"):
+        bfd, bgp, nft = run_daemon(args.rounds, args.interval, args.mult)
+        lines.append("| `speakerd run` vs bgpd+bfdd: cut → BGP session closed (Cease/BFD Down; history entry) "
+                     + _row(bgp))
+        lines.append("| `speakerd run` vs bgpd+bfdd: cut → BFD Down (daemon log line) " + _row(bfd))
+        gaps = sorted(b - a for a, b in zip(bfd, bgp))
+        gap_note = (f" In the daemon, the BGP close came {statistics.median(gaps):.0f} ms (median; max "
+                    f"{gaps[-1]:.0f} ms) after the BFD Down log line; both timestamps have millisecond "
+                    "resolution.")
+        raw += [f"daemon BGP closed ms: {' '.join(f'{x:.1f}' for x in bgp)}",
+                f"daemon BFD down ms: {' '.join(f'{x:.1f}' for x in bfd)}"]
+        nft_all += nft
+    if args.mode in ("both", "helper"):
+        det, nft = run_helper(args.rounds, args.interval, args.mult)
+        lines.append("| `python -m speakerd.net.bfd` vs bfdd: cut → BFD Down (diag 1) " + _row(det))
+        raw.append(f"helper BFD down ms: {' '.join(f'{x:.1f}' for x in det)}")
+        nft_all += nft
+    lines += ["",
+              f"`nft` itself took {statistics.median(nft_all):.0f} ms median (max {max(nft_all):.0f} ms) of "
+              "that; the rule takes effect somewhere inside it. Expected BFD range: "
+              f"{expected - args.interval} – {expected} ms after the last packet that got through, plus timer "
+              f"and scheduling latency.{gap_note} The BGP hold time is 30 s, so every close is BFD's.", ""]
     text = "\n".join(lines)
     print(text)
-    print("raw ms:", " ".join(f"{x:.1f}" for x in detections))
+    print("\n".join(raw))
     if args.write_docs:
         write_docs(text)
     return 0
