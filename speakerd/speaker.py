@@ -89,8 +89,8 @@ def derive_router_id(peers: list[PeerConfig], node: str) -> tuple[int, str]:
     return (zlib.crc32(node.encode()) or 1), "hash of the node name"
 
 
-def peer_settings(p: PeerConfig, router_id: int) -> PeerSettings:
-    return PeerSettings(
+def peer_settings(p: PeerConfig, router_id: int, restarting: bool = False) -> PeerSettings:
+    return PeerSettings(restart_state=restarting,
         name=p.name, peer_address=p.peer_address, local_asn=p.my_asn, peer_asn=p.peer_asn,
         router_id=router_id, peer_port=p.peer_port, hold_time=p.hold_time,
         keepalive_time=p.keepalive_time if p.hold_time else None,
@@ -130,9 +130,32 @@ class Speaker:
         self.last_reload = {"time": time.time(), "ok": True, "errors": []}
 
     async def stop(self, message: str = "speakerd is shutting down") -> None:
-        """Cease/Administrative Shutdown with ``message`` to every peer."""
-        await asyncio.gather(*(rt.peer.stop(message) for rt in self.peers.values()),
-                             return_exceptions=True)
+        """Cease/Administrative Shutdown with ``message`` to every peer, except
+        graceful-restart sessions, which are closed without a NOTIFICATION.
+
+        Graceful restart (RFC 4724) and stopping: a helper keeps a peer's routes
+        as stale when the TCP connection closes, but a Cease NOTIFICATION makes
+        it flush them (RFC 4724 §4).  RFC 8538 (the N bit) would allow a
+        non-Hard-Reset Cease instead, but a helper that treats Administrative
+        Shutdown as a Hard Reset (FRR's ``bgp hard-administrative-reset``, on
+        by default) still flushes.  So when ``enableGracefulRestart`` is set and
+        the peer negotiated graceful restart, stopping closes the connection
+        without a NOTIFICATION: the peer keeps forwarding to the service IPs
+        for up to the restart time (120 s) while speakerd restarts; a speakerd
+        that does not come back is cleaned up by the peer when that time runs
+        out.  After the restart the OPEN carries the R bit and F=1 per family
+        (the node's dataplane kept forwarding), the routes are re-announced
+        from the same state file and End-of-RIB tells the peer to drop what
+        was not re-announced.
+        """
+        async def stop_one(rt: PeerRuntime) -> None:
+            neg = rt.peer.negotiated
+            graceful = bool(rt.config.graceful_restart and neg is not None and neg.graceful_restart)
+            if graceful:
+                log.info("peer %s: graceful restart negotiated: closing without NOTIFICATION, "
+                         "the peer keeps our routes as stale", rt.config.name)
+            await rt.peer.stop(message, notify=not graceful)
+        await asyncio.gather(*(stop_one(rt) for rt in self.peers.values()), return_exceptions=True)
         for listener in self.listeners.values():
             await listener.close()
         if self.bfd is not None:
@@ -198,7 +221,7 @@ class Speaker:
             rt.flaps["config change"] += 1
             await rt.peer.stop("session parameters changed", CeaseSubcode.OTHER_CONFIGURATION_CHANGE)
         for name in sorted(set(diff.added) | set(reset)):
-            await self._add_peer(selected[name])
+            await self._add_peer(selected[name], initial=initial)
         for name in diff.kept:
             if name in reset:
                 continue
@@ -233,8 +256,9 @@ class Speaker:
                 changed += 1
         return changed
 
-    async def _add_peer(self, pc: PeerConfig) -> None:
-        settings = peer_settings(pc, self.router_id)
+    async def _add_peer(self, pc: PeerConfig, initial: bool = False) -> None:
+        # a session opened right after the process started announces R=1 (RFC 4724)
+        settings = peer_settings(pc, self.router_id, restarting=initial)
         rt: PeerRuntime
 
         def on_event(peer: Peer, event) -> None:

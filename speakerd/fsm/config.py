@@ -29,6 +29,8 @@ from .timers import keepalive_interval, negotiated_hold
 
 # RFC 4724 forwarding-state flag in the per-family byte
 GR_FORWARDING = 0x80
+# RFC 4724 Restart State flag in the capability's 4-bit flags field
+GR_RESTART_STATE = 0x8
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,9 @@ class SessionConfig:
     families: tuple[Family, ...] = (IPV4_UNICAST, IPV6_UNICAST)
     graceful_restart: bool = False
     restart_time: int = 120
+    # RFC 4724 R bit: set in the OPENs of a freshly started process until the
+    # session is first Established (like FRR during its startup period)
+    restart_state: bool = False
     route_refresh: bool = True
     enhanced_route_refresh: bool = True
     extended_message: bool = True
@@ -66,7 +71,8 @@ class SessionConfig:
         if self.extended_message:
             caps.append(ExtendedMessage())
         if self.graceful_restart:
-            caps.append(GracefulRestart(0, self.restart_time & 0xFFF,
+            flags = GR_RESTART_STATE if self.restart_state else 0
+            caps.append(GracefulRestart(flags, self.restart_time & 0xFFF,
                                         tuple((a, s, GR_FORWARDING) for a, s in self.families)))
         caps.append(FourOctetAS(self.local_asn))
         return tuple(caps)

@@ -78,6 +78,9 @@ class Session:
         self.received_counts = [0] * 6
         self.last_notification_sent: Notification | None = None
         self.last_notification_received: Notification | None = None
+        self.looped_updates = 0  # UPDATEs whose AS_PATH held our own AS (eBGP), not kept
+        self._loop_checked = None
+        self._loop_result = False
         self._framer = Framer()
         self._ctx: Negotiated = DEFAULT_CONTEXT
         self._actions: list = []
@@ -114,9 +117,18 @@ class Session:
         self._automatic_start(now, Cause.ADMIN_START, immediate=True)
 
     def stop(self, now: float, message: str = "",
-             subcode: int = CeaseSubcode.ADMINISTRATIVE_SHUTDOWN) -> None:
-        """ManualStop: Cease (6/2 + RFC 9003 message by default), then Idle for good."""
+             subcode: int = CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, notify: bool = True) -> None:
+        """ManualStop: Cease (6/2 + RFC 9003 message by default), then Idle for good.
+
+        ``notify=False`` closes the connection without a NOTIFICATION: the
+        graceful-restart stop (RFC 4724 §4: a helper keeps the routes of a peer
+        whose TCP connection just closes, but flushes them on a Cease).
+        """
         self.stopped = True
+        if not notify and self.state in _WITH_CONNECTION:
+            self._down(now, _STOP_CAUSE.get(subcode, Cause.ADMIN_STOP),
+                       "closed without NOTIFICATION (graceful restart)")
+            return
         self._cease(now, subcode, message)
 
     def reset(self, now: float, message: str = "",
@@ -281,11 +293,26 @@ class Session:
             self._unexpected(now, "UPDATE")
             return
         upd = Update.decode_body(body, self._ctx)
+        attrs = upd.attrs
+        if attrs is not None and attrs.as_path and not self.cfg.ibgp and self._as_loop(attrs):
+            # RFC 4271 §9.1.2: a route whose AS_PATH holds our own AS is not
+            # usable; like FRR and BIRD, it is not kept (counted instead).
+            self.looped_updates += 1
+            upd.treat_as_withdraw = True
         eor = self.adj_rib_in.apply(upd)
         if eor is not None:
             self._actions.append(EndOfRib(eor))
         else:
             self._actions.append(RoutesReceived(self.adj_rib_in.counts()))
+
+    def _as_loop(self, attrs) -> bool:
+        # attribute sets are interned: one check per distinct set
+        if attrs is self._loop_checked:
+            return self._loop_result
+        asn = self.cfg.local_asn
+        looped = any(asn in asns for _, asns in attrs.as_path)
+        self._loop_checked, self._loop_result = attrs, looped
+        return looped
 
     def _on_route_refresh(self, now: float, body) -> None:
         if self.state != State.ESTABLISHED:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ class PeerSettings:
     ebgp_multihop: bool = False
     gtsm: bool = False
     graceful_restart: bool = False
+    restart_state: bool = False  # RFC 4724 R bit in the first session's OPEN
     passive: bool = False
     next_hop4: str | None = None
     next_hop6: str | None = None
@@ -78,6 +80,7 @@ class PeerSettings:
             hold_time=self.hold_time, keepalive_time=self.keepalive_time,
             connect_retry=self.connect_retry, connect_retry_cap=self.connect_retry_cap,
             passive=self.passive, families=self.families, graceful_restart=self.graceful_restart,
+            restart_state=self.restart_state and self.graceful_restart,
             send_hold_time=self.send_hold_time, next_hop4=self.next_hop4, next_hop6=self.next_hop6)
 
 
@@ -210,13 +213,17 @@ class Peer:
         self._link.machine.start(self._now())
         self._process()
 
-    async def stop(self, message: str = "", subcode: int = CeaseSubcode.ADMINISTRATIVE_SHUTDOWN) -> None:
-        """Cease (6/2 with an RFC 9003 message), then wait until the connection is closed."""
+    async def stop(self, message: str = "", subcode: int = CeaseSubcode.ADMINISTRATIVE_SHUTDOWN,
+                   notify: bool = True) -> None:
+        """Cease (6/2 with an RFC 9003 message), then wait until the connection is closed.
+
+        ``notify=False``: close without a NOTIFICATION (graceful restart, see
+        :meth:`speakerd.fsm.Session.stop`)."""
         links = [self._link] + ([self._candidate] if self._candidate else [])
         conns = [l.conn for l in links if l.conn is not None]
         now = self._now()
         for link in links:
-            link.machine.stop(now, message, subcode)
+            link.machine.stop(now, message, subcode, notify=notify)
         self._process()
         for link in links:
             if link.connect_task is not None:
@@ -375,6 +382,10 @@ class Peer:
         self.history.append(HistoryEntry(now, act.old, act.new, act.cause, act.detail))
         if act.new == State.ESTABLISHED:
             self.established_since = now
+            if self._cfg.restart_state:
+                # the restart is over once a session is up: later OPENs carry R=0
+                self._cfg = dataclasses.replace(self._cfg, restart_state=False)
+                self._link.machine.cfg = self._cfg
         elif act.old == State.ESTABLISHED:
             self.established_since = None
         log.info("peer %s: %s -> %s (%s%s)", self.name, act.old.label, act.new.label,
