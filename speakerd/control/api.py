@@ -210,6 +210,7 @@ def neighbors(speaker, args: dict) -> dict:
             "last_notification_sent": _notification(p.last_notification_sent, "sent", rt),
             "last_notification_received": _notification(p.last_notification_received, "received", rt),
             "last_error": p.last_error,
+            "looped_updates_ignored": getattr(p._link.machine, "looped_updates", 0),
             "flaps": dict(rt.flaps),
         })
     return {"neighbors": out}
