@@ -214,14 +214,26 @@ class Speaker:
             await rt.peer.stop("peer removed from the configuration", CeaseSubcode.PEER_DECONFIGURED)
             if self.metrics:
                 self.metrics.remove_peer(self._label(rt.config))
+        retired: dict[str, PeerRuntime] = {}
         for name in reset:
-            rt = self.peers.pop(name)
+            rt = retired[name] = self.peers.pop(name)
             self._forget_bfd(rt)
             self._unregister(rt)
             rt.flaps["config change"] += 1
             await rt.peer.stop("session parameters changed", CeaseSubcode.OTHER_CONFIGURATION_CHANGE)
         for name in sorted(set(diff.added) | set(reset)):
             await self._add_peer(selected[name], initial=initial)
+        for name, old_rt in retired.items():
+            # the operator's view of a peer survives its session being rebuilt
+            new_rt = self.peers[name]
+            new_rt.flaps.update(old_rt.flaps)
+            hist = new_rt.peer.history
+            carried = list(old_rt.peer.history) + list(hist)
+            hist.clear()
+            hist.extend(carried[-hist.maxlen:] if hist.maxlen else carried)
+            ring = list(old_rt.ring) + list(new_rt.ring)
+            new_rt.ring.clear()
+            new_rt.ring.extend(ring)  # maxlen keeps the newest
         for name in diff.kept:
             if name in reset:
                 continue

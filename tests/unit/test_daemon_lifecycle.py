@@ -150,8 +150,6 @@ def test_hold_time_change_resets_the_session_with_cause_config_change(pair):
     assert _prefixes(pair.receiver) == PLANNED_V4
 
 
-@pytest.mark.xfail(strict=True, reason="Speaker._apply replaces a reset peer's PeerRuntime and Peer, so the "
-                                       "session's history and flap counters start empty on the resetting side")
 def test_hold_time_reset_kept_in_the_resetting_sides_history(pair):
     pair.wait_received("ipv4", len(PLANNED_V4))
     pair.sender_yaml.write_text(pair.sender_yaml.read_text().replace("holdTime: 9s", "holdTime: 6s", 1))
