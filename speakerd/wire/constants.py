@@ -121,17 +121,27 @@ SUBCODES: dict[int, type[IntEnum]] = {
 }
 
 
+# words that the RFCs write in capitals (or mixed case)
+_RFC_WORDS = {"As": "AS", "Bgp": "BGP", "Fsm": "FSM", "Nlri": "NLRI", "Open": "OPEN", "Update": "UPDATE",
+              "Opensent": "OpenSent", "Openconfirm": "OpenConfirm", "Bfd": "BFD", "Borr": "BoRR",
+              "Eorr": "EoRR"}
+
+
+def _words(enum_name: str) -> str:
+    return " ".join(_RFC_WORDS.get(w, w) for w in enum_name.replace("_", " ").title().split())
+
+
 def error_name(code: int, subcode: int) -> str:
-    """'Cease/Administrative Shutdown'-style name for a (code, subcode) pair."""
+    """'Cease/Administrative Shutdown', 'OPEN Message/Bad Peer AS': the RFC's names."""
     try:
-        cname = ErrorCode(code).name.replace("_", " ").title()
+        cname = _words(ErrorCode(code).name)
     except ValueError:
         return f"Unknown error {code}/{subcode}"
     table = SUBCODES.get(code)
     if table is None:
         return cname if subcode == 0 else f"{cname}/{subcode}"
     try:
-        sname = table(subcode).name.replace("_", " ").title()
+        sname = _words(table(subcode).name)
     except ValueError:
         sname = f"subcode {subcode}"
     return f"{cname}/{sname}"

@@ -83,9 +83,9 @@ def test_update_with_rfc7606_outcome():
     u = Update(attrs=PathAttributes(), nlri=[_k("10.0.0.0/8")], treat_as_withdraw=True, errors=(err,))
     f = message_fields(u)
     assert f["treat_as_withdraw"] and f["errors"] == [
-        {"code": 3, "subcode": 6, "name": "Update Message/Invalid Origin Attribute", "reason": "ORIGIN value 5",
+        {"code": 3, "subcode": 6, "name": "UPDATE Message/Invalid Origin Attribute", "reason": "ORIGIN value 5",
          "data": "40010105"}]
-    assert "TREAT-AS-WITHDRAW error [Update Message/Invalid Origin Attribute: ORIGIN value 5]" in message_text(u)
+    assert "TREAT-AS-WITHDRAW error [UPDATE Message/Invalid Origin Attribute: ORIGIN value 5]" in message_text(u)
 
 
 def test_open_notification_keepalive_route_refresh():
@@ -99,7 +99,7 @@ def test_open_notification_keepalive_route_refresh():
                                     "families": [{"afi": "ipv4", "safi": "unicast", "flags": 128}]}
     assert f["capabilities"][4] == {"code": 200, "name": "capability-200", "value": "01"}
     n = Notification(2, 2, b"\xfd\xe8")
-    assert message_text(n) == "NOTIFICATION Open Message/Bad Peer As (2/2) data fde8"
+    assert message_text(n) == "NOTIFICATION OPEN Message/Bad Peer AS (2/2) data fde8"
     assert message_fields(n)["shutdown_message"] is None
     assert message_text(Notification.cease(4, "reboot")) == 'NOTIFICATION Cease/Administrative Reset (6/4) "reboot"'
     assert message_text(KEEPALIVE) == "KEEPALIVE" and message_fields(KEEPALIVE) == {"type": "KEEPALIVE"}
@@ -114,7 +114,7 @@ def test_record_line_and_fields():
                                   "dst": "2001:db8::2", "dport": 40000, "type": "KEEPALIVE", "length": 19}
     bad = Record(mtype=2, length=23, error=UpdateError(subcode=1, reason="withdrawn routes length 16 overruns"),
                  raw=b"\xff" * 16 + b"\x00\x17\x02" + b"\x00\x10\x00\x00")
-    assert record_line(bad) == ("UPDATE len 23 MALFORMED Update Message/Malformed Attribute List: "
+    assert record_line(bad) == ("UPDATE len 23 MALFORMED UPDATE Message/Malformed Attribute List: "
                                 "withdrawn routes length 16 overruns")
     f = record_fields(bad)
     assert f["type"] == "UPDATE" and f["error"]["subcode"] == 1 and f["raw"].endswith("00100000")

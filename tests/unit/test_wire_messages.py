@@ -107,8 +107,13 @@ def test_every_error_code_and_subcode_is_named():
         assert "Unknown" not in error_name(code, 0)
         for sub in SUBCODES.get(code, ()):
             name = error_name(code, sub)
-            assert "subcode" not in name and name.startswith(ErrorCode(code).name.replace("_", " ").title())
+            assert "subcode" not in name and name.lower().startswith(ErrorCode(code).name.replace("_", " ").lower())
     assert error_name(6, 2) == "Cease/Administrative Shutdown"
+    # the RFCs' capitals
+    assert error_name(2, 2) == "OPEN Message/Bad Peer AS"
+    assert error_name(3, 11) == "UPDATE Message/Malformed AS Path"
+    assert error_name(6, 10) == "Cease/BFD Down"
+    assert error_name(5, 1) == "FSM/Unexpected In OpenSent"
     assert error_name(99, 1).startswith("Unknown")
 
 
