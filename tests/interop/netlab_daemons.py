@@ -106,7 +106,9 @@ class Frr:
     def config(self) -> str:
         lines = ["frr defaults traditional", f"hostname {self.ns.short}", "log timestamp precision 3", "!"]
         if self.bfd:
-            lines += ["bfd", " profile lab", *(f"  {k} {v}" for k, v in self.bfd.items()), " exit", "exit", "!"]
+            # no "exit" lines: bgpd does not know the bfd node, and to it an "exit"
+            # would leave configuration mode and drop everything after it
+            lines += ["bfd", " profile lab", *(f"  {k} {v}" for k, v in self.bfd.items()), "!"]
         for i, n in enumerate(self.networks):
             lines += self._route_map(i, n)
         lines += [f"router bgp {self.asn}", f" bgp router-id {self.router_id}", " no bgp ebgp-requires-policy",

@@ -41,27 +41,7 @@ def bfd_profile(name: str, **spec) -> dict:
             "metadata": {"name": name, "namespace": "metallb-system"}, "spec": spec}
 
 
-class BfdFrr(Frr):
-    """netlab's Frr with a BFD block that bgpd can read past.
-
-    netlab closes the ``bfd`` block with ``exit`` lines; bgpd does not know
-    the ``bfd`` node, so to bgpd that ``exit`` leaves configuration mode and
-    every later line (``router bgp ...``) is rejected.  Without them each
-    daemon skips the lines it does not know and bfdd climbs back out of the
-    profile node by itself when it meets ``router bgp``.
-    """
-
-    def config(self) -> str:
-        lines, out, in_bfd = super().config().splitlines(), [], False
-        for line in lines:
-            if line == "bfd":
-                in_bfd = True
-            elif in_bfd and line.strip() == "exit":
-                continue
-            elif line == "!":
-                in_bfd = False
-            out.append(line)
-        return "\n".join(out) + "\n"
+BfdFrr = Frr  # netlab's Frr writes a bfd block that bgpd reads past
 
 
 class BfdLab:
