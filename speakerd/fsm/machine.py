@@ -13,12 +13,14 @@ The structure follows OpenBGPD's ``bgp_fsm``: switch on the state, then on
 the event; a message that is not expected in the current state is an FSM
 error answered with the RFC 6608 NOTIFICATION (5/1, 5/2, 5/3).
 
-Back-pressure: while the transport reports that writes are blocked (the
-peer is not reading), ROUTE-REFRESH requests are not answered at once but
-remembered per family and answered once when writing resumes.  A refresh
-re-sends the whole Adj-RIB-Out, so answering each request while blocked
-would let a peer that sends requests and never reads make us buffer without
-bound until the Send Hold Timer fires.
+ROUTE-REFRESH requests are coalesced: a request only marks its family, and
+each marked family is answered once, after the whole read it arrived in has
+been processed, or, while the transport reports that writes are blocked
+(the peer is not reading), once writing resumes.  A refresh re-sends the
+whole Adj-RIB-Out, so answering every request would let a peer turn one
+64 KB read of 2,800 requests into thousands of UPDATEs (one event-loop
+stall for every session of the daemon), or make us buffer without bound
+while it does not read.
 
 Restart policy: after an error the machine passes through Idle and performs
 AutomaticStart at once, landing in Active (listening) with the ConnectRetry
@@ -90,7 +92,7 @@ class Session:
         self._hold_at: float | None = None
         self._keepalive_at: float | None = None
         self._blocked_since: float | None = None
-        self._refresh_pending: set[int] = set()  # families to refresh once unblocked
+        self._refresh_pending: set[int] = set()  # families with a ROUTE-REFRESH to answer
 
     # ------------------------------------------------------------------ output
     def pop_actions(self) -> list:
@@ -189,11 +191,16 @@ class Session:
 
     def send_unblocked(self, now: float) -> None:
         self._blocked_since = None
-        if self._refresh_pending:
-            pending, self._refresh_pending = sorted(self._refresh_pending), set()
-            if self.state == State.ESTABLISHED:
-                for afi in pending:
-                    self._send_updates(now, self.adj_rib_out.refresh(afi, self._ctx))
+        self._answer_refresh(now)
+
+    def _answer_refresh(self, now: float) -> None:
+        """Answer the pending ROUTE-REFRESH requests, one per family, unless writes are blocked."""
+        if not self._refresh_pending or self._blocked_since is not None:
+            return
+        pending, self._refresh_pending = sorted(self._refresh_pending), set()
+        if self.state == State.ESTABLISHED:
+            for afi in pending:
+                self._send_updates(now, self.adj_rib_out.refresh(afi, self._ctx))
 
     def set_routes(self, now: float, routes: dict) -> None:
         """Set the wanted Adj-RIB-Out; when Established, send the difference."""
@@ -259,6 +266,7 @@ class Session:
         if self.state in (State.OPENCONFIRM, State.ESTABLISHED) and self.negotiated is not None:
             hold = self.negotiated.hold_time
             self._hold_at = now + hold if hold else None
+        self._answer_refresh(now)
 
     # ---------------------------------------------------------------- messages
     def _unexpected(self, now: float, what: str) -> None:
@@ -325,10 +333,7 @@ class Session:
         if (rr.afi, rr.safi) not in neg.families or rr.safi != SAFI.UNICAST:
             return  # a family not negotiated: ignored (RFC 2918 §4)
         if rr.subtype == RouteRefreshSubtype.NORMAL:
-            if self._blocked_since is not None:
-                self._refresh_pending.add(rr.afi)  # answered once writing resumes
-            else:
-                self._send_updates(now, self.adj_rib_out.refresh(rr.afi, neg))
+            self._refresh_pending.add(rr.afi)  # answered after this read (see the module docstring)
         elif neg.enhanced_route_refresh and rr.subtype == RouteRefreshSubtype.BORR:
             self.adj_rib_in.begin_refresh(rr.afi)
         elif neg.enhanced_route_refresh and rr.subtype == RouteRefreshSubtype.EORR:

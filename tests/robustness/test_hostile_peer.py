@@ -443,6 +443,23 @@ def test_machine_coalesces_refresh_requests_while_blocked():
     assert [a for a in s.pop_actions() if isinstance(a, Send)] == []
 
 
+def test_machine_answers_a_burst_of_refresh_requests_once():
+    """2,800 ROUTE-REFRESH requests in one 64 KB read with 10,000 routes to
+    re-send: one answer (it used to be one per request: 140,000 UPDATEs,
+    147 MB and a 50-second stall of the daemon's event loop)."""
+    s = _machine()
+    s.start(0.0)
+    s.connection_made(0.0, DUT)
+    s.data_received(encode(Open(DUT_ASN, 9, HOSTILE_ID, CAPS)) + KEEPALIVE_BYTES, 0.0)
+    routes = {(1, ((0x0A000000 + i) << 8) | 32): RouteAttrs(communities=(i % 50,)) for i in range(10_000)}
+    s.set_routes(0.0, routes)
+    s.pop_actions()
+    s.data_received(encode(RouteRefresh(1, 1, 0)) * 2800, 1.0)
+    again = [decode(a.data) for a in s.pop_actions() if isinstance(a, Send)]
+    assert sum(len(u.nlri) for u in again) == 10_000  # every route once
+    assert 0 < len(again) <= 60
+
+
 def _machine() -> Session:
     return Session(SessionConfig(local_asn=DUT_ASN, peer_asn=DUT_ASN, router_id=DUT_ID, hold_time=9,
                                  connect_retry=1.0, rand=lambda: 0.0))
