@@ -130,7 +130,7 @@ class BirdD(Daemon):
         if statics:
             dir.mkdir(parents=True, exist_ok=True)
             with open(dir / "static.conf", "w") as f:
-                f.write("protocol static s { ipv4;\n")
+                f.write("protocol static statics { ipv4;\n")
                 for i in range(statics):
                     a = static_base + i
                     f.write(f"  route {a >> 24}.{(a >> 16) & 255}.{(a >> 8) & 255}.{a & 255}/32 blackhole;\n")
