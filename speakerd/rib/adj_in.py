@@ -18,6 +18,12 @@ from ..wire.constants import AFI
 from ..wire.update import PathAttributes, Update
 
 _EMPTY = PathAttributes()
+# Interned (attributes, next hop) pairs kept for sharing.  Entries are never
+# removed one by one (a withdrawal does not know whether other prefixes still
+# use the pair), so the table is dropped when it grows past this: prefixes
+# keep the tuples they hold, new ones are interned afresh.  Without it a peer
+# that keeps changing next hop or attributes grows it without bound.
+PATHS_LIMIT = 65536
 
 
 class AdjRibIn:
@@ -61,9 +67,12 @@ class AdjRibIn:
                     s.difference_update(upd.nlri)
         if mr is not None and mr.nlri:
             ident = (attrs, mr.next_hop)
-            value = self._paths.get(ident)
+            paths = self._paths
+            value = paths.get(ident)
             if value is None:
-                value = self._paths[ident] = ident
+                if len(paths) >= PATHS_LIMIT:
+                    paths.clear()
+                value = paths[ident] = ident
             tables.setdefault(mr.afi, {}).update(dict.fromkeys(mr.nlri, value))
             if stale:
                 s = stale.get(mr.afi)
