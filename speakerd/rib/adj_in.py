@@ -27,19 +27,22 @@ PATHS_LIMIT = 65536
 
 
 class AdjRibIn:
-    __slots__ = ("tables", "eor", "_paths", "_stale")
+    __slots__ = ("tables", "eor", "_paths", "_refreshed")
 
     def __init__(self) -> None:
         self.tables: dict[int, dict] = {AFI.IPV4: {}, AFI.IPV6: {}}
         self.eor: set[int] = set()  # AFIs whose End-of-RIB arrived
         self._paths: dict[tuple, tuple] = {}  # interned (attrs, next hop) for MP families
-        self._stale: dict[int, set[int]] = {}  # AFI -> keys not yet refreshed (RFC 7313 BoRR..EoRR)
+        # AFI -> keys announced since BoRR (RFC 7313); at EoRR every other key is stale.
+        # Kept as the refreshed keys, not the stale ones, so a BoRR costs O(1)
+        # however many routes the peer has (a BoRR flood must not stall us).
+        self._refreshed: dict[int, set[int]] = {}
 
     def apply(self, upd: Update) -> int | None:
         """Apply one decoded UPDATE; return the AFI if it was an End-of-RIB marker."""
         tables = self.tables
         t4 = tables[AFI.IPV4]
-        stale = self._stale
+        refreshed = self._refreshed
         attrs = upd.attrs
         mr = upd.mp_reach
         mu = upd.mp_unreach
@@ -61,10 +64,10 @@ class AdjRibIn:
             return None
         if upd.nlri:
             t4.update(dict.fromkeys(upd.nlri, attrs))
-            if stale:
-                s = stale.get(AFI.IPV4)
-                if s:
-                    s.difference_update(upd.nlri)
+            if refreshed:
+                s = refreshed.get(AFI.IPV4)
+                if s is not None:
+                    s.update(upd.nlri)
         if mr is not None and mr.nlri:
             ident = (attrs, mr.next_hop)
             paths = self._paths
@@ -74,10 +77,10 @@ class AdjRibIn:
                     paths.clear()
                 value = paths[ident] = ident
             tables.setdefault(mr.afi, {}).update(dict.fromkeys(mr.nlri, value))
-            if stale:
-                s = stale.get(mr.afi)
-                if s:
-                    s.difference_update(mr.nlri)
+            if refreshed:
+                s = refreshed.get(mr.afi)
+                if s is not None:
+                    s.update(mr.nlri)
         # End-of-RIB (RFC 4724 §2): an empty UPDATE for IPv4 unicast; an
         # UPDATE holding only an empty MP_UNREACH_NLRI for other families.
         if upd.nlri or upd.withdrawn or mr is not None:
@@ -95,16 +98,17 @@ class AdjRibIn:
 
     def begin_refresh(self, afi: int) -> None:
         """RFC 7313 BoRR: every current route of ``afi`` is stale until re-sent."""
-        self._stale[afi] = set(self.tables.get(afi, ()))
+        self._refreshed[afi] = set()
 
     def end_refresh(self, afi: int) -> int:
         """RFC 7313 EoRR: drop the routes not re-sent since BoRR; return how many."""
-        stale = self._stale.pop(afi, None)
-        if not stale:
+        refreshed = self._refreshed.pop(afi, None)
+        if refreshed is None:
             return 0
         t = self.tables.get(afi, {})
+        stale = t.keys() - refreshed
         for k in stale:
-            t.pop(k, None)
+            del t[k]
         return len(stale)
 
     def clear(self) -> None:
@@ -112,7 +116,7 @@ class AdjRibIn:
             t.clear()
         self.eor.clear()
         self._paths.clear()
-        self._stale.clear()
+        self._refreshed.clear()
 
     def counts(self) -> dict[int, int]:
         return {afi: len(t) for afi, t in self.tables.items()}
