@@ -81,6 +81,7 @@ class Session:
         self.last_notification_sent: Notification | None = None
         self.last_notification_received: Notification | None = None
         self.looped_updates = 0  # UPDATEs whose AS_PATH held our own AS (eBGP), not kept
+        self.unnegotiated_updates = 0  # UPDATEs carrying a family that was not negotiated
         self._loop_checked = None
         self._loop_result = False
         self._framer = Framer()
@@ -301,6 +302,17 @@ class Session:
             self._unexpected(now, "UPDATE")
             return
         upd = Update.decode_body(body, self._ctx)
+        fams = self._ctx.families
+        mr, mu = upd.mp_reach, upd.mp_unreach
+        if (mr is not None and (mr.afi, mr.safi) not in fams) or (mu is not None and (mu.afi, mu.safi) not in fams):
+            # RFC 4760 §7 / RFC 4271: a family that was not negotiated is ignored, never installed
+            if mr is not None and (mr.afi, mr.safi) not in fams:
+                upd.mp_reach = None
+            if mu is not None and (mu.afi, mu.safi) not in fams:
+                upd.mp_unreach = None
+            self.unnegotiated_updates += 1
+            if mr is not None and not upd.nlri and not upd.withdrawn and upd.mp_unreach is None:
+                return  # nothing left: not an End-of-RIB either
         attrs = upd.attrs
         if attrs is not None and attrs.as_path and not self.cfg.ibgp and self._as_loop(attrs):
             # RFC 4271 §9.1.2: a route whose AS_PATH holds our own AS is not

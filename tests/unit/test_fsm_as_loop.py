@@ -53,3 +53,17 @@ def test_ibgp_keeps_own_as_in_path():
     p.a.data_received(_update((65001, 65010), "198.51.100.4/32"), p.now)
     assert str_to_key("198.51.100.4/32")[1] in p.a.adj_rib_in.tables[AFI.IPV4]
     assert p.a.looped_updates == 0
+
+
+def test_family_not_negotiated_is_ignored():
+    """An IPv6 MP_REACH on a session that negotiated IPv4 only is not installed."""
+    from speakerd.wire.capabilities import IPV4_UNICAST
+    p = _established(cfg(families=(IPV4_UNICAST,)), cfg(65002, 65001, ID_B, passive=True))
+    assert (2, 1) not in p.a.negotiated.families
+    attrs = PathAttributes(origin=0, as_path=((AsPathSegmentType.AS_SEQUENCE, (65002,)),))
+    afi, key = str_to_key("2001:db8::/32")
+    (msg,) = build_updates(afi, [key], attrs, DEFAULT_CONTEXT, next_hop6=bytes(15) + b"\1")
+    p.a.data_received(msg, p.now)
+    assert not p.a.adj_rib_in.tables.get(AFI.IPV6)
+    assert p.a.unnegotiated_updates == 1
+    assert p.established()
