@@ -69,7 +69,8 @@ def start_speakerd(lab, ns, config_dir: Path) -> Speakerd:
 
 
 def _norm(communities: Iterable[str], large: Iterable[str], local_pref: int | None, ibgp: bool) -> dict:
-    return {"communities": sorted(communities), "large_communities": sorted(large),
+    # plan --json spells large communities "large:A:B:C", FRR and GoBGP "A:B:C"
+    return {"communities": sorted(communities), "large_communities": sorted(c.removeprefix("large:") for c in large),
             "local_pref": (local_pref if local_pref is not None else 100) if ibgp else None}
 
 
