@@ -100,7 +100,7 @@ def test_restart_keeps_routes_with_graceful_restart(lab, how):
         wait_table(frr, plan_table(cdir, sd.state), what="table after the restart")
     finally:
         sampler.stop()
-    assert len(sampler.samples) > 10
+    assert not sampler.errors, sampler.errors[:3]
     assert sampler.missing(set(want)) == [], "FRR withdrew a prefix during the restart"
     gr = frr.neighbor(link.v4_a)["gracefulRestartInfo"]
     assert gr["endOfRibRecv"].get("ipv4Unicast") is True
