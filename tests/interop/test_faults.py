@@ -13,6 +13,7 @@ iBGP with FRR or GoBGP (namespace ``p``).  Each fault is checked for
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 
@@ -145,10 +146,11 @@ def test_blackhole_hold_timer(lab, kind):
     st.wait_plan("table after the black hole is lifted")
 
 
-def test_tcp_reset(lab):
-    st = Setup(lab, "frr")
+@pytest.mark.parametrize("kind", KINDS)
+def test_tcp_reset(lab, kind):
+    st = Setup(lab, kind)
     base = len(st.causes())
-    # destroy FRR's socket: the kernel sends speakerd a RST
+    # destroy the router's socket: the kernel sends speakerd a RST
     st.p.exec("ss", "-K", "dst", st.speaker_addr, "dport", "=", "179")
     st.p.exec("ss", "-K", "dst", st.speaker_addr, "sport", "=", "179")
     wait_for(lambda: len(st.causes()) > base, DETECT_BOUND, "speakerd sees the reset")
@@ -158,9 +160,14 @@ def test_tcp_reset(lab):
     assert st.sd.proc.alive
 
 
-def test_md5_key_changed(lab):
-    st = Setup(lab, "frr", password="s3cret")
-    st.peer.configure(f"router bgp {ASN}", f"neighbor {st.speaker_addr} password n3w")
+@pytest.mark.parametrize("kind", KINDS)
+def test_md5_key_changed(lab, kind):
+    st = Setup(lab, kind, password="s3cret")
+    if kind == "frr":
+        st.peer.configure(f"router bgp {ASN}", f"neighbor {st.speaker_addr} password n3w")
+    else:  # GoBGP takes a new key with a restart
+        st.peer.neighbors = [dataclasses.replace(n, password="n3w") for n in st.peer.neighbors]
+        st.peer.restart()
     st.wait_down("session down after FRR's key changed")
     fails = st.s.nstat("TcpExtTCPMD5Failure") + st.p.nstat("TcpExtTCPMD5Failure")
     # never re-established while the keys differ; the kernel drops the mismatched segments
