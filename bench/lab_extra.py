@@ -37,15 +37,17 @@ def service_yaml(name: str, ip: str) -> str:
             f"status:\n  loadBalancer:\n    ingress:\n    - ip: {ip}\n")
 
 
-def write_speakerd_config(dir: Path, n: int, peers: list[tuple[str, int, int]], node: str = "bench",
+def write_speakerd_config(dir: Path, n: int, peers: list[tuple], node: str = "bench",
                           pool_cidr: str = "10.0.0.0/8", hold: int | None = None) -> Path:
-    """``dir/config.yaml``: the peers (address, my_asn, peer_asn), one pool, one advertisement,
+    """``dir/config.yaml``: the peers (address, my_asn, peer_asn[, source address]), one pool, one advertisement,
     and ``n`` Service objects with consecutive IPs of 10.0.0.0/8."""
     dir = Path(dir)
     dir.mkdir(parents=True, exist_ok=True)
     parts = []
-    for i, (addr, my, peer) in enumerate(peers):
+    for i, (addr, my, peer, *src) in enumerate(peers):
         extra = f"  holdTime: {hold}s\n" if hold else ""
+        if src:
+            extra += f"  sourceAddress: {src[0]}\n"
         parts.append(f"apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata:\n  name: p{i}\n"
                      f"  namespace: metallb-system\nspec:\n  myASN: {my}\n  peerASN: {peer}\n"
                      f"  peerAddress: {addr}\n{extra}")
