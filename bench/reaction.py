@@ -5,8 +5,9 @@ speakerd (``--watch 0``) peers with FRR over a veth.  Each repetition writes
 and asks for a reload over the control socket.  Measured from just before the
 reload request:
   * wire: the first speakerd segment carrying more than a KEEPALIVE, seen by
-    tcpdump inside FRR's namespace (kernel timestamp);
-  * FRR: the first back-to-back vtysh poll that shows the route (or its absence).
+    tcpdump inside FRR's namespace (kernel timestamp), waited for first so that
+    no vtysh process competes with speakerd for the CPU meanwhile;
+  * FRR: then the first back-to-back vtysh poll that shows the route (or its absence).
 
     sudo .venv/bin/python bench/reaction.py [--quick] [--reps 100] [--json OUT]
 """
@@ -86,15 +87,15 @@ def main() -> int:
             reply = ctl.call(sock, "reload", timeout=30)
             if not reply.get("ok", True):
                 raise SystemExit(f"reload failed: {reply}")
+            res["add_wire"].append(poll(lambda: wire.first_after(t0), 5, 0.002)[0] - t0)
             poll(lambda: has_route(frr, ip + "/32"), 10, 0.002)
             res["add_frr"].append(time.time() - t0)
-            res["add_wire"].append(poll(lambda: wire.first_after(t0), 5, 0.01)[0] - t0)
             extra.unlink()
             t1 = time.time()
             ctl.call(sock, "reload", timeout=30)
+            res["del_wire"].append(poll(lambda: wire.first_after(t1), 5, 0.002)[0] - t1)
             poll(lambda: not has_route(frr, ip + "/32"), 10, 0.002)
             res["del_frr"].append(time.time() - t1)
-            res["del_wire"].append(poll(lambda: wire.first_after(t1), 5, 0.01)[0] - t1)
     rows = []
     for k, xs in res.items():
         ms = [x * 1000 for x in xs]
