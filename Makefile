@@ -48,5 +48,18 @@ test-interop: deps venv
 demo: venv
 	VENV=$(VENV) bash scripts/demo.sh
 
+# Every benchmark scenario side by side with FRR/GoBGP/BIRD/ExaBGP (root; ~30 min,
+# BENCH_ARGS=--quick for ~6 min); rewrites docs/benchmarks.md.
+bench: deps venv
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+
+# A long fuzz run of the codec and of the session machine (atheris when it installs).
+FUZZ_SECONDS ?= 600
+fuzz: venv
+	-$(BIN)/pip install -q atheris
+	$(BIN)/python bench/fuzz_long.py --target codec --seconds $(FUZZ_SECONDS)
+	$(BIN)/python bench/fuzz_long.py --target session --seconds $(FUZZ_SECONDS)
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
