@@ -42,6 +42,12 @@ for _ch in list("-+0123456789."):
 
 EXTENSIONS = (".yaml", ".yml", ".json")
 
+# A reload re-reads every file; a file whose text is unchanged reuses the documents parsed
+# last time (nothing downstream mutates them).  Only files up to this size are kept, so a
+# million-Service file is not held twice.
+CACHE_MAX_CHARS = 8 << 20
+_parsed: dict[str, tuple[str, list[Any]]] = {}
+
 
 @dataclass(frozen=True, slots=True)
 class Document:
@@ -87,7 +93,16 @@ def load_documents(paths: list[str]) -> tuple[list[Document], list[str], list[Co
             continue
         index = 0
         try:
-            for data in _docs_of(text, f):
+            hit = _parsed.get(f)
+            if hit is not None and hit[0] == text:
+                datas = hit[1]
+            else:
+                datas = list(_docs_of(text, f))
+                if len(text) <= CACHE_MAX_CHARS:
+                    _parsed[f] = (text, datas)
+                else:
+                    _parsed.pop(f, None)
+            for data in datas:
                 if data is None:
                     continue
                 if isinstance(data, dict) and data.get("kind") == "List" and isinstance(data.get("items"), list):

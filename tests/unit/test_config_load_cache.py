@@ -1,0 +1,27 @@
+"""Unchanged files are not parsed again on reload; changed ones are."""
+from speakerd.config import load
+from speakerd.config.load import load_documents
+
+
+def test_unchanged_file_reuses_parse_and_changed_file_is_reparsed(tmp_path, monkeypatch):
+    f = tmp_path / "a.yaml"
+    f.write_text("kind: Node\napiVersion: v1\nmetadata:\n  name: n1\n")
+    calls = []
+    real = load._docs_of
+    monkeypatch.setattr(load, "_docs_of", lambda text, file: calls.append(file) or real(text, file))
+    d1, _, _ = load_documents([str(f)])
+    d2, _, _ = load_documents([str(f)])
+    assert [d.data for d in d1] == [d.data for d in d2] == [{"kind": "Node", "apiVersion": "v1",
+                                                             "metadata": {"name": "n1"}}]
+    assert len(calls) == 1
+    f.write_text("kind: Node\napiVersion: v1\nmetadata:\n  name: n2\n")
+    d3, _, _ = load_documents([str(f)])
+    assert d3[0].data["metadata"]["name"] == "n2" and len(calls) == 2
+
+
+def test_large_files_are_not_kept(tmp_path, monkeypatch):
+    monkeypatch.setattr(load, "CACHE_MAX_CHARS", 10)
+    f = tmp_path / "big.yaml"
+    f.write_text("kind: Node\napiVersion: v1\nmetadata:\n  name: n1\n")
+    load_documents([str(f)])
+    assert str(f) not in load._parsed
