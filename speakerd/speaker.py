@@ -197,6 +197,10 @@ class Speaker:
             log.warning("plan: %s", note)
         selected = peers_for_node(config, self.node)
         router_id, source = derive_router_id(list(selected.values()), self.node)
+        if not initial and source != "configured" and self.router_id_source not in ("", "configured"):
+            # A derived identifier stays as it is while routerID is unset: adding or
+            # removing a peer must not change it (that would reset every session).
+            router_id, source = self.router_id, self.router_id_source
         diff = diff_peers(old, config, self.node)
         reset = list(diff.reset)
         if router_id != self.router_id and not initial:

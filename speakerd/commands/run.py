@@ -125,7 +125,7 @@ async def _run(args) -> int:
     sdnotify.status(f"{len(speaker.peers)} peer(s)")
     await stop.wait()
     sdnotify.stopping()
-    log.info("stopping: sending Cease/Administrative Shutdown to every peer")
+    log.info("stopping: closing every session (Cease/Administrative Shutdown; graceful-restart peers without a NOTIFICATION)")
     for t in tasks:
         t.cancel()
     await speaker.stop("speakerd is shutting down")
