@@ -140,8 +140,15 @@ def _out(argv: list[str]) -> str:
         return ""
 
 
+def _dist_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
 def versions() -> dict[str, str]:
-    exa = Path(sys.executable).with_name("exabgp")
     frr = _out(["/usr/lib/frr/bgpd", "--version"]).splitlines()
     gobgp = _out(["gobgpd", "--version"]).splitlines()
     bird = _out(["bird", "--version"]).splitlines()
@@ -150,7 +157,7 @@ def versions() -> dict[str, str]:
         "FRR": frr[0] if frr else "?",
         "GoBGP": gobgp[0] if gobgp else "?",
         "BIRD": bird[0] if bird else "?",
-        "ExaBGP": (_out([str(exa), "--version"]).splitlines() or ["?"])[0],
+        "ExaBGP": _dist_version("exabgp"),
     }
 
 

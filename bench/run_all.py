@@ -55,7 +55,7 @@ def mib(x: float | None) -> str:
 # ---------------------------------------------------------------- tables and plots
 
 def advertise_md(rows: list[dict]) -> str:
-    out = ["| N | sender | first UPDATE → FRR holds all | end to end (start → FRR holds all) | sender CPU | sender RSS | runs (first→all) |",
+    out = ["| N | sender | first UPDATE → FRR holds all | end to end (start → FRR holds all) | sender CPU | sender RSS (peak) | runs (first→all) |",
            "|---|---|---|---|---|---|---|"]
     for n in sorted({r["n"] for r in rows}):
         group = [r for r in rows if r["n"] == n]
@@ -67,7 +67,7 @@ def advertise_md(rows: list[dict]) -> str:
                 continue
             ratio = f" ({r['first'] / best:.2f}x best)" if best else ""
             out.append(f"| {n:,} | {r['sender']} | {fmt_s(r['first'])}{ratio} | {fmt_s(r['e2e'])} | "
-                       f"{r['cpu']:.2f} s | {mib(r['rss'])} | {r.get('all_first')} |")
+                       f"{r['cpu']:.2f} s | {mib(r['rss'])} ({mib(r.get('peak_rss'))}) | {r.get('all_first')} |")
     return "\n".join(out)
 
 
@@ -192,6 +192,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="fewer sizes and repetitions (~6 min)")
     ap.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated subset of " + ",".join(SCENARIOS))
     ap.add_argument("--results", help="directory for the JSON results (default: a temporary one)")
+    ap.add_argument("--render-only", action="store_true",
+                    help="run nothing: rewrite the document from --results DIR of an earlier run")
     args = ap.parse_args()
     only = args.only.split(",")
     q = ["--quick"] if args.quick else []
@@ -202,6 +204,13 @@ def main() -> int:
     texts: dict[str, str] = {}
     took: dict[str, float] = {}
     t_all = time.monotonic()
+    commit = git_commit()  # what is measured: the tree as the run starts
+    if args.render_only:
+        results = json.loads((tmp / "results.json").read_text())
+        saved = json.loads((tmp / "texts.json").read_text()) if (tmp / "texts.json").exists() else {}
+        texts, took = saved.get("texts", {}), saved.get("took", {})
+        commit = saved.get("commit", commit)
+        only = []
     for name in only:
         print(f"==== {name}", flush=True)
         if name in ("advertise", "receive", "reaction", "many_peers"):
@@ -214,12 +223,14 @@ def main() -> int:
         elif name == "bfd":
             texts[name], took[name] = run([py, str(HERE / "bfd_detect.py"), "--rounds", "10" if args.quick else "20",
                                            "--write-docs"], 600)
-    total = time.monotonic() - t_all
-    (tmp / "results.json").write_text(json.dumps(results, indent=1))
+    total = sum(took.values()) if args.render_only else time.monotonic() - t_all
+    if not args.render_only:
+        (tmp / "results.json").write_text(json.dumps(results, indent=1))
+        (tmp / "texts.json").write_text(json.dumps({"texts": texts, "took": took, "commit": commit}, indent=1))
     imgs = plots(results)
     text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
     m, v = machine(), versions()
-    env = (f"Measured at commit `{git_commit()}` on {m['nproc']} vCPU ({m['cpu']}), {m['memory']} RAM, "
+    env = (f"Measured at commit `{commit}` on {m['nproc']} vCPU ({m['cpu']}), {m['memory']} RAM, "
            f"Linux {m['kernel']}; `bench/run_all.py{' --quick' if args.quick else ''}` took {total / 60:.1f} min "
            f"({', '.join(f'{k} {s:.0f} s' for k, s in took.items())}).\n\n"
            + "| software | version |\n|---|---|\n" + "\n".join(f"| {k} | {val} |" for k, val in v.items()))
