@@ -161,15 +161,14 @@ def split_documents(text: str) -> list[str] | None:
 
 def fast_load_all(text: str, slow) -> list[Any]:
     """Documents of `text`; each one the fast reader cannot handle goes to `slow(doc_text)`."""
-    parts = split_documents(text)
-    if parts is None:
-        return [d for d in slow(text) if d is not None]
-    if len(parts) > 16:
-        shaped = _shaped_load(text, parts, slow)
+    if "\n..." in text or text.startswith(("%", "...")):
+        return [d for d in slow(text) if d is not None]  # what split_documents refuses
+    if text.count("\n---") >= 16:
+        shaped = _shaped_load(text, slow)
         if shaped is not None:
             return shaped
     out: list[Any] = []
-    for part in parts:
+    for part in split_documents(text) or ():
         _parse_one(part, slow, out)
     return out
 
@@ -240,19 +239,24 @@ def _convert(values: list[str]) -> list:
     return [out[s] for s in values]
 
 
-def _shaped_load(text: str, parts: list[str], slow) -> list[Any] | None:
-    """Documents sharing a shape are built by one generated function each; None = not applicable."""
+def _shaped_load(text: str, slow) -> list[Any] | None:
+    """Documents sharing a shape are built by one generated function each; None = not applicable.
+
+    Only the skeleton is split into documents; the text itself only when some
+    document needs the plain reader (same '---' lines, so the same boundaries).
+    """
     if _HOLE in text or "\t" in text or " #" in text:
         return None
     values = _VALUE.findall(text)
     skeletons = split_documents(_VALUE.sub(": " + _HOLE, text))
-    if skeletons is None or len(skeletons) != len(parts):
+    if skeletons is None:
         return None
+    parts: list[str] | None = None
     conv = _convert(values)
     shapes: dict[str, _Shape | None] = {}
     out: list[Any] = []
     pos = 0
-    for part, skel in zip(parts, skeletons):
+    for i, skel in enumerate(skeletons):
         shape = shapes.get(skel, _BAD)
         if shape is _BAD:
             shape = _make_shape(skel) if len(shapes) < _MAX_SHAPES else None
@@ -263,7 +267,11 @@ def _shaped_load(text: str, parts: list[str], slow) -> list[Any] | None:
         if shape is not None and shape.build is None:
             continue  # empty or comments only
         if shape is None or _BAD in v:
-            _parse_one(part, slow, out)
+            if parts is None:
+                parts = split_documents(text)
+                if parts is None or len(parts) != len(skeletons):
+                    return None
+            _parse_one(parts[i], slow, out)
         else:
             out.append(shape.build(v))
     return out
