@@ -36,7 +36,7 @@ from .fsm.actions import Cause, NotificationReceived, NotificationSent, StateCha
 from .net.listener import Listener
 from .net.peer import Peer, PeerSettings
 from .policy import plan as make_plan
-from .policy.types import Plan
+from .policy.types import Plan, route_attrs
 from .reconcile import diff_peers, peers_for_node
 from .state import StateError, load_allocations, save_allocations
 from .wire.constants import CeaseSubcode
@@ -249,7 +249,7 @@ class Speaker:
         now = time.time()
         changed = 0
         for name, rt in self.peers.items():
-            routes = {k: r.attrs for k, r in new_plan.routes.get(name, {}).items()}
+            routes = route_attrs(new_plan.routes.get(name, {}))
             changed += self._note_route_changes(rt, routes, now)
             rt.peer.set_routes(routes)
         return {"added": list(diff.added), "removed": list(diff.removed), "reset": reset,
@@ -266,6 +266,11 @@ class Speaker:
         for k in before.keys() - routes.keys():
             self.route_events[k] = (now, "withdraw")
             changed += 1
+        if routes is before or not before or not routes:
+            return changed
+        if len(set(map(id, routes.values()))) == 1 == len(set(map(id, before.values()))) and \
+                next(iter(routes.values())) == next(iter(before.values())):
+            return changed  # one attribute set on both sides (the common case): nothing updated
         for k in routes.keys() & before.keys():
             if routes[k] != before[k]:
                 self.route_events[k] = (now, "update")

@@ -65,6 +65,8 @@ class Objects:
     """Documents sorted by kind: kind -> [(Source, document)]; MetalLB kinds parsed to specs."""
     by_kind: dict[str, list[tuple[Source, dict]]] = field(default_factory=dict)
     specs: dict[str, list[tuple[Source, object, dict]]] = field(default_factory=dict)
+    # Services (there can be a million): (file, namespace, name, document), no Source until an issue
+    services: list[tuple[str, str, str, dict]] = field(default_factory=list)
 
 
 def selectors(specs: list) -> tuple[LabelSelector, ...]:
@@ -88,8 +90,17 @@ def check_selectors(specs: list, src: Source, path: str, issues: Issues) -> None
 
 def sort_documents(docs: list[Document], issues: Issues) -> Objects:
     objs = Objects()
+    services = objs.services
     for doc in docs:
         data = doc.data
+        if type(data) is dict and data.get("kind") == "Service" and data.get("apiVersion") == "v1":
+            meta = data.get("metadata")
+            if type(meta) is dict:
+                name = meta.get("name")
+                if type(name) is str and name:
+                    ns = meta.get("namespace") or ""
+                    services.append((doc.file, ns if type(ns) is str else "", name, data))
+                    continue
         where = Source(doc.file, "", f"document {doc.index + 1}")
         if not isinstance(data, dict):
             issues.error(where, "", f"document {doc.index + 1} is not a Kubernetes object (got {type(data).__name__})")
@@ -113,6 +124,9 @@ def sort_documents(docs: list[Document], issues: Issues) -> Objects:
             continue
         if (kind, api) in DEPRECATED:
             issues.warn(src, "apiVersion", DEPRECATED[(kind, api)])
+        if kind == "Service":
+            services.append((src.file, src.namespace, src.name, data))
+            continue
         objs.by_kind.setdefault(kind, []).append((src, data))
     for kind in raw.SPECS:
         parsed = []
@@ -340,7 +354,7 @@ def build(docs: list[Document], files: tuple[str, ...] = (), pre_issues: list[Co
     peer_names = {src.name for src, _, _ in objs.specs.get("BGPPeer", [])}
     pool_names = {src.name for src, _, _ in objs.specs.get("IPAddressPool", [])}
     ads = build_advertisements(objs, pools, pool_masks, pool_names, peers, peer_names, aliases, issues)
-    services = build_services(objs.by_kind.get("Service", []), pools, pool_names, issues)
+    services = build_services(objs.services, pools, pool_names, issues)
     nodes = build_nodes(objs.by_kind.get("Node", []), issues)
     errors = issues.errors
     if errors:

@@ -8,10 +8,12 @@ lookups.  Only ``type: LoadBalancer`` Services are kept.  IPs come from
 """
 from __future__ import annotations
 
+import socket
 from typing import TYPE_CHECKING
 
 from .addr import AFI_V4, format_ip, parse_ip
-from .model import Node, Pool, Service, Source
+from .model import Node, Pool, Source
+from .services import FILE, ServiceTable
 
 if TYPE_CHECKING:
     from .build import Issues
@@ -22,14 +24,42 @@ FAMILIES = {"IPv4": 4, "IPv6": 6}
 POLICIES = ("SingleStack", "PreferDualStack", "RequireDualStack")
 
 
-def _ips(src: Source, data: dict, issues: "Issues") -> tuple[tuple[str, ...], bool]:
-    """(canonical IPs, ok)."""
+_AF4 = socket.AF_INET
+_pton = socket.inet_pton
+
+
+def _canonical(text: object) -> str | None:
+    """The canonical text of an IP address, None when it is not one.
+
+    inet_pton accepts only canonical dotted quads (no leading zeros, four
+    parts), so an IPv4 text it accepts is returned as it is."""
+    if type(text) is str and ":" not in text:
+        try:
+            _pton(_AF4, text)
+            return text
+        except OSError:
+            return None
+    try:
+        afi, value = parse_ip(text)  # type: ignore[arg-type]
+    except ValueError:
+        return None
+    return format_ip(afi, value)
+
+
+def _ips(src, data: dict, issues: "Issues") -> tuple[tuple[str, ...], bool]:
+    """(canonical IPs, ok). `src()` makes the Source, only for an issue."""
     status = data.get("status")
     texts: list[tuple[str | int, object]] = []
     if status:
         lb = status.get("loadBalancer") if isinstance(status, dict) else None
         ingress = lb.get("ingress") if isinstance(lb, dict) else None
         if isinstance(ingress, list):
+            if len(ingress) == 1:  # the common case: one address
+                entry = ingress[0]
+                if isinstance(entry, dict) and "ip" in entry:
+                    ip = _canonical(entry["ip"])
+                    if ip is not None:
+                        return (ip,), True
             for i, entry in enumerate(ingress):
                 if isinstance(entry, dict) and "ip" in entry:
                     texts.append((i, entry["ip"]))  # field name made only for an error
@@ -40,7 +70,7 @@ def _ips(src: Source, data: dict, issues: "Issues") -> tuple[tuple[str, ...], bo
             if key in ann:
                 value = ann[key]
                 if not isinstance(value, str):
-                    issues.error(src, f"metadata.annotations[{key}]", "expected a comma-separated list of IPs")
+                    issues.error(src(), f"metadata.annotations[{key}]", "expected a comma-separated list of IPs")
                     return (), False
                 fld = f"metadata.annotations[{key}]"
                 texts.extend((fld, t.strip()) for t in value.split(",") if t.strip())
@@ -53,34 +83,36 @@ def _ips(src: Source, data: dict, issues: "Issues") -> tuple[tuple[str, ...], bo
     out = []
     ok = True
     for fld, text in texts:
-        try:
-            afi, value = parse_ip(text)  # type: ignore[arg-type]
-        except ValueError:
+        ip = _canonical(text)
+        if ip is None:
             if isinstance(fld, int):
                 fld = f"status.loadBalancer.ingress[{fld}].ip"
-            issues.error(src, fld, f"invalid IP address {text!r}")
+            issues.error(src(), fld, f"invalid IP address {text!r}")
             ok = False
             continue
-        ip = format_ip(afi, value)
         if ip not in out:
             out.append(ip)
     return tuple(out), ok
 
 
-def build_services(docs: list[tuple[Source, dict]], pools: dict[str, Pool], pool_names: set[str],
-                   issues: "Issues") -> dict[str, Service]:
-    out: dict[str, Service] = {}
-    for src, data in docs:
+def build_services(docs: list[tuple[str, str, str, dict]], pools: dict[str, Pool], pool_names: set[str],
+                   issues: "Issues") -> ServiceTable:
+    """Services from (file, namespace, name, document); rows only, no per-service objects."""
+    rows: dict[str, tuple] = {}
+    v4: tuple[int, ...] = (4,)
+    for file, ns, name, data in docs:
         spec = data.get("spec")
-        if not isinstance(spec, dict) or spec.get("type") != "LoadBalancer":
+        if type(spec) is not dict or spec.get("type") != "LoadBalancer":
             continue
-        ns = src.namespace or "default"
-        key = f"{ns}/{src.name}"
-        ssrc = Source(src.file, "Service", key, ns)
-        if key in out:
-            issues.error(ssrc, "metadata.name", f"duplicate Service {key} (first defined in {out[key].source.file})")
+        ns = ns or "default"
+        key = f"{ns}/{name}"
+
+        def src(file=file, key=key, ns=ns) -> Source:
+            return Source(file, "Service", key, ns)
+        if key in rows:
+            issues.error(src(), "metadata.name", f"duplicate Service {key} (first defined in {rows[key][FILE]})")
             continue
-        ips, ok = _ips(ssrc, data, issues)
+        ips, ok = _ips(src, data, issues)
         pool = None
         ann = data["metadata"].get("annotations")
         if ann:
@@ -88,23 +120,30 @@ def build_services(docs: list[tuple[Source, dict]], pools: dict[str, Pool], pool
                 if k in ann:
                     pool = ann[k]
                     if pool not in pool_names:
-                        issues.error(ssrc, f"metadata.annotations[{k}]", f"IPAddressPool {pool!r} not found")
+                        issues.error(src(), f"metadata.annotations[{k}]", f"IPAddressPool {pool!r} not found")
                         ok = False
                     break
         fams = spec.get("ipFamilies")
-        policy = spec.get("ipFamilyPolicy") or "SingleStack"
-        families: tuple[int, ...] = (4,)
+        policy = spec.get("ipFamilyPolicy")
+        if fams is None and policy is None:  # the common case: single stack, IPv4
+            if ips and any(":" in ip for ip in ips):
+                issues.warn(src(), "spec.ipFamilies", f"IP {', '.join(ips)} is not of the service's family IPv4")
+            if ok:
+                rows[key] = (ns, name, ips, pool, False, v4, file)
+            continue
+        policy = policy or "SingleStack"
+        families: tuple[int, ...] = v4
         if policy not in POLICIES:
-            issues.error(ssrc, "spec.ipFamilyPolicy", f"unknown ipFamilyPolicy {policy!r} (expected {', '.join(POLICIES)})")
+            issues.error(src(), "spec.ipFamilyPolicy", f"unknown ipFamilyPolicy {policy!r} (expected {', '.join(POLICIES)})")
             ok = False
         if fams is not None:
             if not isinstance(fams, list) or not fams or any(f not in FAMILIES for f in fams) or len(set(fams)) != len(fams):
-                issues.error(ssrc, "spec.ipFamilies", f"expected IPv4 and/or IPv6 once each, got {fams!r}")
+                issues.error(src(), "spec.ipFamilies", f"expected IPv4 and/or IPv6 once each, got {fams!r}")
                 ok = False
             else:
                 families = tuple(FAMILIES[f] for f in fams)
                 if len(families) == 2 and policy == "SingleStack":
-                    issues.error(ssrc, "spec.ipFamilies", "two families need ipFamilyPolicy PreferDualStack or RequireDualStack")
+                    issues.error(src(), "spec.ipFamilies", "two families need ipFamilyPolicy PreferDualStack or RequireDualStack")
                     ok = False
         dual = policy != "SingleStack"
         if dual and len(families) == 1:
@@ -112,11 +151,10 @@ def build_services(docs: list[tuple[Source, dict]], pools: dict[str, Pool], pool
         if not dual and ips and len(families) == 1:
             want = AFI_V4 if families[0] == 4 else 2
             if any((":" in ip) != (want == 2) for ip in ips):
-                issues.warn(ssrc, "spec.ipFamilies", f"IP {', '.join(ips)} is not of the service's family IPv{families[0]}")
+                issues.warn(src(), "spec.ipFamilies", f"IP {', '.join(ips)} is not of the service's family IPv{families[0]}")
         if ok:
-            out[key] = Service(namespace=ns, name=src.name, ips=ips, pool=pool, dual_stack=dual,
-                               families=families, source=ssrc)
-    return out
+            rows[key] = (ns, name, ips, pool, dual, families, file)
+    return ServiceTable(rows)
 
 
 def build_nodes(docs: list[tuple[Source, dict]], issues: "Issues") -> dict[str, Node]:

@@ -7,6 +7,7 @@ resolved, secrets read.  Names are the Kubernetes object names.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
@@ -148,7 +149,7 @@ class Config:
     pools: dict[str, Pool]
     advertisements: dict[str, Advertisement]
     bfd_profiles: dict[str, BFDProfile]
-    services: dict[str, Service]  # by "namespace/name"
+    services: Mapping[str, Service]  # by "namespace/name" (a services.ServiceTable: rows, Service on access)
     nodes: dict[str, Node]
     warnings: tuple[str, ...] = ()
     files: tuple[str, ...] = ()

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass, field
+from functools import partial
 
-from ..config.addr import AFI_V4, FAMILY_AFI, format_ip, parse_ip
+from ..config.addr import AFI_V4, FAMILY_AFI, format_ip, parse_ip, parse_ips
 from ..config.model import Config, Pool
+from ..config.services import DUAL, FAMILIES, IPS, POOL, rows_of
 
 
 class PoolIndex:
@@ -32,6 +34,17 @@ class PoolIndex:
         ranges = sorted((afi, first, last, name) for name, p in pools.items() for afi, first, last in p.ranges)
         self._ranges = ranges
         self._starts = [(r[0], r[1]) for r in ranges]
+
+    def pools_of(self, afis: list[int], values: list[int]) -> list[str | None]:
+        """pool_of for many addresses; IPv4-only lists by one C-level bisect pass."""
+        if sum(afis) != len(afis):  # not IPv4 only
+            return [self.pool_of(a, v) for a, v in zip(afis, values)]
+        v4 = [r for r in self._ranges if r[0] == AFI_V4]
+        starts = [r[1] for r in v4]
+        lasts = [r[2] for r in v4]
+        names = [r[3] for r in v4]
+        idx = map(partial(bisect_right, starts), values)
+        return [names[i - 1] if i and v <= lasts[i - 1] else None for i, v in zip(idx, values)]
 
     def pool_of(self, afi: int, value: int) -> str | None:
         i = bisect_right(self._starts, (afi, value)) - 1
@@ -74,20 +87,24 @@ def allocate(config: Config, previous: dict[str, tuple[str, ...]] | None = None,
     previous = previous or {}
     index = index or PoolIndex(config.pools)
     pools = config.pools
+    rows = rows_of(config.services)
     used: dict[int, set[int]] = {1: set(), 2: set()}
     notes: list[str] = []
-    for svc in config.services.values():
-        for ip in svc.ips:
-            afi, value = parse_ip(ip)
+    texts = [ip for r in rows.values() if r[IPS] for ip in r[IPS]]
+    afis, values = parse_ips(texts)
+    if sum(afis) == len(afis):  # IPv4 only
+        used[AFI_V4].update(values)
+    else:
+        for afi, value in zip(afis, values):
             used[afi].add(value)
     auto = [name for name in sorted(pools) if pools[name].auto_assign]
-    wanting = sorted(k for k, s in config.services.items() if not s.ips)
+    wanting = sorted(k for k, r in rows.items() if not r[IPS])
     kept: dict[str, dict[int, int]] = {}
     for key in wanting:
-        svc = config.services[key]
-        allowed = (svc.pool,) if svc.pool else auto
+        row = rows[key]
+        allowed = (row[POOL],) if row[POOL] else auto
         got: dict[int, int] = {}
-        families = svc.families if svc.dual_stack else svc.families[:1]
+        families = row[FAMILIES] if row[DUAL] else row[FAMILIES][:1]
         for ip in previous.get(key, ()):
             try:
                 afi, value = parse_ip(ip)
@@ -110,9 +127,10 @@ def allocate(config: Config, previous: dict[str, tuple[str, ...]] | None = None,
 
     out: dict[str, tuple[str, ...]] = {}
     for key in wanting:
-        svc = config.services[key]
-        allowed = (svc.pool,) if svc.pool else auto
-        families = svc.families if svc.dual_stack else svc.families[:1]
+        row = rows[key]
+        svc_pool = row[POOL]
+        allowed = (svc_pool,) if svc_pool else auto
+        families = row[FAMILIES] if row[DUAL] else row[FAMILIES][:1]
         got = kept[key]
         missing = [FAMILY_AFI[f] for f in families if FAMILY_AFI[f] not in got]
         if missing:
@@ -133,8 +151,8 @@ def allocate(config: Config, previous: dict[str, tuple[str, ...]] | None = None,
                         break
                 else:
                     fam = f"IPv{4 if afi == AFI_V4 else 6}"
-                    if svc.pool:
-                        notes.append(f"{key}: IPAddressPool {svc.pool} has no free {fam} address")
+                    if svc_pool:
+                        notes.append(f"{key}: IPAddressPool {svc_pool} has no free {fam} address")
                     else:
                         notes.append(f"{key}: no autoAssign IPAddressPool has a free {fam} address")
             for afi, v in chosen.items():
