@@ -20,6 +20,7 @@ Per-session attributes (RFC 4271 §5.1):
 from __future__ import annotations
 
 import ipaddress
+from operator import itemgetter
 
 from ..policy.types import RouteAttrs
 from ..wire.capabilities import Negotiated
@@ -58,6 +59,16 @@ def next_hops(local_address: str | None, next_hop4: str | None,
     elif isinstance(local, ipaddress.IPv4Address):
         nh6 = ipaddress.IPv6Address("::ffff:" + str(local)).packed
     return nh4, nh6
+
+
+_afi_of = itemgetter(0)
+
+
+def _single_value(d: dict):
+    """The one object every value of ``d`` is (by identity), else None."""
+    if d and len(set(map(id, d.values()))) == 1:
+        return next(iter(d.values()))
+    return None
 
 
 class AdjRibOut:
@@ -113,6 +124,14 @@ class AdjRibOut:
 
     def target(self, ctx: Negotiated) -> dict[RouteKey, PathAttributes]:
         fams = {afi for afi, safi in ctx.families if safi == SAFI.UNICAST}
+        wanted = self.wanted
+        if wanted and len(set(map(id, wanted.values()))) == 1 and set(map(_afi_of, wanted)) <= fams:
+            # one attribute set for every route (the common case): built in C, no per-route Python
+            ra = next(iter(wanted.values()))
+            afis = set(map(_afi_of, wanted))
+            if len(afis) == 1:
+                pa = self.path_attributes(next(iter(afis)), ra)
+                return dict.fromkeys(wanted, pa) if pa is not None else {}
         out: dict[RouteKey, PathAttributes] = {}
         for rk, ra in self.wanted.items():
             if rk[0] not in fams:
@@ -128,13 +147,18 @@ class AdjRibOut:
         target = self.target(ctx)
         sent = self.sent
         withdraw: dict[int, list[int]] = {}
-        for rk in sent:
-            if rk not in target:
-                withdraw.setdefault(rk[0], []).append(rk[1])
+        for rk in sent.keys() - target.keys():  # set difference in C: work in proportion to the change
+            withdraw.setdefault(rk[0], []).append(rk[1])
         announce: dict[tuple[int, PathAttributes], list[int]] = {}
-        for rk, pa in target.items():
-            if sent.get(rk) != pa:
-                announce.setdefault((rk[0], pa), []).append(rk[1])
+        one = _single_value(target)
+        if one is not None and (not sent or _single_value(sent) is one):
+            changed = target.keys() - sent.keys()  # same attributes on both sides: only new keys
+            for rk in changed:
+                announce.setdefault((rk[0], one), []).append(rk[1])
+        else:
+            for rk, pa in target.items():
+                if sent.get(rk) != pa:
+                    announce.setdefault((rk[0], pa), []).append(rk[1])
         self.sent = target
         return self._pack(withdraw, announce, ctx)
 
