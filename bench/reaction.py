@@ -56,6 +56,11 @@ class Wire:
         return None
 
 
+def _stable(sd: SpeakerdD, neighbor: str, seconds: float = 2.0) -> bool:
+    p = sd._peer(neighbor)
+    return bool(p.get("established")) and p.get("up_down_seconds", 0) >= seconds
+
+
 def has_route(frr: FrrD, prefix: str) -> bool:
     out = frr.f.vtysh(f"show bgp ipv4 unicast {prefix} json")
     return bool(out.get("paths"))
@@ -77,6 +82,10 @@ def main() -> int:
         d = lab.subdir("spk")
         sd = SpeakerdD(sns, d, FRR, 65001, 65002, n_services=args.services)
         poll(lambda: frr.count(SPEAKER) >= args.services, 60, 0.05)
+        # FRR may drop a session that came up before zebra reported the connected
+        # route (a BGP_Stop ~100 ms after Established, seen in its neighbor-events
+        # log); measure only on a session that has stayed up for two seconds.
+        poll(lambda: _stable(sd, FRR) and frr.count(SPEAKER) >= args.services, 60, 0.05)
         wire = Wire(lab, fns, link.dev(fns))
         sock = str(sd.sd.socket)
         extra = sd.cfg / "extra.yaml"
@@ -100,10 +109,10 @@ def main() -> int:
     for k, xs in res.items():
         ms = [x * 1000 for x in xs]
         row = {"what": k, "n": len(ms), "p50": statistics.median(ms), "p99": pct(ms, 99), "max": max(ms),
-               "min": min(ms)}
+               "min": min(ms), "slowest_rep": ms.index(max(ms))}
         rows.append(row)
         print(f"{k:9} n={row['n']:3}  p50 {row['p50']:6.1f} ms  p99 {row['p99']:6.1f} ms  "
-              f"min {row['min']:6.1f}  max {row['max']:6.1f}", flush=True)
+              f"min {row['min']:6.1f}  max {row['max']:6.1f} (repetition {row['slowest_rep']})", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"services": args.services, "rows": rows}, indent=1))
     return 0
