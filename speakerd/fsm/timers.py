@@ -16,16 +16,30 @@ MIN_KEEPALIVE = 1.0
 SEND_HOLD_MIN = 480.0
 
 
+IDLE_HOLD = 1.0  # seconds before reconnecting after an Established session drops
+
+
 @dataclass(slots=True)
 class Backoff:
-    """ConnectRetry delays: base, 2·base, 4·base … up to ``cap``, jittered."""
+    """ConnectRetry delays: base, 2·base, 4·base … up to ``cap``, jittered.
+
+    After an Established session goes down, the first new attempt comes after
+    :data:`IDLE_HOLD` (or ``base`` when that is shorter) — the way FRR restarts
+    a dropped peer after one second — and only attempts that fail back off.
+    A router that drops the session and comes straight back is therefore
+    reconnected in about a second, not after a whole ConnectRetry interval.
+    """
     base: float
     cap: float
     rand: Callable[[], float] = field(default=random.random)
     failures: int = 0
+    after_session: bool = False  # the next delay follows an Established session
 
     def next_delay(self) -> float:
         """The delay before the next attempt; counts one more failure."""
+        if self.after_session:
+            self.after_session = False
+            return min(IDLE_HOLD, self.base) * (0.75 + 0.25 * self.rand())
         cap = max(self.base, self.cap)
         delay = min(cap, self.base * (2 ** min(self.failures, 30)))
         self.failures += 1
@@ -34,6 +48,7 @@ class Backoff:
     def reset(self) -> None:
         """Called when a session reaches Established."""
         self.failures = 0
+        self.after_session = True
 
 
 def negotiated_hold(local: int, remote: int) -> int:

@@ -75,8 +75,8 @@ def test_hold_timer_expiry_sends_4_0_and_restarts_with_backoff():
     assert CLOSE in acts
     assert s.state == State.ACTIVE
     assert s.last_notification_sent == Notification(4, 0)
-    # backoff with rand()=0: 0.75 x base 5 s
-    assert s.get_timer() == 9.5 + 3.75
+    # the first reconnect after an Established session: 0.75 x the 1 s idle hold (rand()=0)
+    assert s.get_timer() == 9.5 + 0.75
 
 
 def test_notification_received_goes_down_with_cause():
@@ -124,6 +124,25 @@ def test_connect_retry_backoff_is_exponential_capped_and_reset():
     s.connection_made(now, "192.0.2.1")
     s.data_received(encode(Open.build(65002, 90, ID_B, [])) + encode(KEEPALIVE), now)
     assert s.state == State.ESTABLISHED and s.backoff.failures == 0
+
+
+def test_after_a_session_drops_the_first_retry_is_quick_then_backs_off():
+    s = Session(cfg(connect_retry=30.0, connect_retry_cap=600.0))  # rand() = 0
+    s.start(0.0)
+    s.connection_made(0.0, "192.0.2.1")
+    s.data_received(encode(Open.build(65002, 90, ID_B, [])) + encode(KEEPALIVE), 0.0)
+    assert s.state == State.ESTABLISHED
+    s.connection_failed(10.0, "reset by peer")
+    delays, now = [], 10.0
+    for _ in range(3):
+        assert s.state == State.ACTIVE
+        delays.append(s.get_timer() - now)
+        now = s.get_timer()
+        s.handle_timer(now)
+        assert s.state == State.CONNECT
+        s.connection_failed(now, "refused")
+    # 1 s idle hold first, then the ConnectRetry backoff: 30, 60 (x 0.75 jitter floor)
+    assert delays == pytest.approx([0.75, 22.5, 45.0])
 
 
 def test_connect_attempt_timeout_retries():
