@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from . import raw
@@ -19,7 +20,9 @@ from .addr import AFI_V4, canonical_ip, parse_ip
 from .build_pools import build_advertisements, build_pools
 from .build_services import build_nodes, build_services
 from .communities import parse_community
+from .fastyaml import Run
 from .load import Document
+from .service_runs import service_run_ok
 from .model import (BFDProfile, Config, ConfigError, ConfigIssue, LabelSelector, Peer, Source)
 
 API_VERSIONS: dict[str, tuple[str, ...]] = {
@@ -65,7 +68,8 @@ class Objects:
     """Documents sorted by kind: kind -> [(Source, document)]; MetalLB kinds parsed to specs."""
     by_kind: dict[str, list[tuple[Source, dict]]] = field(default_factory=dict)
     specs: dict[str, list[tuple[Source, object, dict]]] = field(default_factory=dict)
-    # Services (there can be a million): (file, namespace, name, document), no Source until an issue
+    # Services (there can be a million): (file, namespace, name, document), no Source until an issue;
+    # (file, None, None, Run) for a run of regular Service documents (service_runs)
     services: list[tuple[str, str, str, dict]] = field(default_factory=list)
 
 
@@ -88,10 +92,24 @@ def check_selectors(specs: list, src: Source, path: str, issues: Issues) -> None
                 issues.error(src, f"{path}[{i}].matchExpressions[{j}].values", f"operator {e.operator} takes no values")
 
 
+def _expanded(docs: list[Document], services: list) -> Iterator[Document]:
+    """The documents; a Run of v1 Services goes to `services` whole, any other Run is built."""
+    for doc in docs:
+        data = doc.data
+        if type(data) is Run:
+            if service_run_ok(data):
+                services.append((doc.file, None, None, data))
+            else:
+                for j, d in enumerate(data.documents()):
+                    yield Document(doc.file, doc.index + j, d)
+            continue
+        yield doc
+
+
 def sort_documents(docs: list[Document], issues: Issues) -> Objects:
     objs = Objects()
     services = objs.services
-    for doc in docs:
+    for doc in _expanded(docs, services):
         data = doc.data
         if type(data) is dict and data.get("kind") == "Service" and data.get("apiVersion") == "v1":
             meta = data.get("metadata")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from .addr import AFI_V4, format_ip, parse_ip
 from .model import Node, Pool, Source
+from .service_runs import rows_from_run
 from .services import FILE, ServiceTable
 
 if TYPE_CHECKING:
@@ -95,66 +96,79 @@ def _ips(src, data: dict, issues: "Issues") -> tuple[tuple[str, ...], bool]:
     return tuple(out), ok
 
 
-def build_services(docs: list[tuple[str, str, str, dict]], pools: dict[str, Pool], pool_names: set[str],
+def build_services(docs: list[tuple], pools: dict[str, Pool], pool_names: set[str],
                    issues: "Issues") -> ServiceTable:
-    """Services from (file, namespace, name, document); rows only, no per-service objects."""
+    """Services from (file, namespace, name, document) or (file, None, None, Run of Services);
+    rows only, no per-service objects."""
     rows: dict[str, tuple] = {}
-    v4: tuple[int, ...] = (4,)
     for file, ns, name, data in docs:
-        spec = data.get("spec")
-        if type(spec) is not dict or spec.get("type") != "LoadBalancer":
+        if ns is None:  # a Run: columns when regular, else document by document
+            if rows_from_run(data, file, pool_names, rows):
+                continue
+            for d in data.documents():
+                meta = d["metadata"]
+                _service(file, meta.get("namespace") or "", meta["name"], d, pool_names, rows, issues)
             continue
-        ns = ns or "default"
-        key = f"{ns}/{name}"
-
-        def src(file=file, key=key, ns=ns) -> Source:
-            return Source(file, "Service", key, ns)
-        if key in rows:
-            issues.error(src(), "metadata.name", f"duplicate Service {key} (first defined in {rows[key][FILE]})")
-            continue
-        ips, ok = _ips(src, data, issues)
-        pool = None
-        ann = data["metadata"].get("annotations")
-        if ann:
-            for k in POOL_ANNOTATIONS:
-                if k in ann:
-                    pool = ann[k]
-                    if pool not in pool_names:
-                        issues.error(src(), f"metadata.annotations[{k}]", f"IPAddressPool {pool!r} not found")
-                        ok = False
-                    break
-        fams = spec.get("ipFamilies")
-        policy = spec.get("ipFamilyPolicy")
-        if fams is None and policy is None:  # the common case: single stack, IPv4
-            if ips and any(":" in ip for ip in ips):
-                issues.warn(src(), "spec.ipFamilies", f"IP {', '.join(ips)} is not of the service's family IPv4")
-            if ok:
-                rows[key] = (ns, name, ips, pool, False, v4, file)
-            continue
-        policy = policy or "SingleStack"
-        families: tuple[int, ...] = v4
-        if policy not in POLICIES:
-            issues.error(src(), "spec.ipFamilyPolicy", f"unknown ipFamilyPolicy {policy!r} (expected {', '.join(POLICIES)})")
-            ok = False
-        if fams is not None:
-            if not isinstance(fams, list) or not fams or any(f not in FAMILIES for f in fams) or len(set(fams)) != len(fams):
-                issues.error(src(), "spec.ipFamilies", f"expected IPv4 and/or IPv6 once each, got {fams!r}")
-                ok = False
-            else:
-                families = tuple(FAMILIES[f] for f in fams)
-                if len(families) == 2 and policy == "SingleStack":
-                    issues.error(src(), "spec.ipFamilies", "two families need ipFamilyPolicy PreferDualStack or RequireDualStack")
-                    ok = False
-        dual = policy != "SingleStack"
-        if dual and len(families) == 1:
-            families = families + ((6,) if families[0] == 4 else (4,))
-        if not dual and ips and len(families) == 1:
-            want = AFI_V4 if families[0] == 4 else 2
-            if any((":" in ip) != (want == 2) for ip in ips):
-                issues.warn(src(), "spec.ipFamilies", f"IP {', '.join(ips)} is not of the service's family IPv{families[0]}")
-        if ok:
-            rows[key] = (ns, name, ips, pool, dual, families, file)
+        _service(file, ns, name, data, pool_names, rows, issues)
     return ServiceTable(rows)
+
+
+def _service(file: str, ns: str, name: str, data: dict, pool_names: set[str], rows: dict[str, tuple],
+             issues: "Issues") -> None:
+    v4: tuple[int, ...] = (4,)
+    spec = data.get("spec")
+    if type(spec) is not dict or spec.get("type") != "LoadBalancer":
+        return
+    ns = ns or "default"
+    key = f"{ns}/{name}"
+
+    def src(file=file, key=key, ns=ns) -> Source:
+        return Source(file, "Service", key, ns)
+    if key in rows:
+        issues.error(src(), "metadata.name", f"duplicate Service {key} (first defined in {rows[key][FILE]})")
+        return
+    ips, ok = _ips(src, data, issues)
+    pool = None
+    ann = data["metadata"].get("annotations")
+    if ann:
+        for k in POOL_ANNOTATIONS:
+            if k in ann:
+                pool = ann[k]
+                if pool not in pool_names:
+                    issues.error(src(), f"metadata.annotations[{k}]", f"IPAddressPool {pool!r} not found")
+                    ok = False
+                break
+    fams = spec.get("ipFamilies")
+    policy = spec.get("ipFamilyPolicy")
+    if fams is None and policy is None:  # the common case: single stack, IPv4
+        if ips and any(":" in ip for ip in ips):
+            issues.warn(src(), "spec.ipFamilies", f"IP {', '.join(ips)} is not of the service's family IPv4")
+        if ok:
+            rows[key] = (ns, name, ips, pool, False, v4, file)
+        return
+    policy = policy or "SingleStack"
+    families: tuple[int, ...] = v4
+    if policy not in POLICIES:
+        issues.error(src(), "spec.ipFamilyPolicy", f"unknown ipFamilyPolicy {policy!r} (expected {', '.join(POLICIES)})")
+        ok = False
+    if fams is not None:
+        if not isinstance(fams, list) or not fams or any(f not in FAMILIES for f in fams) or len(set(fams)) != len(fams):
+            issues.error(src(), "spec.ipFamilies", f"expected IPv4 and/or IPv6 once each, got {fams!r}")
+            ok = False
+        else:
+            families = tuple(FAMILIES[f] for f in fams)
+            if len(families) == 2 and policy == "SingleStack":
+                issues.error(src(), "spec.ipFamilies", "two families need ipFamilyPolicy PreferDualStack or RequireDualStack")
+                ok = False
+    dual = policy != "SingleStack"
+    if dual and len(families) == 1:
+        families = families + ((6,) if families[0] == 4 else (4,))
+    if not dual and ips and len(families) == 1:
+        want = AFI_V4 if families[0] == 4 else 2
+        if any((":" in ip) != (want == 2) for ip in ips):
+            issues.warn(src(), "spec.ipFamilies", f"IP {', '.join(ips)} is not of the service's family IPv{families[0]}")
+    if ok:
+        rows[key] = (ns, name, ips, pool, dual, families, file)
 
 
 def build_nodes(docs: list[tuple[Source, dict]], issues: "Issues") -> dict[str, Node]:

@@ -11,6 +11,7 @@ results are always those of ``load.KubeLoader``.
 from __future__ import annotations
 
 import re
+from itertools import groupby
 from typing import Any
 
 _INT = re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$")
@@ -167,10 +168,16 @@ def split_documents(text: str) -> list[str] | None:
 
 def fast_load_all(text: str, slow) -> list[Any]:
     """Documents of `text`; each one the fast reader cannot handle goes to `slow(doc_text)`."""
+    return load_items(text, slow, runs=False)
+
+
+def load_items(text: str, slow, runs: bool = True) -> list[Any]:
+    """Like :func:`fast_load_all`, but (``runs``) RUN_MIN or more consecutive documents of
+    one shape come as one :class:`Run` instead of one data item each."""
     if "\n..." in text or text.startswith(("%", "...")):
         return [d for d in slow(text) if d is not None]  # what split_documents refuses
     if text.count("\n---") >= 16:
-        shaped = _shaped_load(text, slow)
+        shaped = _shaped_load(text, slow, runs)
         if shaped is not None:
             return shaped
     out: list[Any] = []
@@ -192,11 +199,48 @@ _MAX_SHAPES = 256
 
 
 class _Shape:
-    """A document with its ``key: value`` values taken out; build() puts values back."""
-    __slots__ = ("holes", "build")
+    """A document with its ``key: value`` values taken out; build() puts values back.
 
-    def __init__(self, holes: int, build) -> None:
-        self.holes, self.build = holes, build
+    ``tree`` is the document with each value replaced by its hole marker
+    (``"\\x01<i>"``, see :func:`hole`): readers of a :class:`Run` find where a
+    field's values are without building the documents."""
+    __slots__ = ("holes", "build", "tree")
+
+    def __init__(self, holes: int, build, tree: Any = None) -> None:
+        self.holes, self.build, self.tree = holes, build, tree
+
+
+def hole(node: Any) -> int | None:
+    """The hole index of a shape tree node that is a value, None for anything else."""
+    if type(node) is str and node[:1] == _HOLE:
+        return int(node[1:])
+    return None
+
+
+class Run:
+    """``count`` consecutive documents of one shape, not built: their values, flat.
+
+    Document j's values are ``values[j * holes:(j + 1) * holes]``, so the values of
+    hole i of every document are the slice ``values[i::holes]`` (see :meth:`column`).
+    """
+    __slots__ = ("shape", "values", "count")
+
+    def __init__(self, shape: _Shape, values: list, count: int) -> None:
+        self.shape, self.values, self.count = shape, values, count
+
+    def column(self, i: int) -> list:
+        return self.values[i::self.shape.holes]
+
+    def documents(self) -> list[Any]:
+        n, build, v = self.shape.holes, self.shape.build, self.values
+        return [build(v[j:j + n]) for j in range(0, n * self.count, n)]
+
+    def __repr__(self) -> str:
+        return f"Run({self.count} documents, {self.shape.holes} values each)"
+
+
+# a run is worth its bookkeeping from this many documents of one shape in a row
+RUN_MIN = 32
 
 
 def _codegen(node: Any, holes: dict[str, int]) -> str:
@@ -221,7 +265,7 @@ def _make_shape(skeleton: str) -> "_Shape | None":
     except (_Fallback, IndexError):
         return None
     holes = {f"{_HOLE}{i}": i for i in range(n)}
-    return _Shape(n, eval("lambda v: " + _codegen(tree, holes)))  # noqa: S307 - built from repr() only
+    return _Shape(n, eval("lambda v: " + _codegen(tree, holes)), tree)  # noqa: S307 - built from repr() only
 
 
 # values that can only be strings: a letter-led word without YAML indicators (bools and nulls
@@ -248,7 +292,7 @@ def _convert(values: list[str]) -> list:
     return [out[s] for s in values]
 
 
-def _shaped_load(text: str, slow) -> list[Any] | None:
+def _shaped_load(text: str, slow, runs: bool = False) -> list[Any] | None:
     """Documents sharing a shape are built by one generated function each; None = not applicable.
 
     Only the skeleton is split into documents; the text itself only when some
@@ -270,27 +314,38 @@ def _shaped_load(text: str, slow) -> list[Any] | None:
         return None
     parts: list[str] | None = None
     conv = _convert(values)
+    del values
     shapes: dict[str, _Shape | None] = {}
     out: list[Any] = []
     pos = 0
-    for i, skel in enumerate(skeletons):
+    i = 0
+    for skel, same in groupby(skeletons):  # consecutive documents of one skeleton
+        k = len(list(same))
         shape = shapes.get(skel, _BAD)
         if shape is _BAD:
             shape = _make_shape(skel) if len(shapes) < _MAX_SHAPES else None
             shapes[skel] = shape
         n = skel.count(_HOLE)
-        v = conv[pos:pos + n]
-        pos += n
+        end = pos + n * k
         if shape is not None and shape.build is None:
+            pos, i = end, i + k
             continue  # empty or comments only
-        if shape is None or _BAD in v:
-            if parts is None:
-                parts = split_documents(text)
-                if parts is None or len(parts) != len(skeletons):
-                    return None
-            _parse_one(parts[i], slow, out)
-        else:
-            out.append(shape.build(v))
+        vals = conv[pos:end]
+        if runs and shape is not None and k >= RUN_MIN and n and _BAD not in vals:
+            out.append(Run(shape, vals, k))
+            pos, i = end, i + k
+            continue
+        for j in range(k):
+            v = vals[j * n:(j + 1) * n]
+            if shape is None or _BAD in v:
+                if parts is None:
+                    parts = split_documents(text)
+                    if parts is None or len(parts) != len(skeletons):
+                        return None
+                _parse_one(parts[i + j], slow, out)
+            else:
+                out.append(shape.build(v))
+        pos, i = end, i + k
     return out
 
 

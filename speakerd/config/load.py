@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from .fastyaml import fast_load_all
+from .fastyaml import Run, load_items
 from .model import ConfigIssue
 
 _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -52,8 +52,8 @@ _parsed: dict[str, tuple[str, list[Any]]] = {}
 @dataclass(frozen=True, slots=True)
 class Document:
     file: str
-    index: int  # position of the document in its file
-    data: Any
+    index: int  # position of the document in its file (of the first one, for a Run)
+    data: Any  # the document's data, or a fastyaml.Run of documents index, index + 1, ...
 
 
 def expand_paths(paths: list[str]) -> tuple[list[str], list[ConfigIssue]]:
@@ -77,7 +77,7 @@ def _docs_of(text: str, file: str) -> Iterator[Any]:
         data = json.loads(text)
         yield data
         return
-    yield from fast_load_all(text, lambda part: yaml.load_all(part, Loader=KubeLoader))
+    yield from load_items(text, lambda part: yaml.load_all(part, Loader=KubeLoader))
 
 
 def load_documents(paths: list[str]) -> tuple[list[Document], list[str], list[ConfigIssue]]:
@@ -104,6 +104,10 @@ def load_documents(paths: list[str]) -> tuple[list[Document], list[str], list[Co
                     _parsed.pop(f, None)
             for data in datas:
                 if data is None:
+                    continue
+                if type(data) is Run:
+                    docs.append(Document(f, index, data))
+                    index += data.count
                     continue
                 if isinstance(data, dict) and data.get("kind") == "List" and isinstance(data.get("items"), list):
                     for item in data["items"]:
