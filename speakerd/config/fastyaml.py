@@ -171,11 +171,38 @@ def fast_load_all(text: str, slow) -> list[Any]:
     return load_items(text, slow, runs=False)
 
 
+# A big stream is read this many characters at a time (cut at '---' lines): the passes over
+# the text, its skeleton and the value list then work on a few MB at a time instead of
+# building lists of millions of strings at once.
+CHUNK_CHARS = 4 << 20
+
+
+def _chunks(text: str):
+    """Pieces of `text` of about CHUNK_CHARS, each cut after a line that is exactly '---'.
+
+    Every piece is a stream of whole documents: '---' at the start of a line always
+    starts a document, and the caller has ruled out '...' and directives."""
+    start = 0
+    while True:
+        cut = text.find("\n---\n", start + CHUNK_CHARS)
+        if cut < 0:
+            yield text[start:]
+            return
+        yield text[start:cut + 1]
+        start = cut + 5
+
+
 def load_items(text: str, slow, runs: bool = True) -> list[Any]:
     """Like :func:`fast_load_all`, but (``runs``) RUN_MIN or more consecutive documents of
     one shape come as one :class:`Run` instead of one data item each."""
     if "\n..." in text or text.startswith(("%", "...")):
         return [d for d in slow(text) if d is not None]  # what split_documents refuses
+    if len(text) > CHUNK_CHARS:
+        return [d for chunk in _chunks(text) for d in _load_text(chunk, slow, runs)]
+    return _load_text(text, slow, runs)
+
+
+def _load_text(text: str, slow, runs: bool) -> list[Any]:
     if text.count("\n---") >= 16:
         shaped = _shaped_load(text, slow, runs)
         if shaped is not None:
@@ -273,15 +300,24 @@ def _make_shape(skeleton: str) -> "_Shape | None":
 _PLAIN = re.compile(r"[A-Za-z/][-A-Za-z0-9_./]*\Z|[0-9]+\.[0-9]+(?:\.[0-9]+)+\Z")
 
 
+# a line of distinct values joined by newlines that _PLAIN does not match (values never hold "\n")
+_NOT_PLAIN = re.compile(r"(?m)^(?![A-Za-z/][-A-Za-z0-9_./]*$|[0-9]+\.[0-9]+(?:\.[0-9]+)+$).+$")
+_SPECIAL = frozenset(_BOOLS.keys() | _NULLS)
+
+
 def _convert(values: list[str]) -> list:
-    """Each distinct value through _scalar once; _BAD where only a slower path may decide."""
+    """Each distinct value through _scalar once; _BAD where only a slower path may decide.
+
+    Plain words and dotted numbers (almost every value) are themselves; the others are
+    found by one regex pass over the distinct values joined, so Python code runs only
+    for them."""
+    distinct = set(values)
+    odd = set(_NOT_PLAIN.findall("\n".join(distinct)))
+    odd.update(distinct & _SPECIAL)
+    if not odd:
+        return values
     out: dict[str, Any] = {}
-    plain = _PLAIN.match
-    special = _BOOLS.keys() | _NULLS
-    for s in set(values):
-        if plain(s) and s not in special:
-            out[s] = s
-            continue
+    for s in odd:
         if s[0] in "[{":
             out[s] = _BAD  # mutable results must not be shared between documents
             continue
@@ -289,7 +325,7 @@ def _convert(values: list[str]) -> list:
             out[s] = _scalar(s)
         except (_Fallback, IndexError):
             out[s] = _BAD
-    return [out[s] for s in values]
+    return list(map(out.get, values, values))
 
 
 def _shaped_load(text: str, slow, runs: bool = False) -> list[Any] | None:

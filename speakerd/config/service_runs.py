@@ -96,7 +96,7 @@ def rows_from_run(run: Run, file: str, pool_names: set[str], rows: dict[str, tup
     ns = run.column(hole(meta["namespace"])) if "namespace" in meta else ["default"] * run.count  # type: ignore[arg-type]
     keys = list(map("/".join, zip(ns, names)))
     distinct = set(keys)
-    if len(distinct) != len(keys) or not distinct.isdisjoint(rows):
+    if len(distinct) != len(keys) or not rows.keys().isdisjoint(distinct):  # iterates the smaller set
         return False
     rows.update(zip(keys, zip(ns, names, zip(ips), pool, repeat(False), repeat(_V4), repeat(file))))
     return True
