@@ -19,6 +19,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from functools import partial
+from operator import itemgetter
 
 from ..config.addr import AFI_V4, FAMILY_AFI, format_ip, parse_ip, parse_ips
 from ..config.model import Config, Pool
@@ -40,6 +41,8 @@ class PoolIndex:
         if sum(afis) != len(afis):  # not IPv4 only
             return [self.pool_of(a, v) for a, v in zip(afis, values)]
         v4 = [r for r in self._ranges if r[0] == AFI_V4]
+        if len(v4) == 1 and values and v4[0][1] <= min(values) and max(values) <= v4[0][2]:
+            return [v4[0][3]] * len(values)  # one IPv4 range holding every address
         starts = [r[1] for r in v4]
         lasts = [r[2] for r in v4]
         names = [r[3] for r in v4]
@@ -81,6 +84,9 @@ class _Cursor:
         return None
 
 
+_IPS_OF = itemgetter(IPS)
+
+
 def allocate(config: Config, previous: dict[str, tuple[str, ...]] | None = None,
              index: PoolIndex | None = None) -> tuple[dict[str, tuple[str, ...]], list[str]]:
     """-> (allocations for services without IPs: key -> IPs in family order, notes)."""
@@ -90,6 +96,8 @@ def allocate(config: Config, previous: dict[str, tuple[str, ...]] | None = None,
     rows = rows_of(config.services)
     used: dict[int, set[int]] = {1: set(), 2: set()}
     notes: list[str] = []
+    if all(map(_IPS_OF, rows.values())):
+        return {}, notes  # every service has its own IPs: nothing to allocate or keep
     texts = [ip for r in rows.values() if r[IPS] for ip in r[IPS]]
     afis, values = parse_ips(texts)
     if sum(afis) == len(afis):  # IPv4 only

@@ -17,6 +17,8 @@ No Node object for the node name means a node whose only label is
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import repeat
+from operator import itemgetter, lshift, or_
 
 from ..config.addr import AFI_V4, BITS, format_prefix, parse_ips
 from ..config.gcpause import gc_paused
@@ -26,6 +28,8 @@ from .allocate import PoolIndex, allocate
 from .types import Plan, PlannedRoute, Reason, RouteAttrs, RouteTable
 
 HOSTNAME_LABEL = "kubernetes.io/hostname"
+_IPS_OF = itemgetter(IPS)
+_FIRST = itemgetter(0)
 
 
 def node_labels(config: Config, node_name: str) -> dict[str, str]:
@@ -108,8 +112,10 @@ def _fast_table(ads: list[Advertisement], pool_ips: dict[str, list[int]], entrie
                 continue
             sh4 = 32 - ad.aggregation_length
             sh6 = 128 - ad.aggregation_length_v6
-            if sh4 == 0 and all(afis[i] == AFI_V4 for i in idxs):
-                keys = [(AFI_V4, values[i] << 8 | 32) for i in idxs]
+            if sh4 == 0 and (afis.count(AFI_V4) == len(afis) or all(afis[i] == AFI_V4 for i in idxs)):
+                # (AFI_V4, value << 8 | 32) for each, by C-level maps
+                vals = values if len(idxs) == len(values) else list(map(values.__getitem__, idxs))
+                keys = list(zip(repeat(AFI_V4), map(or_, map(lshift, vals, repeat(8)), repeat(32))))
             else:
                 keys = [(afis[i], ((values[i] >> sh4) << sh4) << 8 | (32 - sh4)) if afis[i] == AFI_V4
                         else (afis[i], ((values[i] >> sh6) << sh6) << 8 | (128 - sh6)) for i in idxs]
@@ -127,7 +133,12 @@ def _entries(config: Config, allocated: dict[str, tuple[str, ...]], index: PoolI
     rows = rows_of(config.services)
     svcs: list[str] = []
     ips: list[str] = []
-    for key, row in rows.items():
+    own_ips = list(map(_IPS_OF, rows.values()))
+    if set(map(len, own_ips)) == {1}:  # the common case: one own IP each, nothing allocated
+        svcs = list(rows)
+        ips = list(map(_FIRST, own_ips))
+    del own_ips
+    for key, row in rows.items() if not svcs else ():
         own = row[IPS] or allocated.get(key, ())
         if len(own) == 1:
             svcs.append(key)
