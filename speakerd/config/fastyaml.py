@@ -249,17 +249,25 @@ class Run:
 
     Document j's values are ``values[j * holes:(j + 1) * holes]``, so the values of
     hole i of every document are the slice ``values[i::holes]`` (see :meth:`column`).
+    ``values`` are the texts; ``conv`` maps the few that are not plain strings
+    (numbers, booleans, nulls, quoted) to what they mean, applied on reading.
     """
-    __slots__ = ("shape", "values", "count")
+    __slots__ = ("shape", "values", "count", "conv")
 
-    def __init__(self, shape: _Shape, values: list, count: int) -> None:
-        self.shape, self.values, self.count = shape, values, count
+    def __init__(self, shape: _Shape, values: list, count: int, conv: dict | None = None) -> None:
+        self.shape, self.values, self.count, self.conv = shape, values, count, conv
 
     def column(self, i: int) -> list:
-        return self.values[i::self.shape.holes]
+        col = self.values[i::self.shape.holes]
+        conv = self.conv
+        if conv and not conv.keys().isdisjoint(col):
+            col = list(map(conv.get, col, col))
+        return col
 
     def documents(self) -> list[Any]:
-        n, build, v = self.shape.holes, self.shape.build, self.values
+        n, build, v, conv = self.shape.holes, self.shape.build, self.values, self.conv
+        if conv:
+            v = list(map(conv.get, v, v))
         return [build(v[j:j + n]) for j in range(0, n * self.count, n)]
 
     def __repr__(self) -> str:
@@ -305,17 +313,15 @@ _NOT_PLAIN = re.compile(r"(?m)^(?![A-Za-z/][-A-Za-z0-9_./]*$|[0-9]+\.[0-9]+(?:\.
 _SPECIAL = frozenset(_BOOLS.keys() | _NULLS)
 
 
-def _convert(values: list[str]) -> list:
-    """Each distinct value through _scalar once; _BAD where only a slower path may decide.
+def _odd_values(values: list[str]) -> dict[str, Any]:
+    """What each distinct value that is not a plain string means (_BAD where only a slower
+    path may decide); values missing from the result are themselves.
 
-    Plain words and dotted numbers (almost every value) are themselves; the others are
-    found by one regex pass over the distinct values joined, so Python code runs only
-    for them."""
+    Plain words and dotted numbers (almost every value) are found by one regex
+    pass over the distinct values joined, so Python code runs only for the others."""
     distinct = set(values)
     odd = set(_NOT_PLAIN.findall("\n".join(distinct)))
     odd.update(distinct & _SPECIAL)
-    if not odd:
-        return values
     out: dict[str, Any] = {}
     for s in odd:
         if s[0] in "[{":
@@ -325,7 +331,7 @@ def _convert(values: list[str]) -> list:
             out[s] = _scalar(s)
         except (_Fallback, IndexError):
             out[s] = _BAD
-    return list(map(out.get, values, values))
+    return out
 
 
 def _shaped_load(text: str, slow, runs: bool = False) -> list[Any] | None:
@@ -349,8 +355,8 @@ def _shaped_load(text: str, slow, runs: bool = False) -> list[Any] | None:
     if skeletons is None:
         return None
     parts: list[str] | None = None
-    conv = _convert(values)
-    del values
+    conv = _odd_values(values)
+    bad = {s for s, v in conv.items() if v is _BAD}
     shapes: dict[str, _Shape | None] = {}
     out: list[Any] = []
     pos = 0
@@ -366,11 +372,13 @@ def _shaped_load(text: str, slow, runs: bool = False) -> list[Any] | None:
         if shape is not None and shape.build is None:
             pos, i = end, i + k
             continue  # empty or comments only
-        vals = conv[pos:end]
-        if runs and shape is not None and k >= RUN_MIN and n and _BAD not in vals:
-            out.append(Run(shape, vals, k))
+        vals = values[pos:end]
+        if runs and shape is not None and k >= RUN_MIN and n and (not bad or bad.isdisjoint(vals)):
+            out.append(Run(shape, vals, k, conv or None))
             pos, i = end, i + k
             continue
+        if conv:
+            vals = list(map(conv.get, vals, vals))
         for j in range(k):
             v = vals[j * n:(j + 1) * n]
             if shape is None or _BAD in v:
