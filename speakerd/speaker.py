@@ -260,12 +260,11 @@ class Speaker:
         changed = 0
         if len(self.route_events) > ROUTE_EVENTS:
             self.route_events.clear()
-        for k in routes.keys() - before.keys():
-            self.route_events[k] = (now, "announce")
-            changed += 1
-        for k in before.keys() - routes.keys():
-            self.route_events[k] = (now, "withdraw")
-            changed += 1
+        added = routes.keys() - before.keys()  # one C-level update each (1M routes on start)
+        self.route_events.update(dict.fromkeys(added, (now, "announce")))
+        removed = before.keys() - routes.keys()
+        self.route_events.update(dict.fromkeys(removed, (now, "withdraw")))
+        changed += len(added) + len(removed)
         if routes is before or not before or not routes:
             return changed
         if len(set(map(id, routes.values()))) == 1 == len(set(map(id, before.values()))) and \
