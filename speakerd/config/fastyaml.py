@@ -152,17 +152,30 @@ def _put(m: dict, key: str, value: str, indent: int):
     return (m, key, indent)
 
 
-def split_documents(text: str) -> list[str] | None:
-    """Split on '---' lines; None when the stream has directives or document-end markers."""
+def split_documents(text: str, exact: bool = True) -> list[str] | None:
+    """Split on '---' lines; None when the stream has directives or document-end markers.
+
+    ``exact=False`` (skeletons, only compared with each other) lets every part but the
+    last lose its final newline; documents keep it: a block scalar's last line break
+    (``t: |``) is part of its value."""
     if "\n..." in text or text.startswith(("%", "...")):
         return None
     lead = text.startswith("---")
     if text.count("\n---") + lead == text.count("\n---\n") + text.startswith("---\n"):
-        # every '---' line is exactly '---': a plain split (5x faster than the regex);
-        # the parts lose their last newline, which no reader depends on
+        # every '---' line is exactly '---': a plain split (5x faster than the regex)
         if lead:
-            return ["", *text[4:].split("\n---\n")] if not text[4:].startswith("---") else _SEP.split(text)
-        return text.split("\n---\n")
+            if text[4:].startswith("---"):
+                return _SEP.split(text)
+            parts = ["", *text[4:].split("\n---\n")]
+        else:
+            parts = text.split("\n---\n")
+        if exact:
+            last = parts.pop()
+            parts = [p + "\n" for p in parts]
+            parts.append(last)
+            if lead:
+                parts[0] = ""
+        return parts
     return _SEP.split(text)
 
 
@@ -350,7 +363,7 @@ def _shaped_load(text: str, slow, runs: bool = False) -> list[Any] | None:
         values = pieces[1::2]
         skeleton = (": " + _HOLE).join(pieces[0::2])
         del pieces
-    skeletons = split_documents(skeleton)
+    skeletons = split_documents(skeleton, exact=False)
     del skeleton
     if skeletons is None:
         return None

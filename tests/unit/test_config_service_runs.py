@@ -168,3 +168,22 @@ def test_duplicate_inside_a_run_is_reported(tmp_path):
         assert any("duplicate Service default/svc8" in str(i) for i in e.issues)
     else:
         raise AssertionError("duplicate names in a run must be an error")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.sampled_from([
+    "a: 1\nb: x\n", "", "# only a comment\n", "---\n", "k: [a, b]\n", "name: s1\nip: 10.0.0.1\n",
+    "list:\n- a\n- b: 2\n", "t: |\n  text\n", "q: 'x'\n"]), min_size=1, max_size=40),
+    st.booleans(), st.integers(1, 120))
+def test_chunked_reading_matches_full_loader(docs, lead, chunk):
+    """A stream cut into chunks at '---' lines reads as the whole stream does."""
+    text = ("---\n" if lead else "") + "---\n".join(docs)
+    try:
+        expected = [d for d in yaml.load_all(text, Loader=KubeLoader) if d is not None]
+    except yaml.YAMLError:
+        return
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(fastyaml, "CHUNK_CHARS", chunk)
+        assert fast_load_all(text, slow) == expected
+        items = load_items(text, slow)
+    assert [d for it in items for d in (it.documents() if type(it) is Run else [it])] == expected
