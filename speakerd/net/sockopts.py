@@ -81,9 +81,12 @@ def set_ttl(sock: socket.socket, ttl: int, min_ttl: int | None = None) -> None:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, ttl)
         if min_ttl:
             sock.setsockopt(socket.IPPROTO_IPV6, IPV6_MINHOPCOUNT, min_ttl)
-        # IPv4-mapped peers on a dual-stack socket use the IPv4 TTL
+        # IPv4-mapped peers on a dual-stack socket: the kernel sends with the
+        # IPv4 TTL and checks their segments against IP_MINTTL only
         try:
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+            if min_ttl:
+                sock.setsockopt(socket.IPPROTO_IP, IP_MINTTL, min_ttl)
         except OSError:
             pass
     else:

@@ -106,3 +106,23 @@ async def test_simultaneous_open_ends_with_one_session():
         await b.stop()
         await la.close()
         await lb.close()
+
+
+def test_gtsm_on_a_dual_stack_socket_also_filters_ipv4_mapped_peers():
+    # An IPv4 peer accepted by the default "::" listener arrives on an AF_INET6
+    # socket, but the kernel checks its segments against IP_MINTTL, not
+    # IPV6_MINHOPCOUNT: both must be set or GTSM is silently off for IPv4.
+    from speakerd.net.sockopts import IP_MINTTL, IPV6_MINHOPCOUNT, listening_socket, set_ttl
+    lsock = listening_socket("::", 0)
+    client = socket.create_connection(("127.0.0.1", lsock.getsockname()[1]))
+    lsock.setblocking(True)
+    accepted, _ = lsock.accept()
+    try:
+        assert accepted.family == socket.AF_INET6
+        set_ttl(accepted, 255, 255)
+        assert accepted.getsockopt(socket.IPPROTO_IP, socket.IP_TTL) == 255
+        assert accepted.getsockopt(socket.IPPROTO_IP, IP_MINTTL) == 255
+        assert accepted.getsockopt(socket.IPPROTO_IPV6, IPV6_MINHOPCOUNT) == 255
+    finally:
+        for s in (accepted, client, lsock):
+            s.close()
