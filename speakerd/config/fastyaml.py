@@ -30,6 +30,7 @@ _BOOLS = {"yes": True, "Yes": True, "YES": True, "true": True, "True": True, "TR
           "off": False, "Off": False, "OFF": False}
 _NULLS = {"", "~", "null", "Null", "NULL"}
 _BAD_START = set("&*!|>%@`{?\"'[,#")
+_KEY_NOT_STR = set("-+0123456789.~")
 
 
 class _Fallback(Exception):
@@ -53,11 +54,14 @@ def _scalar(text: str) -> Any:
             return []
         if text[-1] != "]" or any(ch in text[1:-1] for ch in "[]{}'\"#&*!"):
             raise _Fallback
-        return [_scalar(p.strip()) for p in text[1:-1].split(",")]
+        items = [p.strip() for p in text[1:-1].split(",")]
+        if "" in items:
+            raise _Fallback  # '[ ]', '[a,]' (a trailing comma ends the list), '[a,,b]' (an error)
+        return [_scalar(p) for p in items]
     if text == "{}":
         return {}
-    if c in _BAD_START or ": " in text or text.endswith(":"):
-        raise _Fallback
+    if c in _BAD_START or ": " in text or text.endswith(":") or text == "=" or text[:2] in ("- ", "-"):
+        raise _Fallback  # '- x' / '-' start a nested sequence (or are an error); '=' has no constructor
     b = _BOOLS.get(text)
     if b is not None:
         return b
@@ -144,8 +148,10 @@ def _split_key(s: str) -> tuple[str, bool, str]:
 
 
 def _put(m: dict, key: str, value: str, indent: int):
-    if not key or key[0] in _BAD_START or key in m:
+    if not key or key[0] in _BAD_START or key in m or key[-1] == " " or key == "<<":
         raise _Fallback
+    if (key in _SPECIAL or key[0] in _KEY_NOT_STR) and type(_scalar(key)) is not str:
+        raise _Fallback  # 'on:', '1:', '~:' are keys True, 1, None for the full loader
     if value:
         m[key] = _scalar(value)
         return None
@@ -208,7 +214,9 @@ def _chunks(text: str):
 def load_items(text: str, slow, runs: bool = True) -> list[Any]:
     """Like :func:`fast_load_all`, but (``runs``) RUN_MIN or more consecutive documents of
     one shape come as one :class:`Run` instead of one data item each."""
-    if "\n..." in text or text.startswith(("%", "...")):
+    if text[:1] == "\ufeff":
+        text = text[1:]  # a byte order mark starts the stream, not the first key
+    if "\n..." in text or text.startswith(("%", "...")) or "\ufeff" in text:
         return [d for d in slow(text) if d is not None]  # what split_documents refuses
     if len(text) > CHUNK_CHARS:
         return [d for chunk in _chunks(text) for d in _load_text(chunk, slow, runs)]

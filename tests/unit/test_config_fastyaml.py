@@ -38,3 +38,44 @@ def test_every_example_file_same_as_full_loader():
     for f in files:
         text = open(f).read()
         assert fast_load_all(text, slow) == [d for d in slow(text) if d is not None], f
+
+
+# Inputs the fast reader once read differently from the full loader.
+DIVERGED = {
+    "key with space before colon": "a : b\n",
+    "byte order mark": "\ufeffapiVersion: v1\nkind: Service\n",
+    "nested sequence": "a:\n- - x\n- -\n",
+    "flow list trailing comma": "a: [x, y,]\n",
+    "flow list with a space": "a: [ ]\n",
+    "int key": "1: x\n",
+    "bool key": "on: x\n",
+    "null key": "~: x\n",
+    "merge key": "b: {}\n<<: {}\n",
+}
+INVALID = {
+    "dash value": "a: - b\n",
+    "lone dash value": "a: -\n",
+    "empty flow item": "a: [x, , y]\n",
+    "value tag": "a: =\n",
+}
+
+
+def _both(text):
+    try:
+        want = [d for d in slow(text) if d is not None]
+    except yaml.YAMLError as exc:
+        want = type(exc)
+    try:
+        got = fast_load_all(text, slow)
+    except yaml.YAMLError as exc:
+        got = type(exc)
+    return want, got
+
+
+@pytest.mark.parametrize("text", [*DIVERGED.values(), *INVALID.values()], ids=[*DIVERGED, *INVALID])
+@pytest.mark.parametrize("copies", [1, 40], ids=["one", "shaped"])
+def test_edge_cases_same_as_full_loader(text, copies):
+    """Alone and as 40 documents of one shape (the skeleton path): same data, or the same error."""
+    text = "---\n".join([text] * copies)
+    want, got = _both(text)
+    assert got == want
