@@ -120,6 +120,7 @@ class Speaker:
         self.route_events: dict[tuple[int, int], tuple[float, str]] = {}
         self.capture_subscribers: dict[str, list[asyncio.Queue]] = collections.defaultdict(list)
         self._reload_lock = asyncio.Lock()
+        self._stopping = False
         self.stopped = asyncio.Event()
 
     # ------------------------------------------------------------------ life
@@ -155,16 +156,24 @@ class Speaker:
                 log.info("peer %s: graceful restart negotiated: closing without NOTIFICATION, "
                          "the peer keeps our routes as stale", rt.config.name)
             await rt.peer.stop(message, notify=not graceful)
-        await asyncio.gather(*(stop_one(rt) for rt in self.peers.values()), return_exceptions=True)
-        for listener in self.listeners.values():
-            await listener.close()
-        if self.bfd is not None:
-            self.bfd.close()
-        self.stopped.set()
+        # A reload in progress finishes first (it may be starting sessions), and
+        # none starts afterwards: nothing is left running once stop returns.
+        self._stopping = True
+        async with self._reload_lock:
+            await asyncio.gather(*(stop_one(rt) for rt in self.peers.values()), return_exceptions=True)
+            for listener in self.listeners.values():
+                await listener.close()
+            self.listeners.clear()
+            if self.bfd is not None:
+                self.bfd.close()
+            self.stopped.set()
 
     async def reload(self, reason: str = "reload requested") -> dict:
         """Validate, then apply the difference. Returns what happened."""
         async with self._reload_lock:
+            if self._stopping:
+                log.info("reload (%s) ignored: speakerd is stopping", reason)
+                return {"ok": False, "errors": ["speakerd is stopping"]}
             try:
                 config = load_config(self.paths)
             except ConfigError as e:

