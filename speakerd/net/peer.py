@@ -14,7 +14,9 @@ Collisions (RFC 4271 §6.8): an incoming connection that arrives while the
 main machine has its own connection or connect attempt in flight (Connect,
 OpenSent, OpenConfirm) is given a second machine (the candidate).  As soon as either knows the peer's BGP identifier,
 :func:`speakerd.fsm.resolve_collision` picks the connection to keep; the
-other machine sends Cease 6/7 and is dropped.  While Established, a new
+other machine sends Cease 6/7 and is dropped.  A main machine still in
+Connect has no connection to compare, so the candidate wins once it has
+the peer's OPEN (the connect attempt is abandoned).  While Established, a new
 incoming connection is answered with Cease 6/7 and closed.
 
 Nothing here blocks: a peer that never answers only costs its own connect
@@ -413,10 +415,16 @@ class Peer:
         remote_id = main.machine.remote_id or cand.machine.remote_id
         if remote_id is None:
             return False
-        keep = resolve_collision(self.settings.router_id, remote_id, self.settings.local_asn,
-                                 self.settings.peer_asn)
+        if main.machine.state == State.CONNECT:
+            # our side is only a connect attempt: there is no second connection
+            # to compare with (RFC 4271 §6.8), and the attempt may never complete
+            keep_main = False
+        else:
+            keep = resolve_collision(self.settings.router_id, remote_id, self.settings.local_asn,
+                                     self.settings.peer_asn)
+            keep_main = (keep is Keep.OUTGOING) == main.machine.outgoing
         now = self._now()
-        if (keep is Keep.OUTGOING) == main.machine.outgoing:
+        if keep_main:
             cand.machine.collision_dump(now)
             log.info("peer %s: connection collision, keeping the %s connection", self.name,
                      "outgoing" if main.machine.outgoing else "incoming")

@@ -219,3 +219,34 @@ async def test_ipv6_session_over_loopback_sends_ipv4_routes_only_with_next_hop4(
         await a.stop()
         await b.stop()
         await listener.close()
+
+
+async def test_incoming_connection_wins_over_a_connect_attempt_still_in_flight():
+    # B has the higher BGP identifier and its own connect attempt is stuck
+    # (SYNs dropped on the way).  There is no second BGP connection to compare
+    # with (RFC 4271 §6.8 compares connections in OpenSent/OpenConfirm), so A's
+    # incoming connection must be kept, not dumped with Cease 6/7 in favour of
+    # an attempt that may never complete.
+    listener = Listener(B_IP, 0)
+    await listener.start()
+    wa, wb = Watch(), Watch()
+    a = Peer(settings("b", B_IP, listener.bound_port, 65001, 65002, 0x01010101, source_address=A_IP),
+             on_event=wa)
+    b = Peer(settings("a", A_IP, 179, 65002, 65001, 0x02020202, connect_retry=30.0), on_event=wb)
+
+    async def connect_never_completes(link):
+        await asyncio.Event().wait()
+
+    b._connect = connect_never_completes
+    listener.register(b)
+    try:
+        b.start()
+        assert b.state == State.CONNECT
+        a.start()
+        await wa.until(lambda: a.state == State.ESTABLISHED or a.last_notification_received is not None)
+        assert a.last_notification_received is None
+        await wb.until(lambda: b.state == State.ESTABLISHED)
+    finally:
+        await a.stop()
+        await b.stop()
+        await listener.close()
