@@ -357,7 +357,7 @@ class Speaker:
 
         try:
             self.bfd.add(pc.peer_address, pc.source_address, profile, pc.ebgp_multihop, pc.vrf, on_state)
-        except OSError as e:
+        except (OSError, ValueError) as e:  # ValueError: another peer has BFD to the same address
             log.error("peer %s: cannot start BFD: %s", pc.name, e)
             return
         rt.bfd_active = True

@@ -73,3 +73,50 @@ async def test_stop_waits_for_a_reload_in_progress_and_leaves_nothing_running(tm
     finally:
         gate.set()
         await sp.stop()
+
+
+BFD_PROFILE = """apiVersion: metallb.io/v1beta1
+kind: BFDProfile
+metadata: {name: fast, namespace: metallb-system}
+spec: {receiveInterval: 300, transmitInterval: 300}
+---
+"""
+
+
+class _OneSessionPerAddress:
+    """A BfdManager stand-in with its rule: one session per peer address."""
+
+    def __init__(self):
+        self.sessions_by_peer = {}
+
+    def add(self, peer_address, local, profile, multihop, vrf, on_state):
+        if peer_address in self.sessions_by_peer:
+            raise ValueError(f"BFD session for {peer_address} already exists")
+        self.sessions_by_peer[peer_address] = profile
+
+    def remove(self, peer_address):
+        self.sessions_by_peer.pop(peer_address, None)
+
+    def update_profile(self, peer_address, profile):
+        self.sessions_by_peer[peer_address] = profile
+
+    def close(self):
+        pass
+
+
+@pytest.mark.asyncio
+async def test_two_peers_with_bfd_to_one_address_do_not_stop_the_daemon(tmp_path):
+    # the same router on two ports (or in two VRFs), both with a BFD profile
+    a, b, port = loopback_endpoints()
+    cfg = tmp_path / "peers.yaml"
+    bfd = "  bfdProfile: fast\n"
+    cfg.write_text(BFD_PROFILE + peer_yaml("p1", b, a, port, extra=bfd) + peer_yaml("p2", b, a, port + 1, extra=bfd))
+    sp = Speaker([str(cfg)], "node-a", state_path=str(tmp_path / "state.json"))
+    sp.bfd = _OneSessionPerAddress()
+    try:
+        await sp.start()
+        assert sorted(sp.peers) == ["p1", "p2"]
+        assert [rt.bfd_active for _, rt in sorted(sp.peers.items())] == [True, False]
+        assert len(sp.listeners) == 2
+    finally:
+        await sp.stop()
