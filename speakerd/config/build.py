@@ -21,7 +21,7 @@ from .build_pools import build_advertisements, build_pools
 from .build_services import build_nodes, build_services
 from .communities import parse_community
 from .fastyaml import Run
-from .load import Document
+from .load import Document, list_items
 from .service_runs import service_run_ok
 from .model import (BFDProfile, Config, ConfigError, ConfigIssue, LabelSelector, Peer, Source)
 
@@ -93,7 +93,9 @@ def check_selectors(specs: list, src: Source, path: str, issues: Issues) -> None
 
 
 def _expanded(docs: list[Document], services: list) -> Iterator[Document]:
-    """The documents; a Run of v1 Services goes to `services` whole, any other Run is built."""
+    """The documents; a Run of v1 Services goes to `services` whole, any other Run is built
+    (and a run of ``kind: List`` documents expanded into their items, as load_documents
+    expands a single one)."""
     for doc in docs:
         data = doc.data
         if type(data) is Run:
@@ -101,7 +103,9 @@ def _expanded(docs: list[Document], services: list) -> Iterator[Document]:
                 services.append((doc.file, None, None, data))
             else:
                 for j, d in enumerate(data.documents()):
-                    yield Document(doc.file, doc.index + j, d)
+                    items = list_items(d)
+                    for item in (d,) if items is None else items:
+                        yield Document(doc.file, doc.index + j, item)
             continue
         yield doc
 

@@ -56,6 +56,13 @@ class Document:
     data: Any  # the document's data, or a fastyaml.Run of documents index, index + 1, ...
 
 
+def list_items(data: Any) -> list | None:
+    """The items of a ``kind: List`` document (``kubectl get -o yaml``), None for any other."""
+    if type(data) is dict and data.get("kind") == "List" and isinstance(data.get("items"), list):
+        return data["items"]
+    return None
+
+
 def expand_paths(paths: list[str]) -> tuple[list[str], list[ConfigIssue]]:
     files: list[str] = []
     issues: list[ConfigIssue] = []
@@ -109,8 +116,9 @@ def load_documents(paths: list[str]) -> tuple[list[Document], list[str], list[Co
                     docs.append(Document(f, index, data))
                     index += data.count
                     continue
-                if isinstance(data, dict) and data.get("kind") == "List" and isinstance(data.get("items"), list):
-                    for item in data["items"]:
+                items = list_items(data)
+                if items is not None:
+                    for item in items:
                         docs.append(Document(f, index, item))
                         index += 1
                     continue

@@ -187,3 +187,16 @@ def test_chunked_reading_matches_full_loader(docs, lead, chunk):
         assert fast_load_all(text, slow) == expected
         items = load_items(text, slow)
     assert [d for it in items for d in (it.documents() if type(it) is Run else [it])] == expected
+
+
+def test_many_list_documents_of_one_shape_are_expanded(tmp_path):
+    """40 'kind: List' documents alike become one Run; their items are read, not the Lists."""
+    doc = ("apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata:\n    name: s{i}\n"
+           "    namespace: default\n  spec:\n    type: LoadBalancer\n  status:\n    loadBalancer:\n      ingress:\n"
+           "      - ip: 10.0.0.{i}\n")
+    f = tmp_path / "lists.yaml"
+    f.write_text("---\n".join(doc.format(i=i) for i in range(40)))
+    from speakerd.config import load_config
+    cfg = load_config(str(f))
+    assert sorted(cfg.services) == sorted(f"default/s{i}" for i in range(40))
+    assert cfg.services["default/s7"].ips == ("10.0.0.7",)
