@@ -15,6 +15,7 @@ import asyncio
 import ipaddress
 import logging
 import time
+from typing import Coroutine
 
 from .peer import Peer, _Conn
 from .sockopts import listening_socket, set_md5
@@ -49,11 +50,18 @@ class Listener:
             self._install_key(peer)
         self._server = await loop.create_server(lambda: _Conn(on_made=self._on_connection), sock=self._sock)
 
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+    def close(self) -> Coroutine[None, None, None]:
+        """Stop listening now (the port is free when this returns); await the
+        result to wait for the server to finish closing.
+
+        Not a coroutine function on purpose: ``create_task(listener.close())``
+        followed at once by a new listener on the same port (a reload that
+        re-adds the only peer) must not find the old socket still bound."""
+        server, self._server = self._server, None
+        if server is None:
+            return asyncio.sleep(0)
+        server.close()
+        return server.wait_closed()
 
     @property
     def bound_port(self) -> int:

@@ -126,3 +126,20 @@ def test_gtsm_on_a_dual_stack_socket_also_filters_ipv4_mapped_peers():
     finally:
         for s in (accepted, client, lsock):
             s.close()
+
+
+async def test_a_closed_listener_frees_its_port_at_once():
+    # On reload the last peer of a listener is removed and the listener closed
+    # in a task (speaker._unregister) just before the re-added peer opens a new
+    # listener on the same address and port: the port must be free by then.
+    first = Listener(B_IP, 0)
+    await first.start()
+    port = first.bound_port
+    closing = asyncio.get_running_loop().create_task(first.close())
+    second = Listener(B_IP, port)
+    try:
+        await second.start()
+        assert second.bound_port == port
+    finally:
+        await closing
+        await second.close()
