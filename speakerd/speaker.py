@@ -232,12 +232,12 @@ class Speaker:
             rt = retired[name] = self.peers.pop(name)
             self._forget_bfd(rt)
             self._unregister(rt)
-            rt.flaps["config change"] += 1
             await rt.peer.stop("session parameters changed", CeaseSubcode.OTHER_CONFIGURATION_CHANGE)
         for name in sorted(set(diff.added) | set(reset)):
             await self._add_peer(selected[name], initial=initial)
         for name, old_rt in retired.items():
-            # the operator's view of a peer survives its session being rebuilt
+            # the operator's view of a peer survives its session being rebuilt (an
+            # Established session that was stopped counted its flap, cause config_change)
             new_rt = self.peers[name]
             new_rt.flaps.update(old_rt.flaps)
             hist = new_rt.peer.history

@@ -155,7 +155,7 @@ def test_hold_time_reset_kept_in_the_resetting_sides_history(pair):
     pair.sender_yaml.write_text(pair.sender_yaml.read_text().replace("holdTime: 9s", "holdTime: 6s", 1))
     assert pair.sender.ctl_json("reload")["reset"] == ["receiver"]
     pair.sender.wait_established("receiver")
-    assert pair.sender.neighbor("receiver")["flaps"].get("config change") == 1
+    assert pair.sender.neighbor("receiver")["flaps"] == {"config_change": 1}
     flaps = [e for e in pair.sender.ctl_json("show", "history", "receiver")["history"] if e["flap"]]
     assert len(flaps) == 1 and "Other Configuration Change" in (flaps[0]["detail"] or "")
 

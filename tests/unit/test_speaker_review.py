@@ -120,3 +120,35 @@ async def test_two_peers_with_bfd_to_one_address_do_not_stop_the_daemon(tmp_path
         assert len(sp.listeners) == 2
     finally:
         await sp.stop()
+
+
+async def _established(sp: Speaker, name: str, deadline: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    while sp.peers[name].peer.state.label != "Established":
+        assert loop.time() < end, f"{name} not Established: {sp.peers[name].peer.state.label}"
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.asyncio
+async def test_config_change_reset_counts_one_flap_and_none_when_not_established(tmp_path):
+    a, b, port = loopback_endpoints()
+    cfg_a, cfg_b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    cfg_a.write_text(peer_yaml("to-b", b, a, port, my=64512, other=64513))
+    cfg_b.write_text(peer_yaml("to-a", a, b, port, my=64513, other=64512))
+    sa = Speaker([str(cfg_a)], "node-a", state_path=str(tmp_path / "sa.json"))
+    sb = Speaker([str(cfg_b)], "node-b", state_path=str(tmp_path / "sb.json"))
+    try:
+        await sa.start()
+        # a session that never came up (nobody listens yet) did not flap
+        cfg_a.write_text(cfg_a.read_text().replace("holdTime: 9s", "holdTime: 12s"))
+        assert (await sa.reload("test"))["reset"] == ["to-b"]
+        assert dict(sa.peers["to-b"].flaps) == {}
+        await sb.start()
+        await _established(sa, "to-b")
+        cfg_a.write_text(cfg_a.read_text().replace("holdTime: 12s", "holdTime: 6s"))
+        assert (await sa.reload("test"))["reset"] == ["to-b"]
+        assert dict(sa.peers["to-b"].flaps) == {"config_change": 1}
+    finally:
+        await sa.stop()
+        await sb.stop()
