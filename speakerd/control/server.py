@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import time
 
@@ -104,7 +105,15 @@ class ControlServer:
         except api.ApiError as e:
             await self._send(writer, {"ok": False, "error": str(e)})
             return
-        seconds = min(float(args.get("seconds") or 0), MAX_CAPTURE_SECONDS)
+        try:
+            seconds = float(args.get("seconds") or 0)
+        except (TypeError, ValueError):
+            seconds = math.nan
+        if not 0 <= seconds < math.inf:  # NaN too: it would never time out
+            await self._send(writer, {"ok": False, "error": f"bad seconds {args.get('seconds')!r}: "
+                                                            "a number of seconds, 0 or more"})
+            return
+        seconds = min(seconds, MAX_CAPTURE_SECONDS)
         queue: asyncio.Queue = asyncio.Queue(maxsize=100_000)
         name = rt.config.name
         subs = self.speaker.capture_subscribers[name]

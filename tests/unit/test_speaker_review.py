@@ -152,3 +152,33 @@ async def test_config_change_reset_counts_one_flap_and_none_when_not_established
     finally:
         await sa.stop()
         await sb.stop()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("seconds", ["abc", "nan", -1, [1]])
+async def test_capture_with_bad_seconds_is_answered_and_the_connection_stays_usable(tmp_path, seconds):
+    import json
+
+    from speakerd.control.server import ControlServer
+    a, b, port = loopback_endpoints()
+    cfg = tmp_path / "peers.yaml"
+    cfg.write_text(peer_yaml("p1", b, a, port))
+    sp = Speaker([str(cfg)], "node-a", state_path=str(tmp_path / "state.json"))
+    await sp.start()
+    server = ControlServer(sp, str(tmp_path / "ctl.sock"))
+    await server.start()
+    writer = None
+    try:
+        reader, writer = await asyncio.open_unix_connection(str(tmp_path / "ctl.sock"))
+        writer.write(json.dumps({"command": "capture", "args": {"peer": "p1", "seconds": seconds}}).encode() + b"\n")
+        writer.write(b'{"command": "health"}\n')
+        first = json.loads(await asyncio.wait_for(reader.readline(), 5))
+        assert first["ok"] is False and "seconds" in first["error"]
+        second = json.loads(await asyncio.wait_for(reader.readline(), 5))
+        assert second == {"ok": True, "result": {"ok": True, "peers": 1, "established": 0}}
+        assert sp.capture_subscribers.get("p1", []) == []
+    finally:
+        if writer is not None:
+            writer.close()
+        await server.close()
+        await sp.stop()
