@@ -311,8 +311,8 @@ class Session:
             if mu is not None and (mu.afi, mu.safi) not in fams:
                 upd.mp_unreach = None
             self.unnegotiated_updates += 1
-            if mr is not None and not upd.nlri and not upd.withdrawn and upd.mp_unreach is None:
-                return  # nothing left: not an End-of-RIB either
+            if not upd.nlri and not upd.withdrawn and upd.mp_reach is None and upd.mp_unreach is None:
+                return  # nothing left: not an (IPv4) End-of-RIB either
         attrs = upd.attrs
         if attrs is not None and attrs.as_path and not self.cfg.ibgp and self._as_loop(attrs):
             # RFC 4271 §9.1.2: a route whose AS_PATH holds our own AS is not

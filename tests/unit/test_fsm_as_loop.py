@@ -67,3 +67,20 @@ def test_family_not_negotiated_is_ignored():
     assert not p.a.adj_rib_in.tables.get(AFI.IPV6)
     assert p.a.unnegotiated_updates == 1
     assert p.established()
+
+
+def test_end_of_rib_of_a_family_not_negotiated_is_not_an_ipv4_end_of_rib():
+    """An IPv6 End-of-RIB (empty MP_UNREACH) on an IPv4-only session is ignored,
+    not left as an empty UPDATE (which is the IPv4 End-of-RIB marker)."""
+    from speakerd.fsm.actions import EndOfRib, RoutesReceived
+    from speakerd.wire.builder import end_of_rib
+    from speakerd.wire.capabilities import IPV4_UNICAST
+    p = _established(cfg(families=(IPV4_UNICAST,)), cfg(65002, 65001, ID_B, passive=True))
+    p.a.pop_actions()
+    p.a.adj_rib_in.eor.clear()
+    p.a.data_received(end_of_rib(AFI.IPV6), p.now)
+    acts = p.a.pop_actions()
+    assert not [a for a in acts if isinstance(a, (EndOfRib, RoutesReceived))]
+    assert p.a.adj_rib_in.eor == set()
+    assert p.a.unnegotiated_updates == 1
+    assert p.established()
