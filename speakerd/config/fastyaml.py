@@ -88,8 +88,8 @@ def parse_document(text: str) -> Any:
         stripped = line.lstrip(" ")
         if stripped[0] == "#":
             continue
-        if "\t" in line or " #" in line:
-            raise _Fallback
+        if "\t" in line or " #" in line or line[:3] in ("---", "..."):
+            raise _Fallback  # '--- {a: b}': a document marker with content on its line
         indent = len(line) - len(stripped)
         is_item = stripped == "-" or stripped.startswith("- ")
         if pending is not None:

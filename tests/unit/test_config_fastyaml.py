@@ -51,12 +51,14 @@ DIVERGED = {
     "bool key": "on: x\n",
     "null key": "~: x\n",
     "merge key": "b: {}\n<<: {}\n",
+    "document marker with content": "--- {a: b}\n",
 }
 INVALID = {
     "dash value": "a: - b\n",
     "lone dash value": "a: -\n",
     "empty flow item": "a: [x, , y]\n",
     "value tag": "a: =\n",
+    "marker before a key": "x: 1\n--- a: b\n",
 }
 
 
