@@ -235,7 +235,11 @@ class Speaker:
             await rt.peer.stop("session parameters changed", CeaseSubcode.OTHER_CONFIGURATION_CHANGE)
         for name in sorted(set(diff.added) | set(reset)):
             await self._add_peer(selected[name], initial=initial)
+        labels = {self._label(rt.config) for rt in self.peers.values()} if self.metrics else set()
         for name, old_rt in retired.items():
+            if self.metrics and self._label(old_rt.config) not in labels:
+                # a new peerAddress or peerPort: the old address's series go, as on removal
+                self.metrics.remove_peer(self._label(old_rt.config))
             # the operator's view of a peer survives its session being rebuilt (an
             # Established session that was stopped counted its flap, cause config_change)
             new_rt = self.peers[name]

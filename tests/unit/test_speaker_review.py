@@ -182,3 +182,27 @@ async def test_capture_with_bad_seconds_is_answered_and_the_connection_stays_usa
             writer.close()
         await server.close()
         await sp.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_new_peer_port_drops_the_old_ports_metric_series(tmp_path):
+    from speakerd.metrics import Metrics, peer_label
+    a, b, port = loopback_endpoints()
+    cfg = tmp_path / "peers.yaml"
+    cfg.write_text(peer_yaml("p1", b, a, port) + peer_yaml("p2", a, b, port))
+    metrics = Metrics()
+    sp = Speaker([str(cfg)], "node-a", state_path=str(tmp_path / "state.json"), metrics=metrics)
+    await sp.start()
+    try:
+        assert metrics.peers() == sorted([peer_label(b, port), peer_label(a, port)])
+        cfg.write_text(peer_yaml("p1", b, a, port + 1) + peer_yaml("p2", a, b, port))
+        assert (await sp.reload("test"))["reset"] == ["p1"]
+        assert metrics.peers() == sorted([peer_label(b, port + 1), peer_label(a, port)])
+        assert f'peer="{peer_label(b, port)}"' not in metrics.render().decode()
+        # a reset that keeps the address and port keeps the series
+        cfg.write_text(peer_yaml("p1", b, a, port + 1).replace("holdTime: 9s", "holdTime: 6s")
+                       + peer_yaml("p2", a, b, port))
+        assert (await sp.reload("test"))["reset"] == ["p1"]
+        assert metrics.peers() == sorted([peer_label(b, port + 1), peer_label(a, port)])
+    finally:
+        await sp.stop()
