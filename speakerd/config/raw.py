@@ -170,6 +170,10 @@ UNSUPPORTED: dict[str, dict[str, str]] = {
 }
 
 
+# Fields whose value must never appear in a message (messages go to logs and `check --json`).
+SECRET_FIELDS: dict[str, tuple[str, ...]] = {"BGPPeer": ("password",)}
+
+
 def _known_fields(model: type[BaseModel], path: tuple) -> list[str]:
     """Field names valid at `path` inside `model` (best effort, for suggestions)."""
     for part in path:
@@ -248,7 +252,10 @@ def parse_spec(kind: str, spec: Any) -> tuple[_Spec | None, list[tuple[str, str]
             else:
                 # drop pydantic's internal union/validator tags from the path
                 clean = tuple(p for p in loc if isinstance(p, int) or not str(p).startswith(("function-", "nullable", "list[", "dict[", "str", "int")))
-                issues.append((_field_path(clean), _message(err)))
+                msg = _message(err)
+                if loc and loc[0] in SECRET_FIELDS.get(kind, ()):
+                    msg = "expected a string (the value is not shown: it is a secret)"
+                issues.append((_field_path(clean), msg))
         return None, issues
     return (obj if not issues else None), issues
 

@@ -297,3 +297,11 @@ def test_unquoted_community_stays_text(tmp_path):
     # YAML 1.1 would read 64500:10 as a base-60 integer; Kubernetes reads text.
     cfg = load_config([write(tmp_path, pool(), adv(spec="{communities: [64500:10]}"))])
     assert cfg.advertisements["adv1"].communities == (64500 << 16 | 10,)
+
+
+@pytest.mark.parametrize("value", ["987654321", "[s3cr3t, 987654321]", "{k: 987654321}"])
+def test_password_of_wrong_type_not_shown(tmp_path, value):
+    """The message names the field but never echoes the value: it goes to logs and check --json."""
+    path, err = one_error(tmp_path, peer(extra=f"password: {value}\n"))
+    assert err == f"{path}: BGPPeer/p1: spec.password: expected a string (the value is not shown: it is a secret)"
+    assert "987654321" not in err and "s3cr3t" not in err
