@@ -206,3 +206,28 @@ async def test_a_new_peer_port_drops_the_old_ports_metric_series(tmp_path):
         assert metrics.peers() == sorted([peer_label(b, port + 1), peer_label(a, port)])
     finally:
         await sp.stop()
+
+
+@pytest.mark.asyncio
+async def test_reset_of_an_unconnected_peer_keeps_its_listener(tmp_path):
+    # the router is down (nobody listens there) when the operator changes the hold time
+    a, b, port = loopback_endpoints()
+    cfg = tmp_path / "peers.yaml"
+    cfg.write_text(peer_yaml("p1", b, a, port))
+    sp = Speaker([str(cfg)], "node-a", state_path=str(tmp_path / "state.json"))
+    await sp.start()
+    try:
+        cfg.write_text(peer_yaml("p1", b, a, port).replace("holdTime: 9s", "holdTime: 6s"))
+        assert (await sp.reload("test"))["reset"] == ["p1"]
+        assert list(sp.listeners) == [(a, port, None)]
+        # and the router can still connect in
+        _, w = await asyncio.wait_for(asyncio.open_connection(a, port, local_addr=(b, 0)), 5)
+        w.close()
+        # a renamed BGPPeer (removed + added, same address) keeps it too
+        cfg.write_text(peer_yaml("p1-renamed", b, a, port))
+        assert (await sp.reload("test"))["added"] == ["p1-renamed"]
+        assert list(sp.listeners) == [(a, port, None)]
+        _, w = await asyncio.wait_for(asyncio.open_connection(a, port, local_addr=(b, 0)), 5)
+        w.close()
+    finally:
+        await sp.stop()
