@@ -128,4 +128,6 @@ def load_documents(paths: list[str]) -> tuple[list[Document], list[str], list[Co
             issues.append(ConfigIssue(f, "", "", f"YAML syntax error: {' '.join(str(exc).split())}"))
         except ValueError as exc:  # json
             issues.append(ConfigIssue(f, "", "", f"JSON syntax error: {exc}"))
+    for gone in _parsed.keys() - set(files):  # files removed from the config: do not keep their parse
+        del _parsed[gone]
     return docs, files, issues

@@ -25,3 +25,14 @@ def test_large_files_are_not_kept(tmp_path, monkeypatch):
     f.write_text("kind: Node\napiVersion: v1\nmetadata:\n  name: n1\n")
     load_documents([str(f)])
     assert str(f) not in load._parsed
+
+
+def test_files_no_longer_read_are_dropped(tmp_path):
+    """A directory whose files come and go (generated names) must not grow the cache forever."""
+    for i in range(3):
+        (tmp_path / f"gen-{i}.yaml").write_text(f"kind: Node\napiVersion: v1\nmetadata:\n  name: n{i}\n")
+        load_documents([str(tmp_path)])
+        if i:
+            (tmp_path / f"gen-{i - 1}.yaml").unlink()
+            load_documents([str(tmp_path)])
+    assert [k for k in load._parsed if k.startswith(str(tmp_path))] == [str(tmp_path / "gen-2.yaml")]
