@@ -32,7 +32,7 @@ def parse_ip(text: str) -> tuple[int, int]:
         if ":" in text:
             return AFI_V6, _from_bytes(_pton(_AF6, text), "big")
         return AFI_V4, _from_bytes(_pton(_AF4, text), "big")
-    except OSError:
+    except (OSError, ValueError):  # ValueError: an embedded NUL
         raise ValueError(f"{text!r} is not an IP address") from None
 
 

@@ -38,7 +38,7 @@ def _canonical(text: object) -> str | None:
         try:
             _pton(_AF4, text)
             return text
-        except OSError:
+        except (OSError, ValueError):  # ValueError: an embedded NUL ("10.0.0.1\0" in YAML)
             return None
     try:
         afi, value = parse_ip(text)  # type: ignore[arg-type]

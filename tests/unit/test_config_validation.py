@@ -305,3 +305,12 @@ def test_password_of_wrong_type_not_shown(tmp_path, value):
     path, err = one_error(tmp_path, peer(extra=f"password: {value}\n"))
     assert err == f"{path}: BGPPeer/p1: spec.password: expected a string (the value is not shown: it is a secret)"
     assert "987654321" not in err and "s3cr3t" not in err
+
+
+@pytest.mark.parametrize("ip", ['"10.0.0.1\\0"', '"2001:db8::1\\0"'])
+def test_service_ip_with_nul_is_an_error_not_a_crash(tmp_path, ip):
+    svc = ("apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: default}\nspec: {type: LoadBalancer}\n"
+           f"status:\n  loadBalancer:\n    ingress:\n    - ip: {ip}\n")
+    path, err = one_error(tmp_path, svc)
+    assert err.startswith(f"{path}: Service/default/s: status.loadBalancer.ingress[0].ip: invalid IP address ")
+
