@@ -127,14 +127,20 @@ def _service(file: str, ns: str, name: str, data: dict, pool_names: set[str], ro
     if key in rows:
         issues.error(src(), "metadata.name", f"duplicate Service {key} (first defined in {rows[key][FILE]})")
         return
+    ann = data["metadata"].get("annotations")
+    if ann is not None and type(ann) is not dict:
+        issues.error(src(), "metadata.annotations", f"expected a mapping, got {ann!r}")
+        return
     ips, ok = _ips(src, data, issues)
     pool = None
-    ann = data["metadata"].get("annotations")
     if ann:
         for k in POOL_ANNOTATIONS:
             if k in ann:
                 pool = ann[k]
-                if pool not in pool_names:
+                if type(pool) is not str:
+                    issues.error(src(), f"metadata.annotations[{k}]", f"expected an IPAddressPool name, got {pool!r}")
+                    ok = False
+                elif pool not in pool_names:
                     issues.error(src(), f"metadata.annotations[{k}]", f"IPAddressPool {pool!r} not found")
                     ok = False
                 break
@@ -152,7 +158,8 @@ def _service(file: str, ns: str, name: str, data: dict, pool_names: set[str], ro
         issues.error(src(), "spec.ipFamilyPolicy", f"unknown ipFamilyPolicy {policy!r} (expected {', '.join(POLICIES)})")
         ok = False
     if fams is not None:
-        if not isinstance(fams, list) or not fams or any(f not in FAMILIES for f in fams) or len(set(fams)) != len(fams):
+        if (not isinstance(fams, list) or not fams or any(type(f) is not str or f not in FAMILIES for f in fams)
+                or len(set(fams)) != len(fams)):
             issues.error(src(), "spec.ipFamilies", f"expected IPv4 and/or IPv6 once each, got {fams!r}")
             ok = False
         else:

@@ -314,3 +314,16 @@ def test_service_ip_with_nul_is_an_error_not_a_crash(tmp_path, ip):
     path, err = one_error(tmp_path, svc)
     assert err.startswith(f"{path}: Service/default/s: status.loadBalancer.ingress[0].ip: invalid IP address ")
 
+
+
+@pytest.mark.parametrize("meta_extra, spec_extra, fld, msg", [
+    (", annotations: 5", "", "metadata.annotations", "expected a mapping, got 5"),
+    (", annotations: {metallb.universe.tf/address-pool: [a]}", "",
+     "metadata.annotations[metallb.universe.tf/address-pool]", "expected an IPAddressPool name, got ['a']"),
+    ("", ", ipFamilies: [{a: 1}]", "spec.ipFamilies", "expected IPv4 and/or IPv6 once each, got [{'a': 1}]"),
+])
+def test_service_fields_of_the_wrong_type_are_errors_not_crashes(tmp_path, meta_extra, spec_extra, fld, msg):
+    svc = (f"apiVersion: v1\nkind: Service\nmetadata: {{name: s, namespace: default{meta_extra}}}\n"
+           f"spec: {{type: LoadBalancer{spec_extra}}}\n")
+    path, err = one_error(tmp_path, svc)
+    assert err == f"{path}: Service/default/s: {fld}: {msg}"
