@@ -89,6 +89,17 @@ async def _run(args) -> int:
     tracer = logs.Tracer(args.trace)
     speaker = Speaker(args.config, args.node, state_path=args.state or default_state_path(),
                       metrics=metrics, tracer=tracer, redactor=logs.redact)
+    loop = asyncio.get_running_loop()
+    reloads: set[asyncio.Task] = set()  # strong references until each reload finishes
+
+    def schedule_reload(reason: str) -> None:
+        task = loop.create_task(do_reload(reason))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    # the first snapshot is taken before the config is read, so an edit made while
+    # the daemon starts is noticed by the first poll
+    watcher = ConfigWatcher(args.config, lambda: schedule_reload("config file changed"))
     await speaker.start()
     control = ControlServer(speaker, args.socket)
     await control.start()
@@ -101,7 +112,6 @@ async def _run(args) -> int:
              args.node, socket.inet_ntoa(speaker.router_id.to_bytes(4, "big")), speaker.router_id_source,
              len(speaker.peers), args.socket)
 
-    loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
     async def do_reload(reason: str) -> None:
@@ -113,8 +123,7 @@ async def _run(args) -> int:
 
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(do_reload("SIGHUP")))
-    watcher = ConfigWatcher(args.config, lambda: loop.create_task(do_reload("config file changed")))
+    loop.add_signal_handler(signal.SIGHUP, lambda: schedule_reload("SIGHUP"))
     tasks = []
     if args.watch > 0:
         tasks.append(loop.create_task(watcher.run(args.watch)))
@@ -132,4 +141,5 @@ async def _run(args) -> int:
     await control.close()
     if metrics_server is not None:
         metrics_server.close()
+        await metrics_server.wait_closed()
     return 0
