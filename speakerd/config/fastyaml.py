@@ -31,6 +31,10 @@ _BOOLS = {"yes": True, "Yes": True, "YES": True, "true": True, "True": True, "TR
 _NULLS = {"", "~", "null", "Null", "NULL"}
 _BAD_START = set("&*!|>%@`{?\"'[,#")
 _KEY_NOT_STR = set("-+0123456789.~")
+# what the full loader rejects (non-printable), reads as a line break (NEL, LS, PS, a lone CR)
+# or drops (a byte order mark): a document holding any of these is left to it
+_ODD_CHARS = re.compile("[^\t\n\r\x20-\x7e\xa0-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]|[\u2028\u2029]|\r(?!\n)")
+_ODD_SKELETON = re.compile("[^\x01\t\n\r\x20-\x7e\xa0-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]|[\u2028\u2029]|\r(?!\n)")  # the same, but holes (\x01) are fine
 
 
 class _Fallback(Exception):
@@ -54,7 +58,7 @@ def _scalar(text: str) -> Any:
             return []
         if text[-1] != "]" or any(ch in text[1:-1] for ch in "[]{}'\"#&*!"):
             raise _Fallback
-        items = [p.strip() for p in text[1:-1].split(",")]
+        items = [p.strip(" ") for p in text[1:-1].split(",")]
         if "" in items:
             raise _Fallback  # '[ ]', '[a,]' (a trailing comma ends the list), '[a,,b]' (an error)
         return [_scalar(p) for p in items]
@@ -75,14 +79,16 @@ def _scalar(text: str) -> Any:
     return text
 
 
-def parse_document(text: str) -> Any:
+def parse_document(text: str, odd_chars: re.Pattern = _ODD_CHARS) -> Any:
     """The document's data, or raise _Fallback. `text` is one document without '---'."""
     root: Any = None
     # stack of (indent, container, is_seq); "pending" = key waiting for a nested block
     stack: list[list] = []
     pending: tuple[dict, str, int] | None = None
+    if odd_chars.search(text):
+        raise _Fallback
     for raw in text.split("\n"):
-        line = raw.rstrip()
+        line = raw.rstrip(" \r")  # only these: a trailing no-break space is part of a value
         if not line:
             continue
         stripped = line.lstrip(" ")
@@ -144,7 +150,7 @@ def _split_key(s: str) -> tuple[str, bool, str]:
         if s.endswith(":"):
             return s[:-1], True, ""
         return s, False, ""
-    return s[:i], True, s[i + 2:].strip()
+    return s[:i], True, s[i + 2:].strip(" ")
 
 
 def _put(m: dict, key: str, value: str, indent: int):
@@ -317,7 +323,7 @@ def _make_shape(skeleton: str) -> "_Shape | None":
     if not text.strip() or all(not ln.strip() or ln.lstrip().startswith("#") for ln in text.split("\n")):
         return _Shape(n, None)
     try:
-        tree = parse_document(text)
+        tree = parse_document(text, _ODD_SKELETON)
     except (_Fallback, IndexError):
         return None
     holes = {f"{_HOLE}{i}": i for i in range(n)}
@@ -345,7 +351,7 @@ def _odd_values(values: list[str]) -> dict[str, Any]:
     odd.update(distinct & _SPECIAL)
     out: dict[str, Any] = {}
     for s in odd:
-        if s[0] in "[{":
+        if s[0] in "[{" or _ODD_CHARS.search(s):
             out[s] = _BAD  # mutable results must not be shared between documents
             continue
         try:

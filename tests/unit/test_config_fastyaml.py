@@ -52,6 +52,10 @@ DIVERGED = {
     "null key": "~: x\n",
     "merge key": "b: {}\n<<: {}\n",
     "document marker with content": "--- {a: b}\n",
+    "paragraph separator ends a line": "a: b\u2029",
+    "trailing no-break space is content": "a: b\u00a0\n",
+    "leading ideographic space is content": "a: \u3000b\n",
+    "no-break space in a flow list": "a: [x\u00a0, y]\n",
 }
 INVALID = {
     "dash value": "a: - b\n",
@@ -59,6 +63,12 @@ INVALID = {
     "empty flow item": "a: [x, , y]\n",
     "value tag": "a: =\n",
     "marker before a key": "x: 1\n--- a: b\n",
+    "control character": "a: b\x07\n",
+    "form feed": "a: b\x0c\n",
+    "NUL": "a: b\x00\n",
+    "next line (NEL) is a line break": "a: b\x85c\n",
+    "line separator in a key": "a\u2028b: c\n",
+    "lone carriage return": "a: b\rc\n",
 }
 
 
