@@ -93,7 +93,7 @@ def load_documents(paths: list[str]) -> tuple[list[Document], list[str], list[Co
     docs: list[Document] = []
     for f in files:
         try:
-            with open(f, encoding="utf-8") as fh:
+            with open(f, encoding="utf-8-sig") as fh:  # a leading byte order mark (editors on Windows) is dropped
                 text = fh.read()
         except (OSError, UnicodeDecodeError) as exc:
             issues.append(ConfigIssue(f, "", "", f"cannot read: {exc}"))

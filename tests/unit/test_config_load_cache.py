@@ -36,3 +36,11 @@ def test_files_no_longer_read_are_dropped(tmp_path):
             (tmp_path / f"gen-{i - 1}.yaml").unlink()
             load_documents([str(tmp_path)])
     assert [k for k in load._parsed if k.startswith(str(tmp_path))] == [str(tmp_path / "gen-2.yaml")]
+
+
+def test_byte_order_mark_is_dropped_from_json_and_yaml(tmp_path):
+    (tmp_path / "a.json").write_bytes(b"\xef\xbb\xbf" + b'{"kind": "Node", "apiVersion": "v1", "metadata": {"name": "n1"}}')
+    (tmp_path / "b.yaml").write_bytes(b"\xef\xbb\xbfkind: Node\napiVersion: v1\nmetadata:\n  name: n2\n")
+    docs, _, issues = load_documents([str(tmp_path)])
+    assert issues == []
+    assert [d.data["metadata"]["name"] for d in docs] == ["n1", "n2"]
