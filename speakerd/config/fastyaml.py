@@ -222,6 +222,8 @@ def load_items(text: str, slow, runs: bool = True) -> list[Any]:
     one shape come as one :class:`Run` instead of one data item each."""
     if text[:1] == "\ufeff":
         text = text[1:]  # a byte order mark starts the stream, not the first key
+    if "\r\n" in text:
+        text = text.replace("\r\n", "\n")  # a CRLF line break is a line break ('---\r' would not split)
     if "\n..." in text or text.startswith(("%", "...")) or "\ufeff" in text:
         return [d for d in slow(text) if d is not None]  # what split_documents refuses
     if len(text) > CHUNK_CHARS:

@@ -213,3 +213,13 @@ def test_generated_services_come_as_one_run_not_one_parse_each(monkeypatch):
     items = load_items(text, slow)
     assert sum(it.count for it in items if type(it) is Run) >= 39  # the last one's skeleton ends differently
     assert len(calls) <= 2
+
+
+def test_crlf_file_is_read_like_lf(monkeypatch):
+    """A file saved with CRLF line breaks reads as PyYAML reads it, through the same fast path."""
+    text = "---\n".join(SVC.format(api="v1", kind="Service", name=f"s{i}", ns="", pool="", type="LoadBalancer",
+                                   fam="", ip=f"10.0.0.{i}") for i in range(40)).replace("\n", "\r\n")
+    items = load_items(text, slow)
+    assert sum(it.count for it in items if type(it) is Run) >= 39
+    built = [d for it in items for d in (it.documents() if type(it) is Run else [it])]
+    assert built == [d for d in yaml.load_all(text, Loader=KubeLoader) if d is not None]
