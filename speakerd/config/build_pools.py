@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING
 
 from .addr import AFI_V4, BITS, format_ip, parse_pool_entry, range_to_cidrs
 from .communities import parse_community
+from .build_services import label_strings
 from .model import Advertisement, LabelSelector, Pool, Source
 
 if TYPE_CHECKING:
@@ -44,10 +45,11 @@ def build_pools(objs: "Objects", issues: "Issues") -> tuple[dict[str, Pool], dic
         if not isinstance(labels, dict):
             issues.error(src, "metadata.labels", "expected a mapping")
             labels = {}
+        label_strings(src, labels, issues)
         if len(issues.errors) == before:
             pools[src.name] = Pool(
                 name=src.name, ranges=tuple(ranges), cidrs=tuple(cidrs), auto_assign=spec.autoAssign,
-                avoid_buggy_ips=spec.avoidBuggyIPs, labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
+                avoid_buggy_ips=spec.avoidBuggyIPs, labels=tuple(sorted(labels.items())),
                 source=src,
             )
             masks[src.name] = entry_masks

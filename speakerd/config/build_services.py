@@ -178,6 +178,17 @@ def _service(file: str, ns: str, name: str, data: dict, pool_names: set[str], ro
         rows[key] = (ns, name, ips, pool, dual, families, file)
 
 
+def label_strings(src: Source, labels: dict, issues: "Issues") -> bool:
+    """Whether every label key and value is a string, as Kubernetes requires; an error for each
+    that is not (``bgp: true`` is the boolean True, which no selector value "true" would match)."""
+    ok = True
+    for k, v in labels.items():
+        if type(k) is not str or type(v) is not str:
+            issues.error(src, f"metadata.labels[{k}]", f"label keys and values must be strings, got {k!r}: {v!r} (quote it)")
+            ok = False
+    return ok
+
+
 def build_nodes(docs: list[tuple[Source, dict]], issues: "Issues") -> dict[str, Node]:
     out: dict[str, Node] = {}
     for src, data in docs:
@@ -188,5 +199,7 @@ def build_nodes(docs: list[tuple[Source, dict]], issues: "Issues") -> dict[str, 
         if not isinstance(labels, dict):
             issues.error(src, "metadata.labels", "expected a mapping")
             continue
-        out[src.name] = Node(src.name, tuple(sorted((str(k), str(v)) for k, v in labels.items())))
+        if not label_strings(src, labels, issues):
+            continue
+        out[src.name] = Node(src.name, tuple(sorted(labels.items())))
     return out

@@ -327,3 +327,15 @@ def test_service_fields_of_the_wrong_type_are_errors_not_crashes(tmp_path, meta_
            f"spec: {{type: LoadBalancer{spec_extra}}}\n")
     path, err = one_error(tmp_path, svc)
     assert err == f"{path}: Service/default/s: {fld}: {msg}"
+
+
+@pytest.mark.parametrize("kind_doc", [
+    "apiVersion: v1\nkind: Node\nmetadata:\n  name: n1\n  labels: {{bgp: {v}}}\n",
+    "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata:\n  name: pool1\n  labels: {{bgp: {v}}}\n"
+    "spec: {{addresses: [192.0.2.0/24]}}\n",
+])
+def test_label_values_must_be_strings(tmp_path, kind_doc):
+    """'bgp: true' is a boolean: an error, not a label 'True' that a selector for "true" misses."""
+    path, err = one_error(tmp_path, kind_doc.format(v="true"))
+    assert err.endswith("metadata.labels[bgp]: label keys and values must be strings, got 'bgp': True (quote it)")
+    load_config([write(tmp_path, kind_doc.format(v='"true"'))])  # quoted: fine
