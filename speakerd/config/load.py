@@ -57,10 +57,18 @@ class Document:
 
 
 def list_items(data: Any) -> list | None:
-    """The items of a ``kind: List`` document (``kubectl get -o yaml``), None for any other."""
-    if type(data) is dict and data.get("kind") == "List" and isinstance(data.get("items"), list):
-        return data["items"]
-    return None
+    """The items of a ``kind: List`` document (``kubectl get -o yaml``) or of a typed list
+    (``ServiceList``, ``BGPPeerList``: what the API server returns, items without kind and
+    apiVersion, which are the list's); None for any other document."""
+    if type(data) is not dict:
+        return None
+    kind, items = data.get("kind"), data.get("items")
+    if type(kind) is not str or not kind.endswith("List") or not isinstance(items, list):
+        return None
+    if kind == "List":
+        return items
+    fill = {"kind": kind[:-4], "apiVersion": data.get("apiVersion")}
+    return [{**fill, **it} if type(it) is dict and not it.keys() >= fill.keys() else it for it in items]
 
 
 def expand_paths(paths: list[str]) -> tuple[list[str], list[ConfigIssue]]:

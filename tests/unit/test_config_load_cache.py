@@ -44,3 +44,15 @@ def test_byte_order_mark_is_dropped_from_json_and_yaml(tmp_path):
     docs, _, issues = load_documents([str(tmp_path)])
     assert issues == []
     assert [d.data["metadata"]["name"] for d in docs] == ["n1", "n2"]
+
+
+def test_typed_lists_from_the_api_server_are_expanded(tmp_path):
+    """A ServiceList (API server output) holds items without kind/apiVersion: they are the list's."""
+    (tmp_path / "svcs.json").write_text(
+        '{"kind": "ServiceList", "apiVersion": "v1", "metadata": {}, "items": ['
+        '{"metadata": {"name": "a", "namespace": "default"}, "spec": {"type": "LoadBalancer"}},'
+        '{"kind": "Service", "apiVersion": "v1", "metadata": {"name": "b", "namespace": "default"}}]}')
+    docs, _, issues = load_documents([str(tmp_path)])
+    assert issues == []
+    assert [(d.data["kind"], d.data["apiVersion"], d.data["metadata"]["name"]) for d in docs] == [
+        ("Service", "v1", "a"), ("Service", "v1", "b")]
