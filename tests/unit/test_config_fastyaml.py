@@ -91,3 +91,38 @@ def test_edge_cases_same_as_full_loader(text, copies):
     text = "---\n".join([text] * copies)
     want, got = _both(text)
     assert got == want
+
+
+# Random block documents from tricky keys and values (seeded: the same cases every run).
+_KEYS = ["a", "name", "'q'", "1", "on", "a b", "x.y/z", "é", "-k", "k#", "?", "<<", "0x1", "null", "a\u00a0"]
+_VALS = ["x", "1", "-1", "01", "1.5", "1e3", "1_0", "0x1f", "yes", "~", "", "'s'", "\"s\"", "'a''b'", "[a, b]", "[]",
+         "{}", "[1, 'x']", "[a,]", "[ ]", "64500:100", "10.0.0.1", "2001:db8::1", "a#b", "a #b", "x: y", "-", "- z",
+         "!t x", "&a x", "*a", "|", "@x", "a,b", "{a: b}", "2001-12-14", "12:30:00", ".5", "=", "a\tb", "a:", "a::b",
+         "---", "...", "b\u00a0", "\u3000b"]
+
+
+def _block(r, indent, depth):
+    lines = []
+    seq = r.random() < 0.3
+    for _ in range(r.randint(1, 4)):
+        pad = " " * indent
+        if seq:
+            lines.append(f"{pad}- {r.choice(_KEYS)}: {r.choice(_VALS)}".rstrip(" ") if depth < 3 and r.random() < 0.3
+                         else f"{pad}- {r.choice(_VALS)}".rstrip(" "))
+        elif depth < 3 and r.random() < 0.3:
+            lines.append(f"{pad}{r.choice(_KEYS)}:")
+            lines += _block(r, indent + r.choice([0, 2, 4]), depth + 1)
+        else:
+            lines.append(f"{pad}{r.choice(_KEYS)}: {r.choice(_VALS)}".rstrip(" "))
+    return lines
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_documents_same_as_full_loader(seed):
+    import random
+    r = random.Random(seed)
+    for _ in range(150):
+        text = "\n".join(_block(r, 0, 0)) + "\n"
+        for copies in (1, 20):
+            want, got = _both("---\n".join([text] * copies))
+            assert got == want, text
