@@ -12,7 +12,8 @@ A pure function of the config and the previous allocations:
    the lowest free address of the first pool (by name) that may serve the
    service: its address-pool annotation, else every autoAssign pool.  A
    dual-stack service takes both families from one pool when one pool can
-   give both, else each family from the first pool that can.
+   give both, else each family from the first pool that can; a family added
+   to a kept address is looked for in the kept address's pool first.
 """
 from __future__ import annotations
 
@@ -141,6 +142,9 @@ def allocate(config: Config, previous: dict[str, tuple[str, ...]] | None = None,
         families = row[FAMILIES] if row[DUAL] else row[FAMILIES][:1]
         got = kept[key]
         missing = [FAMILY_AFI[f] for f in families if FAMILY_AFI[f] not in got]
+        if missing and got:  # the other family comes from the pool of the kept address first
+            home = index.pool_of(*next(iter(got.items())))
+            allowed = (home, *(p for p in allowed if p != home))
         if missing:
             chosen: dict[int, int] = {}
             if len(missing) > 1:  # prefer one pool that has every missing family

@@ -222,3 +222,16 @@ def test_plan_cli_json_with_state(tmp_path, capsys):
 def test_plan_cli_node_not_selected(capsys):
     assert cli(["plan", "-c", ex("node-selectors"), "--node", "compute-3.example.com"]) == 0
     assert "peer doc-example-nodesel (10.0.20.1 AS 64501, eBGP): not on this node (nodeSelectors)" in capsys.readouterr().out
+
+
+def test_family_added_to_a_kept_address_comes_from_its_pool(tmp_path):
+    """SingleStack -> PreferDualStack: the kept IPv4 is in pool b, so IPv6 comes from b too
+    (not from a, first by name), as both addresses of a service come from one pool."""
+    docs = ["apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: a}\nspec: {addresses: [192.0.2.0/29, '2001:db8:a::/120']}",
+            "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: b}\nspec: {addresses: [192.0.2.8/29, '2001:db8:b::/120']}",
+            "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: d}\n"
+            "spec: {type: LoadBalancer, ipFamilyPolicy: PreferDualStack, ipFamilies: [IPv4, IPv6]}"]
+    f = tmp_path / "c.yaml"
+    f.write_text("\n---\n".join(docs))
+    p = plan(load_config([str(f)]), "n", {"d/s": ("192.0.2.9",)})
+    assert p.allocations == {"d/s": ("192.0.2.9", "2001:db8:b::")}
