@@ -4,7 +4,9 @@ There can be a million Services, so each is read with a handful of dict
 lookups.  Only ``type: LoadBalancer`` Services are kept.  IPs come from
 ``status.loadBalancer.ingress[].ip`` (what was assigned), else the
 ``metallb.universe.tf/loadBalancerIPs`` annotation (comma-separated), else
-``spec.loadBalancerIP``; none means speakerd allocates from a pool.
+``spec.loadBalancerIP``; none means speakerd allocates from a pool.  A
+Service with a ``spec.loadBalancerClass`` belongs to another load balancer
+and is skipped, as MetalLB (without ``--lb-class``) skips it.
 """
 from __future__ import annotations
 
@@ -124,6 +126,11 @@ def _service(file: str, ns: str, name: str, data: dict, pool_names: set[str], ro
 
     def src(file=file, key=key, ns=ns) -> Source:
         return Source(file, "Service", key, ns)
+    lb_class = spec.get("loadBalancerClass")
+    if lb_class is not None:  # as MetalLB without --lb-class: a Service of another load balancer
+        issues.info(src(), "spec.loadBalancerClass", f"loadBalancerClass {lb_class!r}: handled by another load balancer "
+                    "(only Services without a class are MetalLB's); skipped")
+        return
     if key in rows:
         issues.error(src(), "metadata.name", f"duplicate Service {key} (first defined in {rows[key][FILE]})")
         return

@@ -9,7 +9,7 @@ dict lookup per document.
 
 Only the regular case is taken: kind ``Service``/``v1``, a name and
 namespace that are strings, ``spec.type`` ``LoadBalancer`` in every document,
-no ``ipFamilies``/``ipFamilyPolicy``, exactly one
+no ``ipFamilies``/``ipFamilyPolicy``/``loadBalancerClass``, exactly one
 ``status.loadBalancer.ingress`` entry with a valid IPv4 ``ip``, a pool
 annotation (if any) naming a known pool, no duplicate names.  Anything else
 makes :func:`service_run_ok` or :func:`rows_from_run` return False and the
@@ -63,7 +63,7 @@ def rows_from_run(run: Run, file: str, pool_names: set[str], rows: dict[str, tup
     untouched) when some document needs the per-document path."""
     tree = run.shape.tree
     meta, spec, status = tree["metadata"], tree.get("spec"), tree.get("status")
-    if type(spec) is not dict or "ipFamilies" in spec or "ipFamilyPolicy" in spec:
+    if type(spec) is not dict or "ipFamilies" in spec or "ipFamilyPolicy" in spec or "loadBalancerClass" in spec:
         return False
     kind = _column(run, spec.get("type"))
     if kind is None or set(kind) != {"LoadBalancer"}:

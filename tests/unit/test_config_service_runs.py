@@ -223,3 +223,17 @@ def test_crlf_file_is_read_like_lf(monkeypatch):
     assert sum(it.count for it in items if type(it) is Run) >= 39
     built = [d for it in items for d in (it.documents() if type(it) is Run else [it])]
     assert built == [d for d in yaml.load_all(text, Loader=KubeLoader) if d is not None]
+
+
+@pytest.mark.parametrize("copies", [1, 40])
+def test_services_of_another_load_balancer_class_are_skipped(tmp_path, copies):
+    """As MetalLB: a Service with spec.loadBalancerClass is not ours (alone or in a run)."""
+    svc = ("apiVersion: v1\nkind: Service\nmetadata:\n  name: s{i}\n  namespace: default\nspec:\n  type: LoadBalancer\n"
+           "  loadBalancerClass: example.com/other\nstatus:\n  loadBalancer:\n    ingress:\n    - ip: 10.0.0.{i}\n")
+    mine = "apiVersion: v1\nkind: Service\nmetadata:\n  name: mine\n  namespace: default\nspec:\n  type: LoadBalancer\n"
+    f = tmp_path / "svcs.yaml"
+    f.write_text("---\n".join([mine] + [svc.format(i=i) for i in range(copies)]))
+    from speakerd.config import load_config
+    cfg = load_config(str(f))
+    assert list(cfg.services) == ["default/mine"]
+    assert sum("loadBalancerClass 'example.com/other'" in i.message for i in cfg.issues) == copies
