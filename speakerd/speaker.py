@@ -269,7 +269,7 @@ class Speaker:
                 "kept": [n for n in diff.kept if n not in reset], "route_changes": changed}
 
     def _note_route_changes(self, rt: PeerRuntime, routes: dict, now: float) -> int:
-        before = rt.peer.adj_rib_out_wanted() if hasattr(rt.peer, "adj_rib_out_wanted") else getattr(rt.peer, "_routes", {})
+        before = rt.peer.wanted_routes
         changed = 0
         if len(self.route_events) > ROUTE_EVENTS:
             self.route_events.clear()

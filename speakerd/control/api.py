@@ -112,15 +112,15 @@ def _last_open_asn(rt) -> int | None:
     return None
 
 
-def _counts(rt) -> tuple[int, int, int, int]:
-    """(prefixes sent, wanted, received v4+v6, received total)."""
+def _counts(rt) -> tuple[int, int, int]:
+    """(prefixes sent, wanted, received over both families)."""
     p = rt.peer
     out = p.adj_rib_out
     sent = len(getattr(out, "sent", {}) or {})
     wanted = len(getattr(out, "wanted", {}) or {})
     rin = p.adj_rib_in
     received = len(rin) if rin is not None else 0
-    return sent, wanted, received, received
+    return sent, wanted, received
 
 
 def summary(speaker, args: dict) -> dict:
@@ -129,7 +129,7 @@ def summary(speaker, args: dict) -> dict:
     for name, rt in sorted(speaker.peers.items()):
         p = rt.peer
         pc = rt.config
-        sent, wanted, received, _ = _counts(rt)
+        sent, wanted, received = _counts(rt)
         up = p.established_since
         rows.append({
             "peer": pc.name, "address": pc.peer_address, "port": pc.peer_port,
@@ -185,7 +185,7 @@ def neighbors(speaker, args: dict) -> dict:
     for rt in rts:
         p, pc = rt.peer, rt.config
         neg = p.negotiated
-        sent, wanted, received, _ = _counts(rt)
+        sent, wanted, received = _counts(rt)
         local_caps = [capability_fields(c) for c in (neg.local if neg else p.settings.session_config().capabilities())]
         out.append({
             "peer": pc.name, "address": pc.peer_address, "port": pc.peer_port,
@@ -210,7 +210,8 @@ def neighbors(speaker, args: dict) -> dict:
             "last_notification_sent": _notification(p.last_notification_sent, "sent", rt),
             "last_notification_received": _notification(p.last_notification_received, "received", rt),
             "last_error": p.last_error,
-            "looped_updates_ignored": getattr(p._link.machine, "looped_updates", 0),
+            "looped_updates_ignored": p.ignored_updates["looped"],
+            "unnegotiated_updates_ignored": p.ignored_updates["unnegotiated_family"],
             "flaps": dict(rt.flaps),
         })
     return {"neighbors": out}

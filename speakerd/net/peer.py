@@ -203,6 +203,17 @@ class Peer:
         return self._link.machine.adj_rib_out
 
     @property
+    def wanted_routes(self) -> dict:
+        """The routes last given to :meth:`set_routes` (read-only)."""
+        return self._routes
+
+    @property
+    def ignored_updates(self) -> dict[str, int]:
+        """UPDATEs not kept: looped (our AS in the path) and un-negotiated families."""
+        m = self._link.machine
+        return {"looped": m.looped_updates, "unnegotiated_family": m.unnegotiated_updates}
+
+    @property
     def received_by_type(self) -> list[int]:
         return [a + b for a, b in zip(self._received_base, self._link.machine.received_counts)]
 
