@@ -121,6 +121,7 @@ class Advertisement:
 
 @dataclass(frozen=True, slots=True)
 class Service:
+    """A Service of type LoadBalancer: only the fields that decide allocating and announcing."""
     namespace: str
     name: str
     ips: tuple[str, ...]  # requested or reported IPs (canonical text); empty = allocate
@@ -128,6 +129,19 @@ class Service:
     dual_stack: bool = False  # ipFamilyPolicy RequireDualStack/PreferDualStack: allocate one per family
     families: tuple[int, ...] = (4,)  # spec.ipFamilies as 4/6
     source: Source | None = field(default=None, compare=False)
+    # --- what the controller's allocator and the speaker's announce rules read (MetalLB's semantics)
+    uid: str = ""
+    service_type: str = "LoadBalancer"  # spec.type
+    lb_class: str | None = None  # spec.loadBalancerClass
+    requested_ips: tuple[str, ...] = ()  # metallb.io/loadBalancerIPs (or metallb.universe.tf/...) or spec.loadBalancerIP
+    ingress_ips: tuple[str, ...] = ()  # status.loadBalancer.ingress[].ip: what a controller assigned
+    ip_family_policy: str = "SingleStack"  # spec.ipFamilyPolicy
+    sharing_key: str | None = None  # metallb.io/allow-shared-ip
+    traffic_policy: str = "Cluster"  # spec.externalTrafficPolicy: Cluster or Local
+    ports: tuple[tuple[str, int], ...] = ()  # (protocol, port) of spec.ports
+    selector: tuple[tuple[str, str], ...] = ()  # spec.selector, sorted
+    labels: tuple[tuple[str, str], ...] = ()  # metadata.labels, sorted
+    deleting: bool = False  # metadata.deletionTimestamp is set
 
     @property
     def key(self) -> str:
@@ -135,9 +149,28 @@ class Service:
 
 
 @dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One endpoint of an EndpointSlice, as the speaker's announce rules read it."""
+    node: str | None  # endpoints[].nodeName
+    ready: bool = True  # conditions.ready (unset = true, as Kubernetes says)
+    serving: bool = True  # conditions.serving (unset = ready)
+    terminating: bool = False  # conditions.terminating
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSlice:
+    namespace: str
+    name: str
+    service: str  # label kubernetes.io/service-name
+    endpoints: tuple[Endpoint, ...] = ()
+    source: Source | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Node:
     name: str
     labels: tuple[tuple[str, str], ...] = ()
+    network_unavailable: bool = False  # status.conditions NetworkUnavailable=True
 
     def label_dict(self) -> dict[str, str]:
         return dict(self.labels)
