@@ -1,0 +1,233 @@
+"""Whether this node announces a Service: the rules of MetalLB's BGP speaker.
+
+Pure: config.model objects in, a :class:`Verdict` out. The checks run in the
+order MetalLB v0.16's speaker applies them (``controller.SetBalancer`` →
+``bgpController.ShouldAnnounce``), so the first failing rule is the reason
+MetalLB would give:
+
+1. ``spec.type`` is LoadBalancer (else ``notLoadBalancer``);
+2. ``spec.loadBalancerClass`` equals the ``--lb-class`` option, both unset
+   counting as equal (else the Service belongs to another implementation);
+3. the Service has addresses (``noIPAllocated``);
+4. this node: no ``NetworkUnavailable=True`` condition
+   (``nodeNetworkUnavailable``), no label
+   ``node.kubernetes.io/exclude-from-external-load-balancers`` whatever its
+   value (``nodeLabeledExcludeBalancers``, unless ``ignore_exclude_lb``);
+   a Node not (yet) seen is neither;
+5. endpoints: ``externalTrafficPolicy: Local`` needs an endpoint on this node
+   that can serve (``noLocalEndpoints``); every Service needs one somewhere
+   (``noEndpoints``).
+
+"Can serve" is MetalLB's ``EndpointCanServe``: ``ready`` unset or true, or
+``serving`` true. A terminating endpoint is ready=false by Kubernetes'
+definition, so it counts only while it is still serving — as in MetalLB, and
+as kube-proxy falls back to serving-terminating endpoints.
+
+The pool and advertisement rules of ShouldAnnounce (``notOwner``,
+``noMatchingAdvertisement``) belong to the route planner, which knows which
+advertisements select this node.
+
+For incremental planning the inputs are split so that each kind of change
+re-evaluates only what it affects: :func:`node_verdict` once per change of
+this node's Node, :class:`EndpointIndex` per EndpointSlice change (it says
+which Service to re-decide), :func:`decide` per Service.
+"""
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ..config.model import EndpointSlice, Node, Service
+
+EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
+
+
+class Verdict(enum.Enum):
+    """The outcome for one Service on one node; ``reason`` is MetalLB's word for it."""
+
+    ANNOUNCE = ("", "announced from this node")
+    NOT_LOAD_BALANCER = ("notLoadBalancer", "spec.type is not LoadBalancer")
+    OTHER_CLASS = ("otherLoadBalancerClass", "spec.loadBalancerClass is not this speaker's --lb-class")
+    DELETED = ("serviceDeleted", "the Service is gone")
+    NO_IP = ("noIPAllocated", "the Service has no address (status.loadBalancer.ingress is empty)")
+    NODE_NETWORK_UNAVAILABLE = ("nodeNetworkUnavailable", "this node has the condition NetworkUnavailable=True")
+    NODE_EXCLUDED = ("nodeLabeledExcludeBalancers", f"this node has the label {EXCLUDE_LABEL}")
+    NO_LOCAL_ENDPOINTS = ("noLocalEndpoints",
+                          "externalTrafficPolicy is Local and no endpoint on this node is ready or serving")
+    NO_ENDPOINTS = ("noEndpoints", "no endpoint of the Service is ready or serving on any node")
+
+    def __init__(self, reason: str, text: str) -> None:
+        self.reason = reason
+        self.text = text
+
+    @property
+    def announce(self) -> bool:
+        return self is Verdict.ANNOUNCE
+
+    def __str__(self) -> str:
+        return self.text if self.announce else f"{self.reason}: {self.text}"
+
+
+@dataclass(frozen=True, slots=True)
+class AnnounceOptions:
+    """The speaker's own settings that the rules read."""
+    lb_class: str | None = None  # --lb-class; None: only Services without a class
+    ignore_exclude_lb: bool = False  # MetalLB's --ignore-exclude-lb
+    check_endpoints: bool = True  # False where no EndpointSlices are known at all (files without them)
+
+
+def service_verdict(service: Service, options: AnnounceOptions) -> Verdict:
+    """Rules 1-2: is the Service one this speaker handles at all."""
+    if service.service_type != "LoadBalancer":
+        return Verdict.NOT_LOAD_BALANCER
+    if (service.lb_class or None) != (options.lb_class or None):
+        return Verdict.OTHER_CLASS
+    return Verdict.ANNOUNCE
+
+
+def node_verdict(node: Node | None, options: AnnounceOptions = AnnounceOptions()) -> Verdict:
+    """Rule 4, for this node's Node object (None: not seen, no restriction)."""
+    if node is None:
+        return Verdict.ANNOUNCE
+    if node.network_unavailable:
+        return Verdict.NODE_NETWORK_UNAVAILABLE
+    if not options.ignore_exclude_lb and any(k == EXCLUDE_LABEL for k, _ in node.labels):
+        return Verdict.NODE_EXCLUDED
+    return Verdict.ANNOUNCE
+
+
+def can_serve(ready: bool, serving: bool) -> bool:
+    """MetalLB's EndpointCanServe, on the model's conditions (unset ready = true, unset serving = ready)."""
+    return ready or serving
+
+
+class _SliceSummary:
+    """What one EndpointSlice contributes: its Service, whether any endpoint can serve, and where."""
+
+    __slots__ = ("service", "any", "nodes")
+
+    def __init__(self, service: str, any_: bool, nodes: frozenset[str]) -> None:
+        self.service = service
+        self.any = any_
+        self.nodes = nodes
+
+    def same(self, other: "_SliceSummary") -> bool:
+        return self.service == other.service and self.any == other.any and self.nodes == other.nodes
+
+
+def summarize(eps: EndpointSlice) -> _SliceSummary:
+    nodes = set()
+    any_ = False
+    for ep in eps.endpoints:
+        if can_serve(ep.ready, ep.serving):
+            any_ = True
+            if ep.node:
+                nodes.add(ep.node)
+    return _SliceSummary(f"{eps.namespace}/{eps.service}", any_, frozenset(nodes))
+
+
+class EndpointIndex:
+    """EndpointSlices by Service, reduced to what the announce rules read.
+
+    ``apply``/``remove`` take one slice event and return the keys
+    ("namespace/name") of the Services whose endpoint answer may have changed —
+    none when the slice changed in a way the rules do not see (an address, a
+    port, a hint). Slices with no ``kubernetes.io/service-name`` label belong to
+    no Service and are ignored, as in MetalLB.
+    """
+
+    __slots__ = ("_slices", "_by_service")
+
+    def __init__(self) -> None:
+        self._slices: dict[tuple[str, str], _SliceSummary] = {}  # (namespace, slice name) -> summary
+        self._by_service: dict[str, dict[str, _SliceSummary]] = {}  # service key -> slice name -> summary
+
+    def __len__(self) -> int:
+        return len(self._slices)
+
+    def apply(self, eps: EndpointSlice) -> tuple[str, ...]:
+        """An added or modified slice."""
+        if not eps.service:
+            return self.remove(eps.namespace, eps.name)
+        new = summarize(eps)
+        sk = (eps.namespace, eps.name)
+        old = self._slices.get(sk)
+        if old is not None and old.same(new):
+            return ()
+        changed: tuple[str, ...] = (new.service,)
+        if old is not None and old.service != new.service:
+            self._drop(old.service, eps.name)
+            changed = (old.service, new.service)
+        self._slices[sk] = new
+        self._by_service.setdefault(new.service, {})[eps.name] = new
+        return changed
+
+    def remove(self, namespace: str, name: str) -> tuple[str, ...]:
+        """A deleted slice (or one that lost its service-name label)."""
+        old = self._slices.pop((namespace, name), None)
+        if old is None:
+            return ()
+        self._drop(old.service, name)
+        return (old.service,)
+
+    def _drop(self, service: str, name: str) -> None:
+        slices = self._by_service.get(service)
+        if slices is not None:
+            slices.pop(name, None)
+            if not slices:
+                del self._by_service[service]
+
+    def has_endpoint(self, service: str) -> bool:
+        return any(s.any for s in self._by_service.get(service, {}).values())
+
+    def has_local_endpoint(self, service: str, node: str) -> bool:
+        return any(node in s.nodes for s in self._by_service.get(service, {}).values())
+
+    def services(self) -> Iterable[str]:
+        return self._by_service.keys()
+
+
+def endpoints_verdict(service: Service, endpoints: EndpointIndex, node_name: str) -> Verdict:
+    """Rule 5."""
+    key = service.key
+    if service.traffic_policy == "Local" and not endpoints.has_local_endpoint(key, node_name):
+        return Verdict.NO_LOCAL_ENDPOINTS
+    if not endpoints.has_endpoint(key):
+        return Verdict.NO_ENDPOINTS
+    return Verdict.ANNOUNCE
+
+
+def decide(service: Service | None, node: Verdict, endpoints: EndpointIndex, node_name: str,
+           options: AnnounceOptions = AnnounceOptions(), ips: tuple[str, ...] | None = None) -> Verdict:
+    """Whether this node announces `service`.
+
+    `node` is :func:`node_verdict` of this node (computed once per Node change);
+    `ips` the Service's addresses as the planner sees them (status ingress, or
+    an allocation in file mode) — None when the caller checks addresses itself.
+    """
+    if service is None:
+        return Verdict.DELETED
+    v = service_verdict(service, options)
+    if not v.announce:
+        return v
+    if ips is not None and not ips:
+        return Verdict.NO_IP
+    if not node.announce:
+        return node
+    if options.check_endpoints:
+        return endpoints_verdict(service, endpoints, node_name)
+    return Verdict.ANNOUNCE
+
+
+def decide_from(service: Service, slices: Iterable[EndpointSlice], node: Node | None, node_name: str,
+                options: AnnounceOptions = AnnounceOptions(), ips: tuple[str, ...] | None = None) -> Verdict:
+    """:func:`decide` from plain objects (for `plan`/`explain` and tests): builds the index on the fly."""
+    index = EndpointIndex()
+    for eps in slices:
+        index.apply(eps)
+    return decide(service, node_verdict(node, options), index, node_name, options, ips)
+
+
+__all__ = ["Verdict", "AnnounceOptions", "EndpointIndex", "EXCLUDE_LABEL", "decide", "decide_from",
+           "service_verdict", "node_verdict", "endpoints_verdict", "can_serve", "summarize"]
