@@ -11,7 +11,7 @@ import sys
 
 from . import __version__
 
-COMMANDS = ("run", "check", "plan", "decode")
+COMMANDS = ("run", "check", "plan", "decode", "crds")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,6 +27,7 @@ import hashlib
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypedDict
 
 METALLB_GROUP = "metallb.io"
 FRRK8S_GROUP = "frrk8s.metallb.io"
@@ -39,6 +40,23 @@ LABEL_SESSION_PEER = "frrk8s.metallb.io/peer"
 LABEL_SESSION_VRF = "frrk8s.metallb.io/vrf"
 NO_BFD = "N/A"
 MANAGED_BY = ("app.kubernetes.io/managed-by", "speakerd")
+
+
+class ServiceBGPStatusFields(TypedDict):
+    """``status`` of a ServiceBGPStatus (the CRD schema is generated from this)."""
+    node: str
+    serviceName: str
+    serviceNamespace: str
+    peers: list[str]
+
+
+class BGPSessionStateFields(TypedDict):
+    """``status`` of a BGPSessionState (the CRD schema is generated from this)."""
+    node: str
+    peer: str
+    vrf: str
+    bgpStatus: str
+    bfdStatus: str
 
 
 @dataclass(frozen=True, slots=True)
