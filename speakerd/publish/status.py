@@ -188,17 +188,24 @@ class Observed:
     name: str
     labels: tuple[tuple[str, str], ...]
     status: tuple[tuple[str, object], ...]
+    owners: tuple[str, ...] = ()  # ownerReferences uids
 
     @classmethod
     def of(cls, obj: Mapping) -> "Observed":
         meta = obj.get("metadata") or {}
         status = obj.get("status") or {}
         return cls(meta.get("name", ""), tuple(sorted((meta.get("labels") or {}).items())),
-                   tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in sorted(status.items())))
+                   tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in sorted(status.items())),
+                   tuple(sorted(r.get("uid", "") for r in meta.get("ownerReferences") or ())))
 
     @classmethod
-    def written(cls, d: Desired) -> "Observed":
-        return cls(d.name, tuple(sorted(d.labels)), tuple(sorted(d.status)))
+    def written(cls, d: Desired, owner: Owner | None = None) -> "Observed":
+        return cls(d.name, tuple(sorted(d.labels)), tuple(sorted(d.status)), (owner.uid,) if owner else ())
+
+    def metadata_differs(self, d: Desired, owner: Owner | None) -> bool:
+        """Labels or owner not as `d` wants: an object a previous Pod owned is taken over (else the
+        garbage collector deletes it with that Pod, under the new one)."""
+        return self.labels != tuple(sorted(d.labels)) or self.owners != ((owner.uid,) if owner else ())
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,26 +217,28 @@ class Op:
     desired: Desired | None = None
 
 
-def plan_writes(kind: Kind, observed: Mapping[str, Observed], desired: Mapping[str, Desired]) -> list[Op]:
+def plan_writes(kind: Kind, observed: Mapping[str, Observed], desired: Mapping[str, Desired],
+                owner: Owner | None = None) -> list[Op]:
     """The writes that turn `observed` (our objects in the cluster, by name) into `desired`.
 
     Objects already as wanted cost nothing; deletes come first (a Service
     that stopped frees nothing, but stale objects are the visible lie)."""
     ops = [Op("delete", kind, name) for name in observed if name not in desired]
     for name, d in desired.items():
-        op = write_for(kind, name, observed.get(name), d)
+        op = write_for(kind, name, observed.get(name), d, owner)
         if op is not None:
             ops.append(op)
     return ops
 
 
-def write_for(kind: Kind, name: str, have: Observed | None, want: Desired | None) -> Op | None:
+def write_for(kind: Kind, name: str, have: Observed | None, want: Desired | None,
+              owner: Owner | None = None) -> Op | None:
     """The one write (or none) for one object."""
     if want is None:
         return None if have is None else Op("delete", kind, name)
     if have is None:
         return Op("create", kind, name, want)
-    if have != Observed.written(want):
+    if have != Observed.written(want, owner):
         return Op("status", kind, name, want)
     return None
 

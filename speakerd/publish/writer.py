@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
+from ..rbac import Access
 from .events import EventSpec, event_body, event_name, transitions, announced, withdrawn
 from .status import (
     BGP_SESSION_STATE, EVENT, SERVICE_BGP_STATUS, Desired, Kind, Observed, Owner, SessionInfo,
@@ -39,6 +40,15 @@ from .status import (
 )
 
 log = logging.getLogger("speakerd.publish")
+
+# What the calls below need (tests/unit/test_publish.py records the calls and compares).
+ACCESS = (
+    Access(SERVICE_BGP_STATUS.group, SERVICE_BGP_STATUS.plural, ("create", "delete", "list", "patch")),
+    Access(SERVICE_BGP_STATUS.group, f"{SERVICE_BGP_STATUS.plural}/status", ("patch",)),
+    Access(BGP_SESSION_STATE.group, BGP_SESSION_STATE.plural, ("create", "delete", "list", "patch")),
+    Access(BGP_SESSION_STATE.group, f"{BGP_SESSION_STATE.plural}/status", ("patch",)),
+    Access(EVENT.group, EVENT.plural, ("create", "patch"), "cluster"),  # Events go to each Service's namespace
+)
 
 
 class ObjectClient(Protocol):
@@ -242,7 +252,7 @@ class StatusPublisher:
 
     async def _write(self, kind: Kind, name: str) -> bool:
         want = self._want[kind].get(name)
-        op = write_for(kind, name, self._seen[kind].get(name), want)
+        op = write_for(kind, name, self._seen[kind].get(name), want, self.owner)
         if op is None:
             return True
         try:
@@ -270,13 +280,15 @@ class StatusPublisher:
         except Exception as exc:
             if status_of(exc) != 409:
                 raise
+            await self._patch(kind, d)  # someone else's version of it: labels and owner too
+            return
         # the API server ignores status on create when /status is a subresource
         await self._patch(kind, d, labels=False)
 
     async def _patch(self, kind: Kind, d: Desired, labels: bool = True) -> None:
         have = self._seen[kind].get(d.name)
         try:
-            if labels and (have is None or have.labels != tuple(sorted(d.labels))):
+            if labels and (have is None or have.metadata_differs(d, self.owner)):
                 meta: dict = {"labels": dict(d.labels)}
                 if self.owner is not None:
                     meta["ownerReferences"] = [self.owner.reference()]
@@ -290,7 +302,7 @@ class StatusPublisher:
             self._seen[kind].pop(d.name, None)
             await self._create(kind, d)
             return
-        self._seen[kind][d.name] = Observed.written(d)
+        self._seen[kind][d.name] = Observed.written(d, self.owner)
 
     async def _send_event(self, spec: EventSpec) -> None:
         now = self._clock()
@@ -324,4 +336,4 @@ class StatusPublisher:
             self._recent.popitem(last=False)
 
 
-__all__ = ["StatusPublisher", "ObjectClient", "TokenBucket", "status_of"]
+__all__ = ["StatusPublisher", "ObjectClient", "TokenBucket", "status_of", "ACCESS"]

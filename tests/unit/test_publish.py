@@ -17,7 +17,7 @@ from speakerd.publish.status import (
     BGP_SESSION_STATE, EVENT, SERVICE_BGP_STATUS, Observed, Owner, SessionInfo, desired_service_statuses,
     desired_session_states, node_selector, peer_label, plan_writes, service_status_name,
 )
-from speakerd.publish.writer import StatusPublisher, TokenBucket
+from speakerd.publish.writer import ACCESS, StatusPublisher, TokenBucket
 
 NODE = "worker-1"
 NS = "speakerd"
@@ -35,6 +35,11 @@ class FakeApi:
         self.calls: list[tuple] = []
         self.fail: dict[str, int] = {}  # method -> HTTP status to fail with
         self.changed = asyncio.Event()
+        self.access: set[tuple[str, str, str, bool]] = set()  # (group, resource, verb, in our namespace)
+
+    def _use(self, kind, verb: str, namespace: str, subresource: str | None = None) -> None:
+        resource = kind.plural + (f"/{subresource}" if subresource else "")
+        self.access.add((kind.group, resource, verb, namespace == NS))
 
     def _check(self, method: str) -> None:
         if method in self.fail:
@@ -42,6 +47,7 @@ class FakeApi:
 
     async def list(self, kind, namespace, label_selector):
         self.calls.append(("list", kind.plural, label_selector))
+        self._use(kind, "list", namespace)
         self._check("list")
         k, v = label_selector.split("=")
         return [copy.deepcopy(o) for (p, ns, _), o in self.objects.items()
@@ -49,6 +55,7 @@ class FakeApi:
 
     async def create(self, kind, namespace, body):
         self.calls.append(("create", kind.plural, body["metadata"]["name"]))
+        self._use(kind, "create", namespace)
         self._check("create")
         key = (kind.plural, namespace, body["metadata"]["name"])
         if key in self.objects:
@@ -62,6 +69,7 @@ class FakeApi:
 
     async def patch(self, kind, namespace, name, patch, subresource=None):
         self.calls.append(("patch", kind.plural, name, subresource))
+        self._use(kind, "patch", namespace, subresource)
         self._check("patch")
         key = (kind.plural, namespace, name)
         if key not in self.objects:
@@ -81,6 +89,7 @@ class FakeApi:
 
     async def delete(self, kind, namespace, name):
         self.calls.append(("delete", kind.plural, name))
+        self._use(kind, "delete", namespace)
         self._check("delete")
         if self.objects.pop((kind.plural, namespace, name), None) is None:
             raise FakeError(404)
@@ -284,6 +293,24 @@ async def test_adopts_and_cleans_what_a_previous_pod_left(api):
     await _stop(t)
 
 
+async def test_new_pod_takes_over_ownership(api):
+    """Objects owned by the previous Pod are re-owned, or the garbage collector deletes them with it."""
+    old = StatusPublisher(api, NS, NODE, owner=Owner("speakerd-old", "uid-old"), qps=1000, burst=1000)
+    t = await _run(old)
+    old.set_service("default/web", ["p1"])
+    old.set_sessions([SessionInfo("p1", "10.0.0.1", "Established")])
+    await old.flushed()
+    await _stop(t)
+    new = StatusPublisher(api, NS, NODE, owner=Owner("speakerd-new", "uid-new"), qps=1000, burst=1000)
+    new.set_service("default/web", ["p1"])
+    new.set_sessions([SessionInfo("p1", "10.0.0.1", "Established")])
+    t = await _run(new)
+    await new.flushed()
+    for obj in api.of("servicebgpstatuses") + api.of("bgpsessionstates"):
+        assert [r["uid"] for r in obj["metadata"]["ownerReferences"]] == ["uid-new"]
+    await _stop(t)
+
+
 async def test_retries_after_failures_and_recovers_from_404_and_409(api):
     pub = StatusPublisher(api, NS, NODE, qps=1000, burst=1000)
     api.fail["list"] = 404  # CRDs not installed yet
@@ -372,3 +399,37 @@ async def test_forget_service_deletes_without_event(api):
     assert api.of("servicebgpstatuses") == []
     assert [e["reason"] for e in api.of("events")] == ["nodeAssigned"]
     await _stop(task)
+
+
+async def test_declared_access_is_exactly_what_the_calls_use(api):
+    """Every kind of write the publisher makes, recorded at the client, equals its ACCESS declaration
+    (from which deploy/rbac.yaml is checked)."""
+    now = [0.0]
+    pub = StatusPublisher(api, NS, NODE, qps=1000, burst=1000, clock=lambda: now[0])
+    task = await _run(pub)
+    pub.set_sessions([SessionInfo("p1", "10.0.0.1", "Idle")])
+    pub.set_service("other-ns/web", ["p1"])  # create, status, an Event in the Service's namespace
+    await pub.flushed()
+    pub.set_sessions([SessionInfo("p1", "10.0.0.1", "Established")])  # status patch
+    name = service_status_name(NODE, "other-ns/web")
+    api.objects[("servicebgpstatuses", NS, name)]["metadata"]["labels"].pop("metallb.io/node")
+    pub._seen[SERVICE_BGP_STATUS][name] = Observed.of(api.objects[("servicebgpstatuses", NS, name)])
+    pub.set_service("other-ns/web", ["p1", "p2"])  # labels patch + status patch
+    await pub.flushed()
+    [sname] = [k[2] for k in api.objects if k[0] == "bgpsessionstates"]
+    api.objects[("bgpsessionstates", NS, sname)]["metadata"]["labels"].clear()
+    pub._seen[BGP_SESSION_STATE][sname] = Observed.of(api.objects[("bgpsessionstates", NS, sname)])
+    pub.set_sessions([SessionInfo("p1", "10.0.0.1", "Active")])  # labels patch on a session state
+    spec = ev.invalid(ev.ObjectRef("Service", "other-ns", "web"), "bad")
+    pub.record(spec)
+    pub.record(spec)  # Event count patch
+    await pub.flushed()
+    pub.set_sessions([])
+    pub.set_service("other-ns/web", [])  # deletes
+    await pub.flushed()
+    await _stop(task)
+    used = {(g, r, v, "namespace" if ours else "cluster") for g, r, v, ours in api.access}
+    # Events in our own namespace are covered by the cluster-wide grant; fold them in
+    used = {(g, r, v, "cluster") if r == "events" else (g, r, v, sc) for g, r, v, sc in used}
+    declared = {(a.group, a.resource, v, a.scope) for a in ACCESS for v in a.verbs}
+    assert used == declared
