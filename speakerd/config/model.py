@@ -93,6 +93,18 @@ class Peer:
 
 
 @dataclass(frozen=True, slots=True)
+class ServiceAllocation:
+    """IPAddressPool spec.serviceAllocation: which Services a pool serves first, and in what priority.
+
+    MetalLB: lower priority value first, 0 (unset) after every set priority; a pool with
+    a serviceAllocation is never one of the "any autoAssign pool" fallbacks."""
+    priority: int = 0
+    namespaces: tuple[str, ...] = ()
+    namespace_selectors: tuple[LabelSelector, ...] = ()
+    service_selectors: tuple[LabelSelector, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Pool:
     name: str
     # each range as (afi, first address int, last address int), inclusive
@@ -103,6 +115,7 @@ class Pool:
     avoid_buggy_ips: bool = False
     labels: tuple[tuple[str, str], ...] = ()
     source: Source | None = field(default=None, compare=False)
+    service_allocation: ServiceAllocation | None = None  # spec.serviceAllocation; None = not set
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +155,7 @@ class Service:
     selector: tuple[tuple[str, str], ...] = ()  # spec.selector, sorted
     labels: tuple[tuple[str, str], ...] = ()  # metadata.labels, sorted
     deleting: bool = False  # metadata.deletionTimestamp is set
+    request_error: str = ""  # why requested_ips could not be read (both the annotation and loadBalancerIP, a bad IP)
 
     @property
     def key(self) -> str:
