@@ -33,9 +33,9 @@ def test_demo_from_a_fresh_venv(tmp_path):
     assert "IPv6 unicast routes received from sender: 2" in out
     rows = {line.split()[0]: line.split() for line in out.splitlines()
             if re.match(r"^(198\.51\.100\.|2001:db8:100::)\S*/\d+ ", line)}
-    assert set(rows) == {"198.51.100.0/26", "198.51.100.1/32", "198.51.100.2/32", "198.51.100.53/32",
-                         "2001:db8:100::/120", "2001:db8:100::/128"}
-    for prefix in ("198.51.100.1/32", "198.51.100.2/32", "198.51.100.53/32", "2001:db8:100::/128"):
+    assert set(rows) == {"198.51.100.0/26", "198.51.100.34/32", "198.51.100.24/32", "198.51.100.53/32",
+                         "2001:db8:100::/120", "2001:db8:100::e2/128"}
+    for prefix in ("198.51.100.34/32", "198.51.100.24/32", "198.51.100.53/32", "2001:db8:100::e2/128"):
         cells = rows[prefix]
         # Network, Next Hop, LocPrf, Origin, communities...: local-pref 200, the literal, the large
         # community and the alias demo-web = 64512:80

@@ -29,7 +29,7 @@ def table(p, peer):
 def test_single_peer():
     p = plan(load_config([ex("single-peer")]), "node-a")
     assert table(p, "doc-example-peer") == {
-        "203.0.113.0/32": ([], None, ["default/web>203.0.113.0>doc-example-pool>doc-example-adv"]),
+        "203.0.113.1/32": ([], None, ["default/web>203.0.113.1>doc-example-pool>doc-example-adv"]),
         "203.0.113.10/32": ([], None, ["default/dns>203.0.113.10>doc-example-pool>doc-example-adv"]),
     }
 
@@ -37,12 +37,12 @@ def test_single_peer():
 def test_pools_per_peer():
     p = plan(load_config([ex("pools-per-peer")]), "node-a")
     assert table(p, "peer1") == {
-        "4.4.4.100/32": (["65535:65282"], 100, ["default/app1>4.4.4.100>pool1>bgpadvertisement-1"]),
-        "2001:100:4::200/128": (["65535:65282"], 100, ["default/app1>2001:100:4::200>pool1>bgpadvertisement-1"]),
+        "4.4.4.141/32": (["65535:65282"], 100, ["default/app1>4.4.4.141>pool1>bgpadvertisement-1"]),
+        "2001:100:4::3e5/128": (["65535:65282"], 100, ["default/app1>2001:100:4::3e5>pool1>bgpadvertisement-1"]),
     }
     assert table(p, "peer2") == {
-        "5.5.5.100/32": (["65535:65282"], 100, ["default/app2>5.5.5.100>pool2>bgpadvertisement-2"]),
-        "2001:100:5::200/128": (["65535:65282"], 100, ["default/app2>2001:100:5::200>pool2>bgpadvertisement-2"]),
+        "5.5.5.119/32": (["65535:65282"], 100, ["default/app2>5.5.5.119>pool2>bgpadvertisement-2"]),
+        "2001:100:5::2f0/128": (["65535:65282"], 100, ["default/app2>2001:100:5::2f0>pool2>bgpadvertisement-2"]),
     }
 
 
@@ -55,7 +55,7 @@ def test_vrf():
 def test_node_selectors():
     cfg = load_config([ex("node-selectors")])
     assert table(plan(cfg, "compute-1.example.com"), "doc-example-nodesel") == {
-        "198.51.100.0/32": ([], None, ["shop/frontend>198.51.100.0>nodesel-pool>nodesel-adv"])}
+        "198.51.100.7/32": ([], None, ["shop/frontend>198.51.100.7>nodesel-pool>nodesel-adv"])}
     # a node without a Node object still has its hostname label
     assert "doc-example-nodesel" in plan(cfg, "compute-2.example.com").routes
     assert plan(cfg, "compute-3.example.com").routes == {}
@@ -67,14 +67,14 @@ def test_bfd_aggregates_two_services():
     assert (prof.receive_interval_ms, prof.transmit_interval_ms, prof.detect_multiplier, prof.minimum_ttl) == (300, 300, 3, 254)
     assert cfg.peers["doc-example-peer-bfd"].hold_time == 10
     assert table(plan(cfg, "n"), "doc-example-peer-bfd") == {
-        "192.0.2.0/28": (["64500:300"], None, ["default/api>192.0.2.0>bfd-pool>bfd-adv",
-                                               "default/metrics>192.0.2.1>bfd-pool>bfd-adv"])}
+        "192.0.2.0/28": (["64500:300"], None, ["default/api>192.0.2.14>bfd-pool>bfd-adv",
+                                               "default/metrics>192.0.2.0>bfd-pool>bfd-adv"])}
 
 
 def test_dual_stack():
     p = plan(load_config([ex("dual-stack")]), "n")
-    want = {"192.0.2.64/32": ([], 150, ["default/portal>192.0.2.64>dual-stack-pool>dual-stack-adv"]),
-            "2001:db8:64::/128": ([], 150, ["default/portal>2001:db8:64::>dual-stack-pool>dual-stack-adv"])}
+    want = {"192.0.2.77/32": ([], 150, ["default/portal>192.0.2.77>dual-stack-pool>dual-stack-adv"]),
+            "2001:db8:64::d/128": ([], 150, ["default/portal>2001:db8:64::d>dual-stack-pool>dual-stack-adv"])}
     assert table(p, "doc-example-dual-stack-ipv4") == want
     assert table(p, "doc-example-dual-stack-ipv6") == want  # IPv6 planned for every peer; the session decides
 
@@ -84,13 +84,13 @@ def test_demo_merges_advertisements_and_avoids_buggy_ips():
     t = table(p, "receiver")
     own = ["64512:80", "64512:100", "large:64512:0:1"]
     assert t["198.51.100.0/26"][0] == ["65535:65281", "large:64512:1:2"]
-    assert sorted(t["198.51.100.0/26"][2]) == sorted(["demo/api>198.51.100.1>demo-pool>demo-adv-aggregate",
-                                                       "demo/web>198.51.100.2>demo-pool>demo-adv-aggregate",
+    assert sorted(t["198.51.100.0/26"][2]) == sorted(["demo/api>198.51.100.34>demo-pool>demo-adv-aggregate",
+                                                       "demo/web>198.51.100.24>demo-pool>demo-adv-aggregate",
                                                        "demo/dns>198.51.100.53>demo-pool>demo-adv-aggregate"])
-    assert t["198.51.100.1/32"] == (own, 200, ["demo/api>198.51.100.1>demo-pool>demo-adv"])  # .0 skipped (avoidBuggyIPs)
-    assert t["2001:db8:100::/120"][1] is None and t["2001:db8:100::/128"][1] == 200
-    assert set(t) == {"198.51.100.0/26", "198.51.100.1/32", "198.51.100.2/32", "198.51.100.53/32",
-                      "2001:db8:100::/120", "2001:db8:100::/128"}
+    assert t["198.51.100.34/32"] == (own, 200, ["demo/api>198.51.100.34>demo-pool>demo-adv"])
+    assert t["2001:db8:100::/120"][1] is None and t["2001:db8:100::e2/128"][1] == 200
+    assert set(t) == {"198.51.100.0/26", "198.51.100.34/32", "198.51.100.24/32", "198.51.100.53/32",
+                      "2001:db8:100::/120", "2001:db8:100::e2/128"}
     assert load_config([ex("demo/receiver")]).pools == {}
 
 
@@ -108,24 +108,27 @@ def _svc_cfg(tmp_path, names, extra_adv=""):
 
 
 def test_allocation_is_stable_across_changes(tmp_path):
+    """File mode: no state; a Service keeps its address while others come and go (hashed walk)."""
     first = plan(_svc_cfg(tmp_path, ["s1", "s2", "s3"]), "n").allocations
-    assert first == {"d/s1": ("192.0.2.0",), "d/s2": ("192.0.2.1",), "d/s3": ("192.0.2.2",)}
-    # s1 goes, s0 arrives: s2/s3 keep theirs, s0 takes the lowest free address
-    second = plan(_svc_cfg(tmp_path, ["s0", "s2", "s3"]), "n", first).allocations
-    assert second == {"d/s0": ("192.0.2.0",), "d/s2": ("192.0.2.1",), "d/s3": ("192.0.2.2",)}
-    # a previous allocation from a pool the service may still use is kept even if not lowest
-    third = plan(_svc_cfg(tmp_path, ["s2"]), "n", {"d/s2": ("192.0.2.9",)}).allocations
-    assert third == {"d/s2": ("192.0.2.9",)}
-    # an address outside every pool is dropped and re-allocated
-    assert plan(_svc_cfg(tmp_path, ["s2"]), "n", {"d/s2": ("10.9.9.9",)}).allocations == {"d/s2": ("192.0.2.0",)}
+    assert first == {"d/s1": ("192.0.2.7",), "d/s2": ("192.0.2.4",), "d/s3": ("192.0.2.5",)}
+    # s1 goes, s4 arrives: s2/s3 keep theirs
+    second = plan(_svc_cfg(tmp_path, ["s2", "s3", "s4"]), "n").allocations
+    assert second == {"d/s2": ("192.0.2.4",), "d/s3": ("192.0.2.5",), "d/s4": ("192.0.2.1",)}
+    # s0 hashes onto s2's address and comes first by name: s2 moves to its own next choice, s3 stays
+    third = plan(_svc_cfg(tmp_path, ["s0", "s2", "s3"]), "n").allocations
+    assert third == {"d/s0": ("192.0.2.4",), "d/s2": ("192.0.2.7",), "d/s3": ("192.0.2.5",)}
+    # what a node allocated before does not matter: every node computes the same answer
+    assert plan(_svc_cfg(tmp_path, ["s2"]), "n", {"d/s2": ("192.0.2.9",)}).allocations == {"d/s2": ("192.0.2.4",)}
+    assert plan(_svc_cfg(tmp_path, ["s2"]), "n", {"d/s2": ("10.9.9.9",)}).allocations == {"d/s2": ("192.0.2.4",)}
 
 
 def test_pool_exhaustion_spills_to_next_pool_and_notes(tmp_path):
     names = [f"s{i:02d}" for i in range(17)]
     p = plan(_svc_cfg(tmp_path, names), "n")
-    assert p.allocations["d/s08"] == ("192.0.2.8",)
-    assert "d/s16" not in p.allocations
-    assert p.notes == ("d/s16: no autoAssign IPAddressPool has a free IPv4 address",)
+    got = [ip for ips in p.allocations.values() for ip in ips]
+    assert len(got) == len(set(got)) == 16  # both /29 pools full, no address twice
+    assert "d/s16" not in p.allocations  # the last in name order finds none
+    assert p.notes == ('d/s16: Failed to allocate IP for "d/s16": no available IPs',)
 
 
 def test_two_advertisements_union_and_highest_local_pref(tmp_path):
@@ -161,11 +164,13 @@ def test_state_round_trip(tmp_path):
 
 
 def test_restart_with_state_never_renumbers(tmp_path):
+    """A Service deleted while speakerd was down does not renumber the others, state file or not."""
     state = str(tmp_path / "state.json")
     p1 = plan(_svc_cfg(tmp_path, ["s1", "s2"]), "n")
     save_allocations(p1.allocations, state)
-    p2 = plan(_svc_cfg(tmp_path, ["s0", "s2"]), "n", load_allocations(state))
+    p2 = plan(_svc_cfg(tmp_path, ["s2"]), "n", load_allocations(state))
     assert p2.allocations["d/s2"] == p1.allocations["d/s2"]
+    assert plan(_svc_cfg(tmp_path, ["s2"]), "n").allocations == p2.allocations
 
 
 def test_check_cli_ok(capsys):
@@ -203,8 +208,8 @@ def test_plan_cli_text(capsys):
         "node n1",
         "peer doc-example-peer-bfd (10.0.20.1 AS 64501, eBGP): 1 route",
         "  192.0.2.0/28  communities 64500:300",
-        "    default/api → 192.0.2.0 → pool bfd-pool → advertisement bfd-adv → peer doc-example-peer-bfd",
-        "    default/metrics → 192.0.2.1 → pool bfd-pool → advertisement bfd-adv → peer doc-example-peer-bfd",
+        "    default/api → 192.0.2.14 → pool bfd-pool → advertisement bfd-adv → peer doc-example-peer-bfd",
+        "    default/metrics → 192.0.2.0 → pool bfd-pool → advertisement bfd-adv → peer doc-example-peer-bfd",
     ]
 
 
@@ -213,7 +218,8 @@ def test_plan_cli_json_with_state(tmp_path, capsys):
     save_allocations({"default/api": ("192.0.2.5",)}, str(state))
     assert cli(["plan", "-c", ex("bfd"), "--node", "n1", "--state", str(state), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["allocations"] == {"default/api": ["192.0.2.5"], "default/metrics": ["192.0.2.0"]}
+    # the state file is read and does not change the answer (every node computes the same one)
+    assert doc["allocations"] == {"default/api": ["192.0.2.14"], "default/metrics": ["192.0.2.0"]}
     (route,) = doc["peers"]["doc-example-peer-bfd"]["routes"]
     assert route["prefix"] == "192.0.2.0/28" and route["communities"] == ["64500:300"] and route["local_pref"] is None
     assert load_allocations(str(state)) == {"default/api": ("192.0.2.5",)}  # plan never writes state
@@ -224,14 +230,14 @@ def test_plan_cli_node_not_selected(capsys):
     assert "peer doc-example-nodesel (10.0.20.1 AS 64501, eBGP): not on this node (nodeSelectors)" in capsys.readouterr().out
 
 
-def test_family_added_to_a_kept_address_comes_from_its_pool(tmp_path):
-    """SingleStack -> PreferDualStack: the kept IPv4 is in pool b, so IPv6 comes from b too
-    (not from a, first by name), as both addresses of a service come from one pool."""
+def test_dual_stack_addresses_come_from_one_pool(tmp_path):
+    """PreferDualStack: both addresses from one pool (MetalLB), whatever a node held before."""
     docs = ["apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: a}\nspec: {addresses: [192.0.2.0/29, '2001:db8:a::/120']}",
             "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: b}\nspec: {addresses: [192.0.2.8/29, '2001:db8:b::/120']}",
             "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: d}\n"
             "spec: {type: LoadBalancer, ipFamilyPolicy: PreferDualStack, ipFamilies: [IPv4, IPv6]}"]
     f = tmp_path / "c.yaml"
     f.write_text("\n---\n".join(docs))
-    p = plan(load_config([str(f)]), "n", {"d/s": ("192.0.2.9",)})
-    assert p.allocations == {"d/s": ("192.0.2.9", "2001:db8:b::")}
+    for previous in (None, {"d/s": ("192.0.2.9",)}):
+        p = plan(load_config([str(f)]), "n", previous)
+        assert p.allocations == {"d/s": ("192.0.2.2", "2001:db8:a::a")}

@@ -110,7 +110,7 @@ def test_services_are_rows_and_service_objects_on_lookup(tmp_path):
     assert config.services.get("other/y").pool == "b"
     assert config.services.get("nope") is None
     assert sorted(config.services) == ["default/x", "other/y"]
-    assert allocate(config)[0] == {"other/y": ("10.1.0.0",)}
+    assert allocate(config)[0] == {"other/y": ("10.1.0.82",)}
 
 
 def test_invalid_service_ip_names_file_object_and_field(tmp_path):
