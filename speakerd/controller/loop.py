@@ -1,0 +1,263 @@
+"""The controller: Services, IPAddressPools and Namespaces in (list+watch), assignments out.
+
+Every replica keeps the three collections; only the Lease holder decides and writes.  On
+becoming leader it lists the Services afresh and converges each -- those with addresses in
+their status first, so the status is the state and nothing is renumbered -- then follows
+watch events.  Per Service it writes, only when they differ from the object:
+``status.loadBalancer.ingress`` (``/status``, with the resourceVersion it decided on, so a
+changed object is re-read, not overwritten), the ``metallb.io/ip-allocated-from-pool``
+annotation, and one Event per allocation and per failure.  IPAddressPool status
+(assigned/available IPv4/IPv6) follows the allocations.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+
+from .allocator import Allocator, Decision, Event
+from .kubeapi import MERGE, Api, ApiError, Reflector, obj_key
+from .lease import LeaderElector, micro_time
+from .objects import ALLOCATED_FROM, namespace_labels, pools_from_objects, service_from_object
+
+log = logging.getLogger("speakerd.controller")
+
+COMPONENT = "speakerd-controller"
+
+
+def _ingress(obj: dict) -> list[str]:
+    lb = (obj.get("status") or {}).get("loadBalancer") or {}
+    return [e.get("ip") for e in lb.get("ingress") or () if isinstance(e, dict) and e.get("ip")]
+
+
+def _rebuild_order(obj: dict) -> tuple:
+    """Services that carry addresses first (they keep them), then oldest first, then by key."""
+    md = obj.get("metadata") or {}
+    return (not _ingress(obj), md.get("creationTimestamp") or "", obj_key(obj))
+
+
+class Controller:
+    def __init__(self, api: Api, *, namespace: str, identity: str | None = None, lease_name: str = "speakerd-controller",
+                 lb_class: str | None = None, lease: float = 15.0, renew_deadline: float = 10.0, retry: float = 2.0,
+                 workers: int = 16) -> None:
+        self.api, self.namespace, self.lb_class = api, namespace, lb_class
+        self.identity = identity or f"speakerd-{secrets.token_hex(4)}"
+        self.elector = LeaderElector(api, namespace, lease_name, self.identity, lease=lease,
+                                     renew_deadline=renew_deadline, retry=retry)
+        self.services = Reflector(api, "/api/v1/services", self._on_service, "services")
+        self.pools = Reflector(api, f"/apis/metallb.io/v1beta1/namespaces/{namespace}/ipaddresspools", self._on_config,
+                               "ipaddresspools")
+        self.namespaces = Reflector(api, "/api/v1/namespaces", self._on_config, "namespaces")
+        self.allocator: Allocator | None = None
+        self.workers = workers
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queued: set[str] = set()
+        self._inflight: set[str] = set()
+        self._again: set[str] = set()
+        self._failed: set[str] = set()
+        self._pool_status: dict[str, dict] = {}
+        self._pools_dirty = asyncio.Event()
+        self.writes = 0  # API writes made (status, annotation, event, pool status)
+        self.on_written: Callable[[str, tuple[str, ...]], None] | None = None  # hook: key, ingress written
+        self._tasks: list[asyncio.Task] = []
+
+    # ---- events from the reflectors (every replica)
+
+    def _on_service(self, etype: str, obj: dict) -> None:
+        if not self.elector.is_leader or self.allocator is None:
+            return
+        key = obj_key(obj)
+        if etype == "DELETED":
+            if self.allocator.delete(key):
+                self._retry_failed()
+            self._failed.discard(key)
+            return
+        self._enqueue(key)
+
+    def _on_config(self, etype: str, obj: dict) -> None:
+        if self.elector.is_leader and self.allocator is not None:
+            self._apply_config()
+            for key in sorted(self.services.cache, key=lambda k: _rebuild_order(self.services.cache[k])):
+                self._enqueue(key)
+
+    def _apply_config(self) -> None:
+        pools, problems = pools_from_objects(list(self.pools.cache.values()))
+        for p in problems:
+            log.error("%s", p)
+        namespaces = dict(namespace_labels(o) for o in self.namespaces.cache.values())
+        if self.allocator is None:
+            self.allocator = Allocator(pools, namespaces, lb_class=self.lb_class)
+        else:
+            self.allocator.set_pools(pools, namespaces)
+        self._pools_dirty.set()
+
+    def _enqueue(self, key: str) -> None:
+        if key in self._inflight:
+            self._again.add(key)
+        elif key not in self._queued:
+            self._queued.add(key)
+            self._queue.put_nowait(key)
+
+    def _retry_failed(self) -> None:
+        failed, self._failed = self._failed, set()
+        for key in sorted(failed):
+            self._enqueue(key)
+
+    # ---- leading
+
+    async def run(self) -> None:
+        """Reflect always; lead when elected; stop leading when the Lease is lost."""
+        self._tasks = [asyncio.create_task(r.run(), name=f"reflect-{r.name}")
+                       for r in (self.services, self.pools, self.namespaces)]
+        self._tasks.append(asyncio.create_task(self.elector.run(), name="lease"))
+        try:
+            while True:
+                await self.elector.leading.wait()
+                lead = asyncio.create_task(self._lead(), name="lead")
+                lost = asyncio.create_task(self.elector.lost.wait())
+                await asyncio.wait({lead, lost}, return_when=asyncio.FIRST_COMPLETED)
+                lead.cancel()
+                lost.cancel()
+                await asyncio.gather(lead, lost, return_exceptions=True)
+                self._stop_leading()
+        finally:
+            for t in self._tasks:
+                t.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _stop_leading(self) -> None:
+        self.allocator = None
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._queued.clear()
+        self._again.clear()
+        self._failed.clear()
+        self._pool_status.clear()
+
+    async def stop(self) -> None:
+        await self.elector.release()
+
+    async def _lead(self) -> None:
+        for r in (self.services, self.pools, self.namespaces):
+            await r.synced.wait()
+        await self.pools.relist()  # what the previous leader wrote last, not what a watch brought so far
+        await self.namespaces.relist()
+        await self.services.relist()
+        self.allocator = None
+        self._apply_config()
+        log.info("%s leads: %d Services, %d IPAddressPools", self.identity, len(self.services.cache),
+                 len(self.allocator.pools) if self.allocator else 0)
+        for key in sorted(self.services.cache, key=lambda k: _rebuild_order(self.services.cache[k])):
+            self._enqueue(key)
+        workers = [asyncio.create_task(self._worker()) for _ in range(self.workers)]
+        workers.append(asyncio.create_task(self._pool_status_writer()))
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for w in workers:
+                w.cancel()
+
+    async def _worker(self) -> None:
+        while True:
+            key = await self._queue.get()
+            self._queued.discard(key)
+            self._inflight.add(key)
+            try:
+                await self._converge(key)
+            except ApiError as exc:
+                if exc.status != 404:
+                    log.warning("service %s: %s", key, exc)
+                    self._again.add(key)
+            except (OSError, asyncio.TimeoutError) as exc:
+                log.warning("service %s: %s", key, exc)
+                self._again.add(key)
+            finally:
+                self._inflight.discard(key)
+                if key in self._again:
+                    self._again.discard(key)
+                    self._enqueue(key)
+
+    async def _converge(self, key: str) -> None:
+        obj = self.services.cache.get(key)
+        alloc = self.allocator
+        if obj is None or alloc is None:
+            return
+        decision = alloc.converge(service_from_object(obj))
+        if decision.freed:
+            self._retry_failed()
+        if not decision.ok:
+            self._failed.add(key)
+        self._pools_dirty.set()
+        if decision.manage:
+            await self._write(obj, decision)
+        for ev in decision.events:
+            await self._event(obj, ev)
+
+    async def _write(self, obj: dict, d: Decision) -> None:
+        md = obj["metadata"]
+        ns, name = md.get("namespace"), md["name"]
+        base = f"/api/v1/namespaces/{ns}/services/{name}"
+        ann = md.get("annotations") or {}
+        if ann.get(ALLOCATED_FROM) != d.pool and (d.pool is not None or ALLOCATED_FROM in ann):
+            self._check_leader()
+            updated = await self.api.request("PATCH", base, {"metadata": {
+                "resourceVersion": md["resourceVersion"], "annotations": {ALLOCATED_FROM: d.pool}}}, MERGE)
+            self.writes += 1
+            md = updated.get("metadata") or md
+        if _ingress(obj) != list(d.ips):
+            self._check_leader()
+            status = {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"} for ip in d.ips]} if d.ips else {}}
+            await self.api.request("PATCH", base + "/status", {"metadata": {"resourceVersion": md["resourceVersion"]},
+                                                                "status": status}, MERGE)
+            self.writes += 1
+            if self.on_written is not None:
+                self.on_written(obj_key(obj), d.ips)
+
+    def _check_leader(self) -> None:
+        if not self.elector.is_leader:
+            raise asyncio.CancelledError()
+
+    async def _event(self, obj: dict, ev: Event) -> None:
+        self._check_leader()
+        md = obj["metadata"]
+        now = micro_time()
+        body = {"apiVersion": "v1", "kind": "Event",
+                "metadata": {"name": f"{md['name']}.{secrets.token_hex(8)}", "namespace": md.get("namespace")},
+                "involvedObject": {"apiVersion": "v1", "kind": "Service", "name": md["name"],
+                                   "namespace": md.get("namespace"), "uid": md.get("uid"),
+                                   "resourceVersion": md.get("resourceVersion")},
+                "reason": ev.reason, "message": ev.message, "type": ev.type,
+                "source": {"component": COMPONENT}, "reportingComponent": COMPONENT,
+                "reportingInstance": self.identity, "firstTimestamp": now[:19] + "Z", "lastTimestamp": now[:19] + "Z",
+                "eventTime": now, "action": "Allocate", "count": 1}
+        try:
+            await self.api.request("POST", f"/api/v1/namespaces/{md.get('namespace')}/events", body)
+            self.writes += 1
+        except ApiError as exc:
+            log.warning("event on %s: %s", obj_key(obj), exc)
+
+    async def _pool_status_writer(self) -> None:
+        """IPAddressPool status after each burst of changes (one write per pool whose counters moved)."""
+        while True:
+            await self._pools_dirty.wait()
+            while not self._queue.empty() or self._inflight:  # let a burst finish first
+                await asyncio.sleep(0.05)
+            self._pools_dirty.clear()
+            alloc = self.allocator
+            if alloc is None:
+                continue
+            for name in sorted(alloc.pools):
+                status = alloc.counters(name).status()
+                obj = self.pools.cache.get(f"{self.namespace}/{name}")
+                if obj is None or self._pool_status.get(name) == status or obj.get("status") == status:
+                    self._pool_status[name] = status
+                    continue
+                self._check_leader()
+                try:
+                    await self.api.request("PATCH", f"/apis/metallb.io/v1beta1/namespaces/{self.namespace}/ipaddresspools/{name}/status",
+                                           {"status": status}, MERGE)
+                    self.writes += 1
+                    self._pool_status[name] = status
+                except ApiError as exc:
+                    log.warning("IPAddressPool %s status: %s", name, exc)
