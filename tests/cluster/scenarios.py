@@ -1,0 +1,353 @@
+"""The cluster scenarios, shared by the CI suite (tests/cluster, N=5) and bench/cluster.py (N=20).
+
+Each function drives a running :class:`~tests.cluster.harness.Cluster`,
+waits on what the ToRs show (never on time), and returns a result holding
+both the outcome the tests assert (tables equal the plan, samples without a
+lost path, no session reset) and the figures the benchmark prints (seconds,
+latencies, CPU).
+"""
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from tests.cluster.harness import Cluster, Node, Svc, cpu_seconds
+from tests.cluster.tor import PathTable, Sampler, stale_prefixes
+from tests.interop.netlab import holds_for, wait_for
+
+
+@dataclass
+class Result:
+    name: str
+    figures: dict[str, float] = field(default_factory=dict)  # what the benchmark prints
+    losses: list = field(default_factory=list)  # samples that lacked a path that had to stay
+    notes: list[str] = field(default_factory=list)
+    samples: int = 0
+
+
+def percentile(values: list[float], q: float) -> float:
+    vs = sorted(values)
+    if not vs:
+        return float("nan")
+    k = max(0, min(len(vs) - 1, int(round(q / 100 * (len(vs) - 1)))))
+    return vs[k]
+
+
+def names(c: Cluster, *idx: int) -> tuple[str, ...]:
+    return tuple(c.nodes[i].name for i in idx)
+
+
+def cluster_services(count: int, endpoints: tuple[str, ...], start: int = 0) -> list[Svc]:
+    return [Svc(f"svc{i}", i, "Cluster", endpoints) for i in range(start, start + count)]
+
+
+def local_services(count: int, endpoints: tuple[str, ...], start: int = 0) -> list[Svc]:
+    return [Svc(f"loc{i}", i, "Local", endpoints) for i in range(start, start + count)]
+
+
+def converge(c: Cluster, services: list[Svc], timeout: float = 120, what: str = "") -> tuple[dict, dict, float]:
+    """Publish ``services`` and wait for both ToRs to equal the plan: (addresses, plan, seconds)."""
+    t0 = time.monotonic()
+    addrs = c.publish(services)
+    plan = c.plan(services, addrs)
+    done = c.wait_tables(plan, timeout, what or f"{len(services)} Services on both ToRs")
+    return addrs, plan, done - t0
+
+
+def unchanged_by(plan: dict[str, PathTable], victim: Node | None, c: Cluster) -> dict[str, PathTable]:
+    """``plan`` without the paths through ``victim`` (the paths a fault of ``victim`` must not touch)."""
+    if victim is None:
+        return plan
+    out = {}
+    for tor, table in plan.items():
+        gone = victim.fabric[tor]
+        out[tor] = {p: hops - {gone} for p, hops in table.items() if hops - {gone}}
+    return out
+
+
+# ---------------------------------------------------------------- 1: many Services at once
+
+def services_at_once(c: Cluster, count: int = 200) -> Result:
+    r = Result("services_at_once")
+    c.publish([])
+    c.wait_tables({t.name: {} for t in c.tors}, 60, "empty tables before the burst")
+    svcs = cluster_services(count, names(c, 0, 1))
+    t_sent = time.monotonic()
+    addrs = c.publish(svcs)
+    t_last_create = time.monotonic()
+    plan = c.plan(svcs, addrs)
+    t_done = c.wait_tables(plan, 180, f"{count} Cluster Services with {c.n} paths each")
+    c.wait_fib(plan)
+    r.figures.update(last_create_to_last_path_s=t_done - t_last_create, first_create_to_last_path_s=t_done - t_sent,
+                     create_s=t_last_create - t_sent)
+    r.figures["paths_per_prefix_min"] = min(len(h) for t in plan.values() for h in t.values())
+    return r
+
+
+# ---------------------------------------------------------------- 2: Local policy follows endpoints
+
+def local_moves(c: Cluster, count: int = 20, moves: int = 20) -> Result:
+    """Local Services with endpoints on 3 nodes; one endpoint at a time moved to a 4th node and back."""
+    r = Result("local_moves")
+    three = names(c, 0, 1, 2)
+    svcs = local_services(count, three)
+    addrs, plan, _ = converge(c, svcs, what="Local Services on exactly their endpoints' nodes")
+    stable = c.plan([s.moved(three[:2]) for s in svcs], addrs)  # paths via the first two never move
+    latencies = []
+    current = {s.name: s for s in svcs}
+    with Sampler(c.tors, 0.05) as sampler:
+        for k in range(moves):
+            s = current[svcs[k % count].name]
+            target = (three[0], three[1], c.nodes[3].name) if s.nodes[2] == three[2] else three
+            moved = s.moved(target)
+            current[s.name] = moved
+            pfx = f"{addrs[s.name]}/32"
+            want = {tor.name: c.expected([pfx], {pfx: target})[tor.name].get(pfx) for tor in c.tors}
+            t0 = time.monotonic()
+            c.publish(list(current.values()))
+            t_sent = time.monotonic()
+
+            def moved_everywhere() -> bool:
+                return all(tor.bgp_paths([pfx]).get(pfx) == want[tor.name] for tor in c.tors)
+            wait_for(moved_everywhere, 30, f"{pfx} following its endpoint to {target}", interval=0.01)
+            latencies.append(time.monotonic() - t_sent)
+            r.figures.setdefault("publish_s_max", 0.0)
+            r.figures["publish_s_max"] = max(r.figures["publish_s_max"], t_sent - t0)
+        final = c.plan(list(current.values()), addrs)
+        c.wait_tables(final, 30, "every Local Service on its endpoints' nodes after the moves")
+    r.losses = sampler.losses(stable)
+    r.samples = len(sampler.samples)
+    r.notes += sampler.errors[:3]
+    r.figures.update(move_p50_ms=1000 * percentile(latencies, 50), move_p99_ms=1000 * percentile(latencies, 99),
+                     moves=len(latencies))
+    return r
+
+
+# ---------------------------------------------------------------- 3: a node fails
+
+def node_failure(c: Cluster, how: str, victim_index: int = 2, services: int = 50) -> Result:
+    """``how``: "cut" (nftables drops everything between the node and both ToRs) or "kill" (SIGKILL)."""
+    r = Result(f"node_failure_{how}")
+    victim = c.nodes[victim_index]
+    svcs = cluster_services(services, names(c, 0, 1))
+    addrs, plan, _ = converge(c, svcs)
+    others = [nd for nd in c.nodes if nd is not victim]
+    after = c.plan(svcs, addrs, up=others)
+    keep = unchanged_by(plan, victim, c)
+    with Sampler(c.tors, 0.02) as sampler:
+        sampler.wait_samples(2)
+        t0 = time.monotonic()
+        if how == "cut":
+            c.cut(victim)
+        else:
+            victim.proc.kill()
+        if how == "cut":
+            t_done = c.wait_tables(after, 30, f"{victim.name}'s paths gone from both ToRs")
+            r.figures["removal_s"] = t_done - t0
+            # when each ToR's table first lacked the node (the samplers' view, 20 ms apart)
+            for tor in c.tors:
+                first = next((s.t for s in sampler.samples if s.tor == tor.name and s.t > t0
+                              and s.table == after[tor.name]), None)
+                if first is not None:
+                    r.figures[f"removal_s_{tor.name}"] = first - t0
+        else:
+            # graceful restart: the kernel's FIN after SIGKILL puts FRR in helper mode (paths kept stale)
+            wait_for(lambda: all(victim.fabric[t.name] not in t.established() for t in c.tors), 30,
+                     "both ToRs to see the killed speakerd's sessions close")
+            prefixes = set(plan[c.tors[0].name])
+            wait_for(lambda: all(prefixes <= stale_prefixes(t) for t in c.tors), 30,
+                     "both ToRs to keep the killed node's paths as stale")
+            r.notes.append("paths kept as stale (graceful restart helper)")
+        sampler.wait_samples(3)
+    r.losses = sampler.losses(keep)
+    r.samples = len(sampler.samples)
+    r.notes += sampler.errors[:3]
+    r.figures["kept_table_equal"] = float(c.tables() == (after if how == "cut" else plan))
+    return r
+
+
+# ---------------------------------------------------------------- 4: graceful restart
+
+def graceful_restart(c: Cluster, victim_index: int = 1, services: int = 50, how: str = "sigterm") -> Result:
+    r = Result(f"graceful_restart_{how}")
+    victim = c.nodes[victim_index]
+    svcs = cluster_services(services, names(c, 0, 1))
+    addrs, plan, _ = converge(c, svcs)
+    before = c.session_counters()
+    with Sampler(c.tors, 0.05) as sampler:
+        sampler.wait_samples(2)
+        t0 = time.monotonic()
+        if how == "sigterm":
+            rc = victim.proc.stop(timeout=10)
+            if rc != 0:
+                r.notes.append(f"speakerd exit code {rc} on SIGTERM")
+        else:
+            victim.proc.kill()
+        wait_for(lambda: all(victim.fabric[t.name] not in t.established() for t in c.tors), 30,
+                 "both ToRs to see the session close")
+        prefixes = set(plan[c.tors[0].name])
+        wait_for(lambda: all(prefixes <= stale_prefixes(t) for t in c.tors), 30, "paths kept as stale")
+        c.start_speaker(victim)
+        c.wait_sessions([victim])
+        wait_for(lambda: not any(stale_prefixes(t) for t in c.tors), 60, "stale marks cleared (End-of-RIB)")
+        t_done = c.wait_tables(plan, 30, "the plan again after the restart")
+        sampler.wait_samples(2)
+    r.losses = sampler.losses(plan)
+    r.samples = len(sampler.samples)
+    r.notes += sampler.errors[:3]
+    r.figures.update(restart_to_clean_s=t_done - t0, samples=len(sampler.samples))
+    after = c.session_counters()
+    r.figures["other_sessions_reset"] = float(sum(
+        1 for tor in after for addr, (est, _) in after[tor].items()
+        if addr != victim.fabric[tor] and est != before[tor].get(addr, (est, 0))[0]))
+    return r
+
+
+# ---------------------------------------------------------------- 5: controller leader killed
+
+def leader_index(c: Cluster) -> int | None:
+    """Which controller replica holds a Lease (by its POD_NAME or PID in holderIdentity)."""
+    for lease in c.api.list("Lease"):
+        holder = str((lease.get("spec") or {}).get("holderIdentity") or "")
+        for i, p in enumerate(c.controllers):
+            if p.alive and (f"controller-{i}" in holder or str(p.pid) in holder.split("_")):
+                return i
+    return None
+
+
+def controller_failover(c: Cluster, services: int = 20) -> Result:
+    r = Result("controller_failover")
+    svcs = cluster_services(services, names(c, 0, 1))
+    addrs, plan, _ = converge(c, svcs)
+    leader = wait_for(lambda: leader_index(c) is not None and leader_index(c) + 1, 60, "a controller leader") - 1
+    with Sampler(c.tors, 0.05) as sampler:
+        sampler.wait_samples(2)
+        t0 = time.monotonic()
+        c.controllers[leader].kill()
+        new = wait_for(lambda: (i := leader_index(c)) is not None and i != leader and i + 1, 60,
+                       "the other controller taking the Lease") - 1
+        r.figures["takeover_s"] = time.monotonic() - t0
+        # the new leader assigns: one more Service gets an address, the others keep theirs
+        extra = Svc(f"svc{services}", services, "Cluster", names(c, 0, 1))
+        addrs2, plan2, _ = converge(c, [*svcs, extra], what="a Service created after the takeover")
+        sampler.wait_samples(2)
+    r.losses = sampler.losses(plan)
+    r.samples = len(sampler.samples)
+    r.notes.append(f"leader controller-{leader} killed, controller-{new} took over")
+    r.figures["addresses_changed"] = float(sum(1 for s in svcs if addrs2[s.name] != addrs[s.name]))
+    return r
+
+
+# ---------------------------------------------------------------- 6: API server outage
+
+def api_outage(c: Cluster, seconds: float, empty: bool, services: int = 30) -> Result:
+    """Emulator stopped for ``seconds``; started with its saved objects, or empty and re-populated."""
+    r = Result(f"api_outage_{'empty' if empty else 'same'}")
+    svcs = [*cluster_services(services - 5, names(c, 0, 1)), *local_services(5, names(c, 0, 1, 2))]
+    addrs, plan, _ = converge(c, svcs)
+    before = c.session_counters()
+    with Sampler(c.tors, 0.05) as sampler:
+        sampler.wait_samples(2)
+        c.stop_api()
+        r.figures["tables_held_during_outage"] = float(holds_for(lambda: c.tables() == plan, seconds, 0.5))
+        t0 = time.monotonic()
+        if empty:
+            c.start_api(empty=True, rv_start=10_000_000)
+            repopulate(c, svcs, addrs)
+        else:
+            c.start_api()
+        c.wait_tables(plan, 60, "the plan after the API server is back")
+        # the speakers re-listed: still nothing changes
+        r.figures["tables_held_after_restart"] = float(holds_for(lambda: c.tables() == plan, 5, 0.25))
+        r.figures["back_to_plan_s"] = time.monotonic() - t0
+    r.losses = sampler.losses(plan)
+    r.samples = len(sampler.samples)
+    after = c.session_counters()
+    r.figures["session_resets"] = float(sum(after[t][a][1] - before[t].get(a, (0, 0))[1] for t in after for a in after[t]))
+    return r
+
+
+def repopulate(c: Cluster, svcs: Iterable[Svc], addrs: dict[str, str]) -> None:
+    """Create everything again in an empty API server (new uids and resourceVersions), same addresses."""
+    from tests.cluster import objects
+    for obj in [*c.base_objects(), *(objects.node_object(nd.name) for nd in c.nodes)]:
+        c.api.apply(obj)
+    for s in svcs:
+        svc = s.service(addrs[s.name])  # requests its address: the controller gives it the same one
+        c.api.create(svc)
+        c.api.set_status(svc)
+        c.api.create(s.slice())
+
+
+# ---------------------------------------------------------------- 7: churn
+
+def churn(c: Cluster, seconds: float, rate: float = 50.0, seed: int = 7, base: int = 100) -> Result:
+    """``rate`` Service changes per second (create, delete, endpoint move) for ``seconds``."""
+    r = Result("churn")
+    rng = random.Random(seed)
+    all_nodes = [nd.name for nd in c.nodes]
+    svcs: dict[str, Svc] = {}
+    for i in range(base):
+        s = (Svc(f"ch{i}", i, "Local", tuple(rng.sample(all_nodes, 2))) if i % 4 == 0
+             else Svc(f"ch{i}", i, "Cluster", tuple(rng.sample(all_nodes, 2))))
+        svcs[s.name] = s
+    converge(c, list(svcs.values()))
+    before = c.session_counters()
+    cpu0 = {nd.name: cpu_seconds(nd.proc.pid) for nd in c.nodes}
+    t0 = time.monotonic()
+    next_index, changes, pending = base, 0, []
+    api = c.api
+    while (now := time.monotonic()) - t0 < seconds:
+        due = int((now - t0) * rate)
+        while changes < due:
+            kind = rng.random()
+            if kind < 0.3 or len(svcs) < base // 2:
+                s = Svc(f"ch{next_index}", next_index, rng.choice(("Cluster", "Local")), tuple(rng.sample(all_nodes, 2)))
+                next_index += 1
+                svcs[s.name] = s
+                pending += [api.submit("POST", api.path("Service", "default"), _body(s.service(None))),
+                            api.submit("POST", api.path("EndpointSlice", "default"), _body(s.slice()))]
+            elif kind < 0.5:
+                name = rng.choice(list(svcs))
+                del svcs[name]
+                pending += [api.submit("DELETE", api.path("Service", "default", name)),
+                            api.submit("DELETE", api.path("EndpointSlice", "default", f"{name}-ep"))]
+            else:
+                name = rng.choice(list(svcs))
+                s = svcs[name].moved(rng.sample(all_nodes, 2))
+                svcs[name] = s
+                pending.append(api.submit("PATCH", api.path("EndpointSlice", "default", f"{name}-ep"),
+                                          {"endpoints": s.slice()["endpoints"]}, "application/merge-patch+json"))
+            changes += 1
+        time.sleep(0.005)  # pacing the load generator, not synchronisation
+    failed = [f.exception() for f in pending if f.exception() is not None]
+    wall = time.monotonic() - t0
+    cpu1 = {nd.name: cpu_seconds(nd.proc.pid) for nd in c.nodes}
+    c.published = dict(svcs)
+    addrs = c.addresses(svcs.values())
+    plan = c.plan(list(svcs.values()), addrs)
+    t_end = time.monotonic()
+    c.wait_tables(plan, 120, "both ToRs equal to the plan after the churn")
+    after = c.session_counters()
+    cpu = {n: 100 * (cpu1[n] - cpu0[n]) / wall for n in cpu0}
+    r.figures.update(changes=changes, changes_per_s=changes / wall, settle_s=time.monotonic() - t_end,
+                     cpu_pct_mean=statistics.mean(cpu.values()), cpu_pct_max=max(cpu.values()),
+                     api_errors=len(failed),
+                     session_resets=float(sum(after[t][a][1] - before[t].get(a, (0, 0))[1]
+                                              for t in after for a in after[t])))
+    r.notes += [str(e) for e in failed[:3]]
+    return r
+
+
+def _body(obj: dict) -> dict:
+    body = {**obj, "metadata": {k: v for k, v in obj["metadata"].items()
+                                if k not in ("resourceVersion", "uid", "creationTimestamp", "generation")}}
+    body.pop("status", None)
+    return body
+
+
+__all__ = ["Result", "services_at_once", "local_moves", "node_failure", "graceful_restart",
+           "controller_failover", "api_outage", "churn", "percentile"]
