@@ -44,6 +44,11 @@ test-unit: venv
 test-interop: deps venv
 	$(PYTEST) -q -m interop tests/interop
 
+# The cluster in a box (N=5 nodes, two FRR ToRs, API emulator): tests/cluster, also part of `make test`.
+.PHONY: cluster-test
+cluster-test: deps venv
+	$(PYTEST) -q tests/cluster
+
 # Two speakerd instances on loopback, no root: see README.
 demo: venv
 	VENV=$(VENV) bash scripts/demo.sh
