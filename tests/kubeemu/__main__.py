@@ -1,0 +1,51 @@
+"""``python -m tests.kubeemu --listen HOST:PORT [--state FILE]``: serve the emulator until SIGTERM/SIGINT.
+
+With ``--state`` the objects (and the resourceVersion counter) are read at start and written at stop,
+so an emulator stopped and started again serves the same objects; without it, it starts empty.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from .server import Emulator
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    host, port = parse_listen(args.listen)
+    emu = Emulator(host, port, history=args.history, bookmark_interval=args.bookmark_interval,
+                   state_file=args.state, rv_start=args.rv_start)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await emu.start()
+    print(f"kubeemu listening on {emu.url}", flush=True)
+    await stop.wait()
+    await emu.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tests.kubeemu", description=__doc__)
+    p.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT (port 0: any free port)")
+    p.add_argument("--state", help="state file: read at start, written at stop")
+    p.add_argument("--history", type=int, default=10_000, help="events kept for watch resumption")
+    p.add_argument("--bookmark-interval", type=float, default=5.0, help="seconds between BOOKMARKs (0: none)")
+    p.add_argument("--rv-start", type=int, default=0, help="first resourceVersion counter value when empty")
+    p.add_argument("-v", "--verbose", action="store_true")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr)
+    asyncio.run(serve(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
