@@ -32,8 +32,8 @@ def declared(modules: tuple[str, ...] = MODULES) -> list[Access]:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
+            if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
+                continue  # the module (or its package) is not there
             raise
         out.extend(getattr(module, "ACCESS", ()))
     return out
