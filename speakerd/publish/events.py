@@ -76,6 +76,27 @@ def invalid(obj: ObjectRef, message: str) -> EventSpec:
     return EventSpec(obj, "Warning", REASON_INVALID, message)
 
 
+_API_VERSIONS = {"Service": "v1", "Node": "v1", "Secret": "v1", "EndpointSlice": "discovery.k8s.io/v1",
+                 "BGPPeer": "metallb.io/v1beta2"}
+
+
+def invalid_from_issue(issue, namespace: str) -> EventSpec | None:
+    """The Warning Event for a validation issue (``config.model.ConfigIssue``) about one object.
+
+    ``issue.obj`` is "Kind/name" ("Service/namespace/name" for Services);
+    `namespace` is where the other objects live (the speaker's namespace).
+    Issues about no object (a file, a syntax error) give no Event."""
+    kind, _, name = (issue.obj or "").partition("/")
+    if not kind or not name:
+        return None
+    if "/" in name:
+        namespace, _, name = name.partition("/")
+    api_version = _API_VERSIONS.get(kind, "metallb.io/v1beta1")
+    ns = "" if kind == "Node" else namespace
+    text = f"{issue.field}: {issue.message}" if issue.field else issue.message
+    return invalid(ObjectRef(kind, ns, name, api_version), text)
+
+
 def transitions(before: dict[str, bool], after: dict[str, bool]) -> tuple[list[str], list[str]]:
     """Service keys that start (False/absent -> True) and stop (True -> False/absent) being announced."""
     started = [k for k, on in after.items() if on and not before.get(k, False)]
@@ -109,4 +130,4 @@ def event_body(spec: EventSpec, node: str, ts: float, name: str | None = None, c
 
 
 __all__ = ["ObjectRef", "EventSpec", "announced", "withdrawn", "invalid", "transitions", "event_body", "event_name",
-           "service_ref", "REASON_ASSIGNED", "REASON_WITHDRAWN", "REASON_INVALID"]
+           "service_ref", "invalid_from_issue", "REASON_ASSIGNED", "REASON_WITHDRAWN", "REASON_INVALID"]

@@ -187,6 +187,19 @@ def test_event_bodies():
     assert ev.event_name(spec, 1.0) != ev.event_name(spec, 2.0)
 
 
+def test_invalid_object_events_from_issues():
+    from speakerd.config.model import ConfigIssue
+    e = ev.invalid_from_issue(ConfigIssue("api", "BGPPeer/p1", "spec.holdTime", "must be 0 or at least 3s"),
+                              "metallb-system")
+    assert e.obj == ev.ObjectRef("BGPPeer", "metallb-system", "p1", "metallb.io/v1beta2")
+    assert e.type == "Warning" and e.message == "spec.holdTime: must be 0 or at least 3s"
+    s = ev.invalid_from_issue(ConfigIssue("api", "Service/shop/cart", "", "bad IP"), "metallb-system")
+    assert (s.obj.kind, s.obj.namespace, s.obj.name, s.obj.api_version) == ("Service", "shop", "cart", "v1")
+    assert ev.invalid_from_issue(ConfigIssue("f.yaml", "", "", "YAML syntax error"), "x") is None
+    pool = ev.invalid_from_issue(ConfigIssue("api", "IPAddressPool/pool1", "spec.addresses[0]", "bad"), "m")
+    assert pool.obj.api_version == "metallb.io/v1beta1" and pool.obj.namespace == "m"
+
+
 def test_transitions():
     started, stopped = ev.transitions({"a": True, "b": False, "c": True}, {"a": True, "b": True, "d": True})
     assert sorted(started) == ["b", "d"] and stopped == ["c"]
