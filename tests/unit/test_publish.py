@@ -446,3 +446,71 @@ async def test_declared_access_is_exactly_what_the_calls_use(api):
     used = {(g, r, v, "cluster") if r == "events" else (g, r, v, sc) for g, r, v, sc in used}
     declared = {(a.group, a.resource, v, a.scope) for a in ACCESS for v in a.verbs}
     assert used == declared
+
+
+# --- from the running speaker ----------------------------------------------------------------
+
+def test_peers_by_service_from_a_real_plan():
+    from speakerd.config import load_config
+    from speakerd.policy import plan
+    from speakerd.publish.speaker_state import peers_by_service
+    p = plan(load_config(["config/examples/pools-per-peer"]), "worker-1")
+    assert peers_by_service(p.routes) == {"default/app1": {"peer1"}, "default/app2": {"peer2"}}
+    shared = {"a": p.routes["peer1"], "b": p.routes["peer1"]}  # one table for two peers
+    assert peers_by_service(shared) == {"default/app1": {"a", "b"}}
+
+
+def test_sessions_of_a_speaker():
+    from types import SimpleNamespace as NS_
+
+    from speakerd.fsm.actions import State
+    from speakerd.publish.speaker_state import sessions_of
+
+    class Bfd:
+        def state(self, addr):
+            return 3 if addr == "10.0.0.1" else None
+
+    def rt(name, addr, state, bfd, vrf=None):
+        return NS_(config=NS_(name=name, peer_address=addr, vrf=vrf), peer=NS_(state=state), bfd_active=bfd)
+
+    speaker = NS_(bfd=Bfd(), peers={"a": rt("a", "10.0.0.1", State.ESTABLISHED, True),
+                                    "b": rt("b", "10.0.0.2", State.ACTIVE, True, "red"),
+                                    "c": rt("c", "10.0.0.3", State.IDLE, False)})
+    assert sessions_of(speaker) == [SessionInfo("a", "10.0.0.1", "Established", "", "up"),
+                                    SessionInfo("b", "10.0.0.2", "Active", "red", "down"),
+                                    SessionInfo("c", "10.0.0.3", "Idle", "", None)]
+
+
+async def test_follow_keeps_the_publisher_in_step(api):
+    from types import SimpleNamespace as NS_
+
+    from speakerd.fsm.actions import State
+    from speakerd.policy.types import Plan, PlannedRoute, Reason, RouteAttrs
+    from speakerd.publish.speaker_state import follow
+
+    def route(svc):
+        return {(1, 1): PlannedRoute(1, 1, "192.0.2.1/32", RouteAttrs(), (Reason(svc, "192.0.2.1", "p", "a"),))}
+
+    peer = NS_(config=NS_(name="p1", peer_address="10.0.0.1", vrf=None), peer=NS_(state=State.ACTIVE),
+               bfd_active=False)
+    speaker = NS_(bfd=None, peers={"p1": peer}, plan=Plan(routes={"p1": route("default/web")}))
+    pub = StatusPublisher(api, NS, NODE, qps=1000, burst=1000)
+    changed = asyncio.Event()
+    writer, follower = asyncio.create_task(pub.run()), asyncio.create_task(follow(speaker, pub, changed))
+    while api.of("servicebgpstatuses") == [] or api.of("bgpsessionstates") == []:
+        api.changed.clear()
+        await api.changed.wait()
+    assert api.of("servicebgpstatuses")[0]["status"]["serviceName"] == "web"
+    # the session comes up and the plan moves to another Service
+    peer.peer.state = State.ESTABLISHED
+    speaker.plan = Plan(routes={"p1": route("default/api")})
+    changed.set()
+    while [o["status"].get("serviceName") for o in api.of("servicebgpstatuses")] != ["api"] or \
+            api.of("bgpsessionstates")[0]["status"].get("bgpStatus") != "Established":
+        api.changed.clear()
+        await api.changed.wait()
+    await pub.flushed()
+    assert sorted(e["reason"] for e in api.of("events")) == ["nodeAssigned", "nodeAssigned", "serviceWithdrawn"]
+    for t in (writer, follower):
+        t.cancel()
+    await asyncio.gather(writer, follower, return_exceptions=True)
