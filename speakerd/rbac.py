@@ -15,7 +15,7 @@ import importlib
 from dataclasses import dataclass
 
 # modules that call the API server (a module not importable yet is skipped)
-MODULES = ("speakerd.publish.writer", "speakerd.sources.kube")
+MODULES = ("speakerd.publish.writer", "speakerd.kubewatch")
 
 
 @dataclass(frozen=True, slots=True)
