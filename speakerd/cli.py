@@ -11,7 +11,7 @@ import sys
 
 from . import __version__
 
-COMMANDS = ("run", "check", "plan", "decode", "crds")
+COMMANDS = ("run", "check", "plan", "decode", "crds", "controller")
 
 
 def build_parser() -> argparse.ArgumentParser:

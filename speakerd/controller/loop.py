@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections import Counter
 from collections.abc import Callable
 
 from .allocator import Allocator, Decision, Event
@@ -24,6 +25,10 @@ from .objects import ALLOCATED_FROM, namespace_labels, pools_from_objects, servi
 log = logging.getLogger("speakerd.controller")
 
 COMPONENT = "speakerd-controller"
+
+
+class NotLeader(Exception):
+    """The Lease was lost between deciding and writing: the write is not made."""
 
 
 def _ingress(obj: dict) -> list[str]:
@@ -58,7 +63,8 @@ class Controller:
         self._failed: set[str] = set()
         self._pool_status: dict[str, dict] = {}
         self._pools_dirty = asyncio.Event()
-        self.writes = 0  # API writes made (status, annotation, event, pool status)
+        self._idle = asyncio.Event()  # set when nothing is queued or being written
+        self.written: Counter[str] = Counter()  # API writes made: annotation, status, event, pool-status
         self.on_written: Callable[[str, tuple[str, ...]], None] | None = None  # hook: key, ingress written
         self._tasks: list[asyncio.Task] = []
 
@@ -93,6 +99,7 @@ class Controller:
         self._pools_dirty.set()
 
     def _enqueue(self, key: str) -> None:
+        self._idle.clear()
         if key in self._inflight:
             self._again.add(key)
         elif key not in self._queued:
@@ -125,6 +132,10 @@ class Controller:
             for t in self._tasks:
                 t.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    @property
+    def writes(self) -> int:
+        return sum(self.written.values())
 
     def _stop_leading(self) -> None:
         self.allocator = None
@@ -165,6 +176,8 @@ class Controller:
             self._inflight.add(key)
             try:
                 await self._converge(key)
+            except NotLeader:
+                return
             except ApiError as exc:
                 if exc.status != 404:
                     log.warning("service %s: %s", key, exc)
@@ -177,6 +190,8 @@ class Controller:
                 if key in self._again:
                     self._again.discard(key)
                     self._enqueue(key)
+                if not self._queued and not self._inflight:
+                    self._idle.set()
 
     async def _converge(self, key: str) -> None:
         obj = self.services.cache.get(key)
@@ -203,20 +218,20 @@ class Controller:
             self._check_leader()
             updated = await self.api.request("PATCH", base, {"metadata": {
                 "resourceVersion": md["resourceVersion"], "annotations": {ALLOCATED_FROM: d.pool}}}, MERGE)
-            self.writes += 1
+            self.written["annotation"] += 1
             md = updated.get("metadata") or md
         if _ingress(obj) != list(d.ips):
             self._check_leader()
             status = {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"} for ip in d.ips]} if d.ips else {}}
             await self.api.request("PATCH", base + "/status", {"metadata": {"resourceVersion": md["resourceVersion"]},
                                                                 "status": status}, MERGE)
-            self.writes += 1
+            self.written["status"] += 1
             if self.on_written is not None:
                 self.on_written(obj_key(obj), d.ips)
 
     def _check_leader(self) -> None:
         if not self.elector.is_leader:
-            raise asyncio.CancelledError()
+            raise NotLeader()
 
     async def _event(self, obj: dict, ev: Event) -> None:
         self._check_leader()
@@ -233,7 +248,7 @@ class Controller:
                 "eventTime": now, "action": "Allocate", "count": 1}
         try:
             await self.api.request("POST", f"/api/v1/namespaces/{md.get('namespace')}/events", body)
-            self.writes += 1
+            self.written["event"] += 1
         except ApiError as exc:
             log.warning("event on %s: %s", obj_key(obj), exc)
 
@@ -241,8 +256,7 @@ class Controller:
         """IPAddressPool status after each burst of changes (one write per pool whose counters moved)."""
         while True:
             await self._pools_dirty.wait()
-            while not self._queue.empty() or self._inflight:  # let a burst finish first
-                await asyncio.sleep(0.05)
+            await self._idle.wait()  # after the burst, not per Service
             self._pools_dirty.clear()
             alloc = self.allocator
             if alloc is None:
@@ -253,11 +267,12 @@ class Controller:
                 if obj is None or self._pool_status.get(name) == status or obj.get("status") == status:
                     self._pool_status[name] = status
                     continue
-                self._check_leader()
+                if not self.elector.is_leader:
+                    return
                 try:
                     await self.api.request("PATCH", f"/apis/metallb.io/v1beta1/namespaces/{self.namespace}/ipaddresspools/{name}/status",
                                            {"status": status}, MERGE)
-                    self.writes += 1
+                    self.written["pool-status"] += 1
                     self._pool_status[name] = status
                 except ApiError as exc:
                     log.warning("IPAddressPool %s status: %s", name, exc)

@@ -1,0 +1,139 @@
+"""Assignment latency of `speakerd controller`: Service created -> status.loadBalancer.ingress written.
+
+The API emulator (tests/kubeemu) and `speakerd controller` run as separate processes on
+loopback; this process creates N Services as `kubectl apply` would (bench/kubegen.py: the
+last-applied annotation, labels, ports with nodePorts, clusterIPs, managedFields...) with
+64 creates in flight, and watches Services.  Latency per Service = first watch event
+carrying an ingress address - the moment its create was answered.  Also: API requests the
+controller made per assignment (emulator request counters, minus this client's own), and
+the create round trip alone as the baseline of the same run.
+
+    python bench/controller.py 1000 [10000]
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from bench.kubegen import service  # noqa: E402
+from speakerd.controller.kubeapi import Api, Credentials, Reflector  # noqa: E402
+
+
+def free_port() -> int:
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def pct(values: list[float], p: float) -> float:
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
+
+
+async def run(n: int) -> dict:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    emu = subprocess.Popen([sys.executable, "-m", "tests.kubeemu", "--listen", f"127.0.0.1:{port}",
+                            "--history", str(max(10_000, 4 * n))], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert b"listening" in emu.stdout.readline()
+    kubeconfig = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+    kubeconfig.write(f"apiVersion: v1\nkind: Config\ncurrent-context: e\nclusters: [{{name: e, cluster: {{server: '{url}'}}}}]\n"
+                     "contexts: [{name: e, context: {cluster: e, user: u}}]\nusers: [{name: u, user: {}}]\n")
+    kubeconfig.close()
+    api = Api(Credentials(url))
+    ctl = None
+    try:
+        await api.request("POST", "/api/v1/namespaces", {"metadata": {"name": "metallb-system"}})
+        for ns in ("default", "payments", "checkout", "search", "media", "edge", "data", "auth", "ops", "web"):
+            await api.request("POST", "/api/v1/namespaces", {"metadata": {"name": ns}})
+        await api.request("POST", "/apis/metallb.io/v1beta1/namespaces/metallb-system/ipaddresspools",
+                          {"metadata": {"name": "bench"}, "spec": {"addresses": ["198.18.0.0/15"]}})
+        ctl = subprocess.Popen([sys.executable, "-m", "speakerd.cli", "controller", "--kubeconfig", kubeconfig.name,
+                                "--namespace", "metallb-system", "--identity", "bench", "--log-level", "warning"])
+        leases = "/apis/coordination.k8s.io/v1/namespaces/metallb-system/leases/speakerd-controller"
+        while True:  # the controller holds the Lease (poll of the setup, not of the measurement)
+            try:
+                if (await api.request("GET", leases))["spec"]["holderIdentity"] == "bench":
+                    break
+            except Exception:
+                pass
+            await asyncio.sleep(0.1)
+        created: dict[str, float] = {}
+        assigned: dict[str, float] = {}
+        done = asyncio.Event()
+
+        def on_event(etype, obj):
+            md = obj["metadata"]
+            key = f"{md['namespace']}/{md['name']}"
+            if key not in assigned and ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress"):
+                assigned[key] = time.perf_counter()
+                if len(assigned) == n:
+                    done.set()
+
+        watch = Reflector(api, "/api/v1/services", on_event, "bench")
+        wt = asyncio.create_task(watch.run())
+        await watch.synced.wait()
+        before = await api.request("GET", "/_emulator/stats")
+        rng = random.Random(1)
+        objs = [service(i, rng) for i in range(n)]
+        for o in objs:
+            o["metadata"] = {k: v for k, v in o["metadata"].items() if k not in ("uid", "resourceVersion", "creationTimestamp",
+                                                                                  "managedFields")}
+            o.pop("status")
+        rtt: list[float] = []
+        sem = asyncio.Semaphore(64)
+        t0 = time.perf_counter()
+
+        async def create(o):
+            async with sem:
+                md = o["metadata"]
+                s = time.perf_counter()
+                await api.request("POST", f"/api/v1/namespaces/{md['namespace']}/services", o)
+                e = time.perf_counter()
+                created[f"{md['namespace']}/{md['name']}"] = e
+                rtt.append(e - s)
+
+        await asyncio.gather(*(create(o) for o in objs))
+        await asyncio.wait_for(done.wait(), 600)
+        total = time.perf_counter() - t0
+        after = await api.request("GET", "/_emulator/stats")
+        wt.cancel()
+        lat = [assigned[k] - created[k] for k in created]
+        d = {k: after["requests"].get(k, 0) - before["requests"].get(k, 0) for k in set(after["requests"]) | set(before["requests"])}
+        ctl_requests = sum(d.values()) - n - 1  # minus this client's creates and its stats call
+        ctl_writes = d.get("patch", 0) + d.get("create", 0) - n
+        return {"n": n, "total_s": total, "p50_ms": 1e3 * statistics.median(lat), "p99_ms": 1e3 * pct(lat, 99),
+                "max_ms": 1e3 * max(lat), "create_rtt_p99_ms": 1e3 * pct(rtt, 99),
+                "controller_requests_per_assignment": ctl_requests / n, "writes_per_assignment": ctl_writes / n,
+                "requests": d}
+    finally:
+        await api.close()
+        for p in (ctl, emu):
+            if p is not None:
+                p.terminate()
+                p.wait(10)
+        os.unlink(kubeconfig.name)
+
+
+def main() -> None:
+    for n in [int(a) for a in sys.argv[1:]] or [1000]:
+        r = asyncio.run(run(n))
+        print(f"{r['n']} Services: all assigned in {r['total_s']:.2f} s; latency created->status p50 {r['p50_ms']:.0f} ms "
+              f"p99 {r['p99_ms']:.0f} ms max {r['max_ms']:.0f} ms (create round trip p99 {r['create_rtt_p99_ms']:.1f} ms); "
+              f"controller API requests per assignment {r['controller_requests_per_assignment']:.2f} "
+              f"(writes {r['writes_per_assignment']:.2f}); emulator requests {r['requests']}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
