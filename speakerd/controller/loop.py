@@ -17,6 +17,7 @@ import secrets
 from collections import Counter
 from collections.abc import Callable
 
+from ..rbac import Access
 from .allocator import Allocator, Decision, Event
 from .kubeapi import MERGE, Api, ApiError, Reflector, obj_key
 from .lease import LeaderElector, micro_time
@@ -25,6 +26,17 @@ from .objects import ALLOCATED_FROM, namespace_labels, pools_from_objects, servi
 log = logging.getLogger("speakerd.controller")
 
 COMPONENT = "speakerd-controller"
+
+# the API access the controller's calls use (see speakerd.rbac; deploy/controller.yaml grants exactly this)
+ACCESS = (
+    Access("", "services", ("list", "watch", "patch"), "cluster"),  # reflect; the allocated-from-pool annotation
+    Access("", "services/status", ("patch",), "cluster"),  # status.loadBalancer.ingress
+    Access("", "events", ("create",), "cluster"),  # on the Services, in their namespaces
+    Access("", "namespaces", ("list", "watch"), "cluster"),  # serviceAllocation.namespaceSelectors
+    Access("metallb.io", "ipaddresspools", ("list", "watch")),
+    Access("metallb.io", "ipaddresspools/status", ("patch",)),
+    Access("coordination.k8s.io", "leases", ("get", "create", "update")),  # leader election
+)
 
 
 class NotLeader(Exception):
