@@ -1,5 +1,9 @@
 """Assignment latency of `speakerd controller`: Service created -> status.loadBalancer.ingress written.
 
+Two figures per N: the burst (N Services created at once, 64 creates in flight: what a
+`kubectl apply` of many manifests or a restore does), and then steady state (100 more Services,
+one at a time, each waiting for its address, in the cluster that now holds N).
+
 The API emulator (tests/kubeemu) and `speakerd controller` run as separate processes on
 loopback; this process creates N Services as `kubectl apply` would (bench/kubegen.py: the
 last-applied annotation, labels, ports with nodePorts, clusterIPs, managedFields...) with
@@ -34,6 +38,12 @@ def free_port() -> int:
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], p: float) -> float:
@@ -72,6 +82,7 @@ async def run(n: int) -> dict:
         created: dict[str, float] = {}
         assigned: dict[str, float] = {}
         done = asyncio.Event()
+        waiters: dict[str, asyncio.Future] = {}
 
         def on_event(etype, obj):
             md = obj["metadata"]
@@ -80,6 +91,9 @@ async def run(n: int) -> dict:
                 assigned[key] = time.perf_counter()
                 if len(assigned) == n:
                     done.set()
+                w = waiters.pop(key, None)
+                if w is not None:
+                    w.set_result(None)
 
         watch = Reflector(api, "/api/v1/services", on_event, "bench")
         wt = asyncio.create_task(watch.run())
@@ -108,13 +122,29 @@ async def run(n: int) -> dict:
         await asyncio.wait_for(done.wait(), 600)
         total = time.perf_counter() - t0
         after = await api.request("GET", "/_emulator/stats")
-        wt.cancel()
+        cpu_ctl, cpu_emu = cpu_seconds(ctl.pid), cpu_seconds(emu.pid)
         lat = [assigned[k] - created[k] for k in created]
+        steady: list[float] = []
+        for i in range(100):  # one at a time in the full cluster
+            o = service(n + i, rng)
+            o["metadata"] = {k: v for k, v in o["metadata"].items() if k not in ("uid", "resourceVersion", "creationTimestamp",
+                                                                                  "managedFields")}
+            o.pop("status")
+            md = o["metadata"]
+            key = f"{md['namespace']}/{md['name']}"
+            waiters[key] = asyncio.get_running_loop().create_future()
+            await api.request("POST", f"/api/v1/namespaces/{md['namespace']}/services", o)
+            t = time.perf_counter()
+            await asyncio.wait_for(waiters[key], 60)
+            steady.append(assigned[key] - t)
+        wt.cancel()
         d = {k: after["requests"].get(k, 0) - before["requests"].get(k, 0) for k in set(after["requests"]) | set(before["requests"])}
         ctl_requests = sum(d.values()) - n - 1  # minus this client's creates and its stats call
         ctl_writes = d.get("patch", 0) + d.get("create", 0) - n
         return {"n": n, "total_s": total, "p50_ms": 1e3 * statistics.median(lat), "p99_ms": 1e3 * pct(lat, 99),
                 "max_ms": 1e3 * max(lat), "create_rtt_p99_ms": 1e3 * pct(rtt, 99),
+                "steady_p50_ms": 1e3 * statistics.median(steady), "steady_p99_ms": 1e3 * pct(steady, 99),
+                "cpu_controller_s": cpu_ctl, "cpu_emulator_s": cpu_emu,
                 "controller_requests_per_assignment": ctl_requests / n, "writes_per_assignment": ctl_writes / n,
                 "requests": d}
     finally:
@@ -132,7 +162,9 @@ def main() -> None:
         print(f"{r['n']} Services: all assigned in {r['total_s']:.2f} s; latency created->status p50 {r['p50_ms']:.0f} ms "
               f"p99 {r['p99_ms']:.0f} ms max {r['max_ms']:.0f} ms (create round trip p99 {r['create_rtt_p99_ms']:.1f} ms); "
               f"controller API requests per assignment {r['controller_requests_per_assignment']:.2f} "
-              f"(writes {r['writes_per_assignment']:.2f}); emulator requests {r['requests']}", flush=True)
+              f"(writes {r['writes_per_assignment']:.2f}); CPU during the burst: controller {r['cpu_controller_s']:.1f} s, "
+              f"emulator {r['cpu_emulator_s']:.1f} s; then one at a time in the full cluster: p50 {r['steady_p50_ms']:.1f} ms "
+              f"p99 {r['steady_p99_ms']:.1f} ms; emulator requests {r['requests']}", flush=True)
 
 
 if __name__ == "__main__":

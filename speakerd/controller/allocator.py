@@ -295,6 +295,14 @@ class Allocator:
             else:
                 lb = [lb[0], extra]
                 events.append(Event("Normal", "IPAllocated", f'Assigned additional IP "{self._texts((extra,))[0]}"'))
+        if not lb and had is not None and self._allocs.get(key) is had and self._reusable(svc, had, family, policy):
+            # what this allocator gave it is not in the object yet (a status write on its way, or a
+            # status cleared by hand): the same addresses again, never a second allocation
+            try:
+                self._assign(svc, had.ips)
+                lb = list(had.ips)
+            except AllocationError:
+                self._unassign(key)
         if not lb:
             if svc.deleting:  # going away: keeps what it has until it is gone, is given nothing new
                 return Decision(key, (), None, tuple(events), ok=True, freed=self._changed(key, had))
@@ -307,6 +315,20 @@ class Allocator:
             events.append(Event("Normal", "IPAllocated", f"Assigned IP {quote_ips(self._texts(got))}"))
         alloc = self._allocs[key]
         return Decision(key, self._texts(alloc.ips), alloc.pool, tuple(events), freed=self._changed(key, had))
+
+    @staticmethod
+    def _reusable(svc: Service, alloc: _Alloc, family: str, policy: str) -> bool:
+        """An allocation still matches what the Service asks for (requested IPs, pool, family)."""
+        if svc.request_error or (svc.pool and svc.pool != alloc.pool):
+            return False
+        if svc.requested_ips:
+            try:
+                if sorted(parse_ip(ip) for ip in svc.requested_ips) != sorted(alloc.ips):
+                    return False
+            except ValueError:
+                return False
+        fam = _family_of([a for a, _ in alloc.ips])
+        return fam == family or (family == DUAL and policy == "PreferDualStack" and fam is not None)
 
     def allocate_new(self, svc: Service) -> tuple[tuple[str, ...], str | None, str]:
         """File mode: addresses for a Service that carries none -> (ips, pool, error message)."""

@@ -67,6 +67,8 @@ class Controller:
                                "ipaddresspools")
         self.namespaces = Reflector(api, "/api/v1/namespaces", self._on_config, "namespaces")
         self.allocator: Allocator | None = None
+        self._config_seen: tuple = ()
+        self._stale: dict[str, set[str]] = {}  # per Service: resourceVersions older than our last write
         self.workers = workers
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
@@ -87,19 +89,29 @@ class Controller:
             return
         key = obj_key(obj)
         if etype == "DELETED":
+            self._stale.pop(key, None)
             if self.allocator.delete(key):
                 self._retry_failed()
             self._failed.discard(key)
             return
+        if (obj.get("metadata") or {}).get("resourceVersion") in self._stale.get(key, ()):
+            return  # a version before our own write: the one with it is on its way
+        self._stale.pop(key, None)
         self._enqueue(key)
 
     def _on_config(self, etype: str, obj: dict) -> None:
-        if self.elector.is_leader and self.allocator is not None:
+        if self.elector.is_leader and self.allocator is not None and self._config_key() != self._config_seen:
             self._apply_config()
             for key in sorted(self.services.cache, key=lambda k: _rebuild_order(self.services.cache[k])):
                 self._enqueue(key)
 
+    def _config_key(self) -> tuple:
+        """What allocating depends on: pool specs and Namespace labels (not the pool status we write)."""
+        return (tuple(sorted((k, repr(o.get("spec"))) for k, o in self.pools.cache.items())),
+                tuple(sorted((k, repr((o.get("metadata") or {}).get("labels"))) for k, o in self.namespaces.cache.items())))
+
     def _apply_config(self) -> None:
+        self._config_seen = self._config_key()
         pools, problems = pools_from_objects(list(self.pools.cache.values()))
         for p in problems:
             log.error("%s", p)
@@ -157,6 +169,7 @@ class Controller:
         self._again.clear()
         self._failed.clear()
         self._pool_status.clear()
+        self._stale.clear()
 
     async def stop(self) -> None:
         await self.elector.release()
@@ -208,7 +221,7 @@ class Controller:
     async def _converge(self, key: str) -> None:
         obj = self.services.cache.get(key)
         alloc = self.allocator
-        if obj is None or alloc is None:
+        if obj is None or alloc is None or obj["metadata"].get("resourceVersion") in self._stale.get(key, ()):
             return
         decision = alloc.converge(service_from_object(obj))
         if decision.freed:
@@ -222,24 +235,35 @@ class Controller:
             await self._event(obj, ev)
 
     async def _write(self, obj: dict, d: Decision) -> None:
+        """Annotation, then status, each only when it differs; the versions our writes supersede are
+        remembered so that their watch events (and a cache still holding them) do not trigger a
+        second decision on stale data."""
         md = obj["metadata"]
         ns, name = md.get("namespace"), md["name"]
+        key = obj_key(obj)
         base = f"/api/v1/namespaces/{ns}/services/{name}"
         ann = md.get("annotations") or {}
-        if ann.get(ALLOCATED_FROM) != d.pool and (d.pool is not None or ALLOCATED_FROM in ann):
+        write_ann = ann.get(ALLOCATED_FROM) != d.pool and (d.pool is not None or ALLOCATED_FROM in ann)
+        write_status = _ingress(obj) != list(d.ips)
+        if not (write_ann or write_status):
+            return
+        superseded = self._stale[key] = {md["resourceVersion"]}
+        rv = md["resourceVersion"]
+        if write_ann:
             self._check_leader()
             updated = await self.api.request("PATCH", base, {"metadata": {
-                "resourceVersion": md["resourceVersion"], "annotations": {ALLOCATED_FROM: d.pool}}}, MERGE)
+                "resourceVersion": rv, "annotations": {ALLOCATED_FROM: d.pool}}}, MERGE)
             self.written["annotation"] += 1
-            md = updated.get("metadata") or md
-        if _ingress(obj) != list(d.ips):
+            rv = (updated.get("metadata") or {}).get("resourceVersion", rv)
+        if write_status:
+            if write_ann:
+                superseded.add(rv)
             self._check_leader()
             status = {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"} for ip in d.ips]} if d.ips else {}}
-            await self.api.request("PATCH", base + "/status", {"metadata": {"resourceVersion": md["resourceVersion"]},
-                                                                "status": status}, MERGE)
+            await self.api.request("PATCH", base + "/status", {"metadata": {"resourceVersion": rv}, "status": status}, MERGE)
             self.written["status"] += 1
             if self.on_written is not None:
-                self.on_written(obj_key(obj), d.ips)
+                self.on_written(key, d.ips)
 
     def _check_leader(self) -> None:
         if not self.elector.is_leader:

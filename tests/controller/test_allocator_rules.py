@@ -359,3 +359,15 @@ def test_pool_status_counters():
     conv(a, svc("c", share="k", pool="p", ports=(("TCP", 443),)))  # shares b's address
     assert a.counters("p").status() == {"assignedIPv4": 2, "assignedIPv6": 1, "availableIPv4": 2, "availableIPv6": 3}
     assert a.counters("big").available_ipv6 == (1 << 63) - 1  # MetalLB's figure for a /64
+
+
+def test_a_service_seen_again_before_its_status_arrives_keeps_its_address():
+    """The object read back before the status write shows (or with the status cleared by hand) gets
+    the same addresses, not a second allocation and no second IPAllocated Event."""
+    a = allocator(pool("p", "192.0.2.0/28"))
+    first = conv(a, svc("a"))
+    again = conv(a, svc("a"))
+    assert again.ips == first.ips == ("192.0.2.0",) and again.events == ()
+    assert conv(a, svc("a", pool="p")).ips == first.ips  # the pool it names is the one it has
+    moved = conv(a, svc("a", ips="192.0.2.7"))  # a different request: honoured
+    assert moved.ips == ("192.0.2.7",)
