@@ -1,9 +1,11 @@
-"""The allocation state file: which IPs speakerd gave which Services.
+"""The allocation state file: which IPs speakerd gave which Services (a record, not an input).
 
 A small JSON document, written atomically (temporary file in the same
 directory, fsync, rename, fsync of the directory) so that a crash leaves
-either the old or the new file, never a torn one.  Read on start so a
-restart never renumbers a service::
+either the old or the new file, never a torn one.  It is read and passed to
+the planner, whose file-mode allocation ignores it: every node must compute
+the same assignment from the manifests alone (``policy.allocate``), so what
+one node saw before can never make it differ from another::
 
     {"version": 1, "allocations": {"default/web": ["192.0.2.10", "2001:db8::10"]}}
 """
