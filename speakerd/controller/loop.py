@@ -17,6 +17,8 @@ import secrets
 from collections import Counter
 from collections.abc import Callable
 
+import aiohttp
+
 from ..rbac import Access
 from .allocator import Allocator, Decision, Event
 from .kubeapi import MERGE, Api, ApiError, Reflector, obj_key
@@ -204,12 +206,18 @@ class Controller:
             except NotLeader:
                 return
             except ApiError as exc:
-                if exc.status != 404:
+                if exc.status == 409:  # changed since read: the watch brings the new version
+                    self._again.add(key)
+                elif exc.status != 404:  # (404: deleted meanwhile)
                     log.warning("service %s: %s", key, exc)
                     self._again.add(key)
-            except (OSError, asyncio.TimeoutError) as exc:
-                log.warning("service %s: %s", key, exc)
+                    await asyncio.sleep(1.0)  # the API server refuses: do not spin
+            except (OSError, asyncio.TimeoutError, aiohttp.ClientError) as exc:
+                log.warning("service %s: %s; retrying", key, exc)
                 self._again.add(key)
+                await asyncio.sleep(1.0)  # API server unreachable: retry, not spin
+            except Exception:  # a Service this code cannot handle must not stop the others
+                log.exception("service %s: cannot converge", key)
             finally:
                 self._inflight.discard(key)
                 if key in self._again:
