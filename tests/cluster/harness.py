@@ -10,8 +10,10 @@ Node ``k`` (1-based) is ``198.19.1.(10+k)`` towards tor1, ``198.19.2.(10+k)``
 towards tor2 and ``198.19.0.(10+k)`` on the management network, where the
 API emulator listens at ``198.19.0.1``.  Every node runs one speakerd peering
 eBGP with both ToRs (one BGPPeer per ToR, as on a shared rack subnet), BFD
-100 ms x 3, graceful restart on.  The client has an ECMP default route through
-both ToRs.
+100 ms x 3, graceful restart on.  The client (``198.18.255.1`` on its lo) has
+an ECMP default route through both ToRs, each ToR a route back to it, and the
+nodes an ECMP default route through both ToRs: a ping from the client to a
+Service address on the nodes' lo goes through a ToR's FIB and comes back.
 
 Speakers run in one of two modes:
 
@@ -44,6 +46,7 @@ from tests.interop.netlab import Lab, LabError, Netns, Proc, holds_for, sh, wait
 ROOT = Path(__file__).resolve().parents[2]
 API_ADDR = "198.19.0.1"
 API_PORT = 6443
+CLIENT_ADDR = "198.18.255.1"  # the client's own address (on lo), reachable through either ToR
 TORS = (("tor1", 1, 65101), ("tor2", 2, 65102))  # name, fabric index, ASN
 
 
@@ -184,6 +187,7 @@ class Cluster:
         self.api.netns = self.api_ns.name
         self._bridge(self.api_ns, "mgmt", f"{API_ADDR}/24")
         self.client = lab.ns("client")
+        self.client.exec("ip", "addr", "add", f"{CLIENT_ADDR}/32", "dev", "lo")
         tor_ns = {}
         for tname, idx, _ in TORS:
             ns = lab.router(tname)
@@ -191,6 +195,7 @@ class Cluster:
             tor_ns[tname] = ns
             link = lab.link(ns, self.client)
             self.client.exec("ip", "route", "add", f"198.19.{idx}.0/24", "via", link.v4_a)
+            ns.exec("ip", "route", "add", f"{CLIENT_ADDR}/32", "via", link.v4_b)
         self.client.exec("ip", "route", "add", "default", "nexthop", "via", lab.links[0].v4_a,
                          "nexthop", "via", lab.links[1].v4_a)
         for k in range(1, self.n + 1):
@@ -321,7 +326,8 @@ class Cluster:
         nd = self.nodes[i % len(self.nodes)]
         return nd.ns.spawn(f"controller-{i}", [
             sys.executable, "-m", "speakerd.cli", "controller", "--kubeconfig",
-            str(self.kubeconfig(f"controller-{i}")), "--log-level", self.log_level],
+            str(self.kubeconfig(f"controller-{i}")), "--identity", f"controller-{i}",
+            "--namespace", objects.METALLB_NS, "--log-level", self.log_level],
             env={"PYTHONUNBUFFERED": "1", "POD_NAME": f"controller-{i}"})
 
     # ------------------------------------------------------------ the whole cluster
@@ -407,12 +413,32 @@ class Cluster:
 
     # ------------------------------------------------------------ faults
     def cut(self, nd: Node) -> None:
-        """Drop everything between ``nd`` and both ToRs (nftables in the node's namespace)."""
-        for tor in self.tors:
-            nd.ns.cut(tor.router_id)
+        """Drop everything between ``nd`` and both ToRs: one ``nft -f`` in the node's namespace, so
+        both directions to both ToRs are cut at one instant (the same table netlab's restore removes)."""
+        addrs = ", ".join(tor.router_id for tor in self.tors)
+        ruleset = ("table inet sdcut {\n"
+                   f" chain input {{ type filter hook input priority -10 ; ip saddr {{ {addrs} }} drop ; }}\n"
+                   f" chain output {{ type filter hook output priority -10 ; ip daddr {{ {addrs} }} drop ; }}\n"
+                   "}\n")
+        sh(["ip", "netns", "exec", nd.ns.name, "nft", "-f", "-"], input=ruleset)
 
     def restore(self, nd: Node) -> None:
         nd.ns.restore()
+
+    # ------------------------------------------------------------ data plane
+    def bind_addresses(self, addresses: Iterable[str]) -> None:
+        """Put the Service addresses on every node's ``lo`` (as kube-proxy's IPVS mode puts them on its
+        kube-ipvs0 dummy device; this kernel has no dummy module), so a node the ToRs forward to answers."""
+        addresses = list(addresses)
+        for nd in self.nodes:
+            batch = "".join(f"address add {a}/32 dev lo\n" for a in addresses)
+            sh(["ip", "netns", "exec", nd.ns.name, "ip", "-force", "-batch", "-"], input=batch, check=False)
+
+    def client_reaches(self, address: str) -> bool:
+        """One ping from the client namespace to ``address`` through the ToRs' FIB is answered."""
+        out = sh(["ip", "netns", "exec", self.client.name, "ping", "-n", "-c", "1", "-W", "2", "-I", CLIENT_ADDR,
+                  address], check=False)
+        return " 0% packet loss" in out
 
     # ------------------------------------------------------------ expectations
     def expected(self, prefixes: Iterable[str], nodes_of: dict[str, Iterable[str]] | None = None,

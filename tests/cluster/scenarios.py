@@ -54,7 +54,28 @@ def converge(c: Cluster, services: list[Svc], timeout: float = 120, what: str = 
     addrs = c.publish(services)
     plan = c.plan(services, addrs)
     done = c.wait_tables(plan, timeout, what or f"{len(services)} Services on both ToRs")
+    # a session that flapped meanwhile is back before a scenario starts measuring
+    c.wait_sessions()
+    c.wait_bfd()
+    c.wait_tables(plan, timeout, what or f"{len(services)} Services on both ToRs")
     return addrs, plan, done - t0
+
+
+def probes(plan: dict[str, PathTable], k: int = 8) -> list[str]:
+    """``k`` prefixes spread over the plan: read every few ms to time a change, where a whole table
+    of 200 prefixes x 20 paths takes bgpd a few hundred ms to print."""
+    prefixes = sorted(next(iter(plan.values()), {}))
+    return prefixes[:: max(1, len(prefixes) // k)][:k]
+
+
+def restrict(plan: dict[str, PathTable], prefixes: Iterable[str]) -> dict[str, PathTable]:
+    keep = set(prefixes)
+    return {tor: {p: h for p, h in table.items() if p in keep} for tor, table in plan.items()}
+
+
+def first_match(sampler: Sampler, tor: str, after: float, want: PathTable) -> float | None:
+    """The time of ``tor``'s first sample after ``after`` equal to ``want``."""
+    return next((s.t for s in list(sampler.samples) if s.tor == tor and s.t > after and s.table == want), None)
 
 
 def unchanged_by(plan: dict[str, PathTable], victim: Node | None, c: Cluster) -> dict[str, PathTable]:
@@ -75,16 +96,32 @@ def services_at_once(c: Cluster, count: int = 200) -> Result:
     c.publish([])
     c.wait_tables({t.name: {} for t in c.tors}, 60, "empty tables before the burst")
     svcs = cluster_services(count, names(c, 0, 1))
+    before = c.session_counters()
     t_sent = time.monotonic()
     addrs = c.publish(svcs)
     t_last_create = time.monotonic()
     plan = c.plan(svcs, addrs)
-    t_done = c.wait_tables(plan, 180, f"{count} Cluster Services with {c.n} paths each")
+
+    def all_received() -> bool:  # a small answer, read every few ms; the tables are checked after
+        return all(all(tor.received().get(nd.fabric[tor.name], 0) >= count for nd in c.nodes) for tor in c.tors)
+    wait_for(all_received, 180, f"{count} prefixes from every node on both ToRs", interval=0.01)
+    t_done = time.monotonic()
+    c.wait_tables(plan, 60, f"{count} Cluster Services with {c.n} paths each")
     c.wait_fib(plan)
+    probe = [addrs[s.name] for s in svcs[:: max(1, count // 10)]]
+    c.bind_addresses(probe)
+    r.figures["client_reached"] = float(sum(c.client_reaches(a) for a in probe))
+    r.figures["client_probes"] = float(len(probe))
     r.figures.update(last_create_to_last_path_s=t_done - t_last_create, first_create_to_last_path_s=t_done - t_sent,
                      create_s=t_last_create - t_sent)
     r.figures["paths_per_prefix_min"] = min(len(h) for t in plan.values() for h in t.values())
+    r.figures["session_resets"] = float(resets(before, c.session_counters()))
     return r
+
+
+def resets(before: dict, after: dict) -> int:
+    """Sessions the ToRs dropped between two :meth:`Cluster.session_counters` readings."""
+    return sum(drop - before[t].get(a, (0, 0))[1] for t in after for a, (_, drop) in after[t].items())
 
 
 # ---------------------------------------------------------------- 2: Local policy follows endpoints
@@ -137,22 +174,21 @@ def node_failure(c: Cluster, how: str, victim_index: int = 2, services: int = 50
     others = [nd for nd in c.nodes if nd is not victim]
     after = c.plan(svcs, addrs, up=others)
     keep = unchanged_by(plan, victim, c)
-    with Sampler(c.tors, 0.02) as sampler:
+    probe = probes(plan)
+    fast = Sampler(c.tors, 0.005, prefixes=probe)
+    with Sampler(c.tors, 0.02) as sampler, fast:
         sampler.wait_samples(2)
+        fast.wait_samples(2)
         t0 = time.monotonic()
         if how == "cut":
             c.cut(victim)
+            t_nft = time.monotonic()
+            r.figures["nft_s"] = t_nft - t0
+            t0 = t_nft  # the rules are in force once nft returns: removal times count from here
         else:
             victim.proc.kill()
         if how == "cut":
-            t_done = c.wait_tables(after, 30, f"{victim.name}'s paths gone from both ToRs")
-            r.figures["removal_s"] = t_done - t0
-            # when each ToR's table first lacked the node (the samplers' view, 20 ms apart)
-            for tor in c.tors:
-                first = next((s.t for s in sampler.samples if s.tor == tor.name and s.t > t0
-                              and s.table == after[tor.name]), None)
-                if first is not None:
-                    r.figures[f"removal_s_{tor.name}"] = first - t0
+            c.wait_tables(after, 30, f"{victim.name}'s paths gone from both ToRs")
         else:
             # graceful restart: the kernel's FIN after SIGKILL puts FRR in helper mode (paths kept stale)
             wait_for(lambda: all(victim.fabric[t.name] not in t.established() for t in c.tors), 30,
@@ -161,10 +197,20 @@ def node_failure(c: Cluster, how: str, victim_index: int = 2, services: int = 50
             wait_for(lambda: all(prefixes <= stale_prefixes(t) for t in c.tors), 30,
                      "both ToRs to keep the killed node's paths as stale")
             r.notes.append("paths kept as stale (graceful restart helper)")
-        sampler.wait_samples(3)
-    r.losses = sampler.losses(keep)
-    r.samples = len(sampler.samples)
-    r.notes += sampler.errors[:3]
+        sampler.wait_samples(2)
+    if how == "cut":
+        # when each ToR first lacked the node's paths, from the probe prefixes read back to back
+        want = restrict(after, probe)
+        times = [first_match(fast, tor.name, t0, want[tor.name]) for tor in c.tors]
+        for tor, t in zip(c.tors, times):
+            if t is not None:
+                r.figures[f"removal_s_{tor.name}"] = t - t0
+        if all(t is not None for t in times):
+            r.figures["removal_s"] = max(times) - t0
+        r.figures["probe_read_ms"] = 1000 * fast.mean_interval()
+    r.losses = sampler.losses(keep) + fast.losses(restrict(keep, probe))
+    r.samples = len(sampler.samples) + len(fast.samples)
+    r.notes += sampler.errors[:3] + fast.errors[:3]
     r.figures["kept_table_equal"] = float(c.tables() == (after if how == "cut" else plan))
     return r
 
@@ -177,8 +223,11 @@ def graceful_restart(c: Cluster, victim_index: int = 1, services: int = 50, how:
     svcs = cluster_services(services, names(c, 0, 1))
     addrs, plan, _ = converge(c, svcs)
     before = c.session_counters()
-    with Sampler(c.tors, 0.05) as sampler:
+    probe = probes(plan)
+    fast = Sampler(c.tors, 0.05, prefixes=probe)  # every 50 ms
+    with Sampler(c.tors, 0.0) as sampler, fast:  # and the whole table, back to back
         sampler.wait_samples(2)
+        fast.wait_samples(2)
         t0 = time.monotonic()
         if how == "sigterm":
             rc = victim.proc.stop(timeout=10)
@@ -195,10 +244,12 @@ def graceful_restart(c: Cluster, victim_index: int = 1, services: int = 50, how:
         wait_for(lambda: not any(stale_prefixes(t) for t in c.tors), 60, "stale marks cleared (End-of-RIB)")
         t_done = c.wait_tables(plan, 30, "the plan again after the restart")
         sampler.wait_samples(2)
-    r.losses = sampler.losses(plan)
-    r.samples = len(sampler.samples)
-    r.notes += sampler.errors[:3]
-    r.figures.update(restart_to_clean_s=t_done - t0, samples=len(sampler.samples))
+    r.losses = sampler.losses(plan) + fast.losses(restrict(plan, probe))
+    r.samples = len(sampler.samples) + len(fast.samples)
+    r.notes += sampler.errors[:3] + fast.errors[:3]
+    r.figures.update(restart_to_clean_s=t_done - t0, probe_samples=len(fast.samples),
+                     probe_interval_ms=1000 * fast.mean_interval(), table_samples=len(sampler.samples),
+                     table_interval_ms=1000 * sampler.mean_interval())
     after = c.session_counters()
     r.figures["other_sessions_reset"] = float(sum(
         1 for tor in after for addr, (est, _) in after[tor].items()
@@ -209,11 +260,11 @@ def graceful_restart(c: Cluster, victim_index: int = 1, services: int = 50, how:
 # ---------------------------------------------------------------- 5: controller leader killed
 
 def leader_index(c: Cluster) -> int | None:
-    """Which controller replica holds a Lease (by its POD_NAME or PID in holderIdentity)."""
+    """Which running controller replica holds the Lease (each runs with ``--identity controller-<i>``)."""
     for lease in c.api.list("Lease"):
         holder = str((lease.get("spec") or {}).get("holderIdentity") or "")
         for i, p in enumerate(c.controllers):
-            if p.alive and (f"controller-{i}" in holder or str(p.pid) in holder.split("_")):
+            if p.alive and holder == f"controller-{i}":
                 return i
     return None
 

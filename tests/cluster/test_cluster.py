@@ -32,9 +32,18 @@ def test_cluster_policy_services_have_a_path_through_every_node(cluster):
     """Scenario 1: 200 Services at once -> each ToR has every /32 with N ECMP paths, in BGP and in its FIB."""
     r = scenarios.services_at_once(cluster, 200)
     assert r.figures["paths_per_prefix_min"] == cluster.n
+    # and the client behind the ToRs reaches the addresses through their FIB
+    assert r.figures["client_reached"] == r.figures["client_probes"] > 0
     for tor in cluster.tors:
         fib = tor.fib()
         assert len(fib) == 200 and {len(h) for h in fib.values()} == {cluster.n}
+
+
+def test_reloading_200_services_resets_no_session(cluster):
+    """Scenario 1, and no BFD or BGP session of any node flaps while the speakers take the 200 Services."""
+    r = scenarios.services_at_once(cluster, 200)
+    assert r.figures["session_resets"] == 0, (
+        f"{r.figures['session_resets']:.0f} sessions reset (see the speakerd logs: BFD down while reloading)")
 
 
 @pytest.fixture

@@ -211,7 +211,12 @@ class Tor:
 
     def peers(self) -> dict[str, dict]:
         """``show bgp ipv4 unicast summary json`` peers: address -> {state, pfxRcd, ...}."""
-        return self.vtysh("show bgp ipv4 unicast summary json").get("peers", {})
+        return self.vty_json("bgpd", "show bgp ipv4 unicast summary json").get("peers", {})
+
+    def received(self) -> dict[str, int]:
+        """address -> prefixes received from that neighbor (0 when not Established)."""
+        return {a: int(p.get("pfxRcd", 0)) if p.get("state") == "Established" else 0
+                for a, p in self.peers().items()}
 
     def established(self) -> set[str]:
         return {a for a, p in self.peers().items() if p.get("state") == "Established"}
@@ -319,6 +324,15 @@ class Sampler:
         """Until every ToR has at least ``n`` more samples than now."""
         base = {t.name: self.count(t.name) for t in self.tors}
         wait_for(lambda: all(self.count(t) >= base[t] + n for t in base), timeout, f"{n} samples per ToR")
+
+    def mean_interval(self) -> float:
+        """Mean seconds between two samples of one ToR."""
+        with self._lock:
+            gaps = []
+            for tor in self.tors:
+                ts = [s.t for s in self.samples if s.tor == tor.name]
+                gaps += [b - a for a, b in zip(ts, ts[1:])]
+        return sum(gaps) / len(gaps) if gaps else float("nan")
 
     def losses(self, expected: dict[str, PathTable]) -> list[tuple[float, str, str, frozenset[str]]]:
         """Samples where a ToR lacked a path it had in ``expected``: (t, tor, prefix, missing hops)."""

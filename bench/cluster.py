@@ -1,0 +1,114 @@
+"""The cluster in a box at N=20: the scenarios of tests/cluster, timed.
+
+One cluster (``tests.cluster.harness.Cluster``: N node namespaces, two FRR
+ToRs with zebra + bgpd + bfdd, ECMP, BFD 100 ms x 3, graceful restart helper,
+a client, an API emulator) runs the scenarios of ``tests/cluster/scenarios.py``
+one after the other and prints each figure:
+
+1. 200 Cluster-policy Services at once: last create -> last path on both ToRs;
+2. Local policy, an endpoint moved: EndpointSlice change -> both ToRs' tables (p50/p99);
+3. a node's link cut (nftables): cut -> its paths gone from both ToRs (BFD), and SIGKILL of its speakerd;
+4. speakerd restarted (SIGTERM): samples every 50 ms, paths lost (must be 0);
+5. controller leader killed; 6. API server stopped (60 s); 7. churn 50 changes/s for 60 s, CPU.
+
+Times come from the ToRs as polled by the harness (one kept vty connection
+per daemon, ~20 ms per table read at 200 prefixes), so they include up to one
+poll of delay.  Scenarios that need ``speakerd run --kubernetes`` /
+``speakerd controller`` are reported as not run, with the reason, in file mode.
+
+    sudo .venv/bin/python bench/cluster.py [--nodes 20] [--cut-rounds 5] [--outage 60] [--churn 60] [--json FILE]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.cluster import harness, scenarios  # noqa: E402
+from tests.cluster.conftest import missing  # noqa: E402
+from tests.interop import netlab  # noqa: E402
+
+
+def show(r: scenarios.Result) -> None:
+    figs = ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.figures.items())
+    print(f"{r.name}: {figs}; samples={r.samples} lost={len(r.losses)}"
+          + (f"; notes: {'; '.join(r.notes)}" if r.notes else ""), flush=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--nodes", type=int, default=20)
+    ap.add_argument("--services", type=int, default=200)
+    ap.add_argument("--moves", type=int, default=50)
+    ap.add_argument("--cut-rounds", type=int, default=5)
+    ap.add_argument("--outage", type=float, default=60.0)
+    ap.add_argument("--churn", type=float, default=60.0)
+    ap.add_argument("--mode", choices=("auto", "file", "kube"), default="auto")
+    ap.add_argument("--json", type=Path, help="write every result here")
+    args = ap.parse_args()
+    miss = missing()
+    if miss:
+        print("cannot run: " + ", ".join(miss), file=sys.stderr)
+        return 2
+    netlab.sweep()
+    kube_reason = harness.kube_mode_missing()
+    mode = args.mode if args.mode != "auto" else ("kube" if kube_reason is None else "file")
+    if mode == "kube" and kube_reason:
+        print(f"cannot run kube mode: {kube_reason}", file=sys.stderr)
+        return 2
+    results: list[scenarios.Result] = []
+    skipped: dict[str, str] = {}
+    t_start = time.monotonic()
+    with harness.Cluster(args.nodes, mode, name="bench-cluster") as c:
+        c.setup()
+        print(f"cluster: {args.nodes} nodes, mode {mode}, up in {time.monotonic() - t_start:.1f} s", flush=True)
+
+        def run(fn, *a, **kw) -> scenarios.Result:
+            c.heal()
+            r = fn(c, *a, **kw)
+            show(r)
+            results.append(r)
+            return r
+
+        run(scenarios.services_at_once, args.services)
+        local_reason = harness.file_mode_local_policy_missing() if mode == "file" else None
+        if local_reason:
+            skipped["local_moves"] = local_reason
+        else:
+            run(scenarios.local_moves, count=20, moves=args.moves)
+        cuts = []
+        for k in range(args.cut_rounds):
+            r = run(scenarios.node_failure, "cut", victim_index=k % args.nodes, services=args.services)
+            cuts.append(r.figures["removal_s"])
+        if cuts:
+            print(f"BFD removal over {len(cuts)} cuts: p50 {1000 * statistics.median(cuts):.0f} ms, "
+                  f"max {1000 * max(cuts):.0f} ms", flush=True)
+        run(scenarios.node_failure, "kill", victim_index=3, services=args.services)
+        run(scenarios.graceful_restart, victim_index=1, services=args.services, how="sigterm")
+        if mode == "kube":
+            run(scenarios.controller_failover)
+            run(scenarios.api_outage, args.outage, False)
+            run(scenarios.api_outage, args.outage, True)
+            run(scenarios.churn, args.churn, rate=50)
+        else:
+            for name in ("controller_failover", "api_outage", "churn"):
+                skipped[name] = kube_reason or ""
+    for name, why in skipped.items():
+        print(f"{name}: not run ({why})")
+    print(f"total {time.monotonic() - t_start:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps({"nodes": args.nodes, "mode": mode, "skipped": skipped,
+                                         "results": [{"name": r.name, "figures": r.figures, "lost": len(r.losses),
+                                                      "samples": r.samples, "notes": r.notes} for r in results]},
+                                        indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
