@@ -45,3 +45,31 @@ class Http:
 async def http(emu):
     async with aiohttp.ClientSession() as s:
         yield Http(emu.url, s)
+
+
+def write_kubeconfig(path, url: str) -> str:
+    path.write_bytes(orjson.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "emu",
+        "clusters": [{"name": "emu", "cluster": {"server": url}}],
+        "users": [{"name": "u", "user": {"token": "test-token"}}],
+        "contexts": [{"name": "emu", "context": {"cluster": "emu", "user": "u", "namespace": "default"}}]}))
+    return str(path)
+
+
+@pytest.fixture
+async def kube(emu, tmp_path):
+    from speakerd.kube.config import load_client
+    client = await load_client(write_kubeconfig(tmp_path / "kubeconfig", emu.url))
+    yield client
+    await client.close()
+
+
+async def wait_until(pred, timeout: float = 10.0, what: str = "condition"):
+    """Wait for ``pred()`` to hold (polling the event loop); fail after ``timeout`` s."""
+    import asyncio
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not pred():
+        if loop.time() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.005)

@@ -5,7 +5,7 @@ discovery (``/api``, ``/apis``, ``/api/v1``, ``/apis/G/V``, ``/version``). Watch
 with ``resourceVersion``, ``allowWatchBookmarks``, ``timeoutSeconds``; lists: ``limit``/``continue``.
 Selectors: ``labelSelector``, ``fieldSelector``. Control endpoints for tests and harnesses (not
 Kubernetes API): ``GET /_emulator/stats``, ``POST /_emulator/compact``, ``/_emulator/bookmark``,
-``/_emulator/close-watches``.
+``/_emulator/close-watches``, ``/_emulator/save``, ``/_emulator/churn?rate=R&count=N`` (benchmarks).
 """
 from __future__ import annotations
 
@@ -47,6 +47,7 @@ class Emulator:
         self.state_file = Path(state_file) if state_file else None
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._churn_seq = 0
         self._by_storage = {i.storage: i for i in self.registry.all()}
         if self.state_file and self.state_file.exists():
             n = self.store.restore(self.state_file.read_bytes(), self._by_storage.get)
@@ -102,6 +103,25 @@ class Emulator:
         while True:
             await asyncio.sleep(self.bookmark_interval)
             self.store.bookmark()
+
+    async def churn(self, info: ResourceInfo, rate: float, count: int) -> int:
+        """Change ``count`` objects of a kind at ``rate`` per second (a label each: one MODIFIED
+        event per change, the whole object sent as a watch delivers it). For benchmarks."""
+        loop = asyncio.get_running_loop()
+        keys = list(self.store.objects.get(info.storage, {}))
+        if not keys:
+            return 0
+        start, done = loop.time(), 0
+        while done < count:
+            due = min(count, int((loop.time() - start) * rate) + 1)
+            while done < due:
+                ns, name = keys[done % len(keys)]
+                self._churn_seq += 1
+                self.store.patch(info, ns, name, {"metadata": {"labels": {"bench.speakerd.io/rev": str(self._churn_seq)}}},
+                                 "application/merge-patch+json")
+                done += 1
+            await asyncio.sleep(max(0.0, start + done / rate - loop.time()))
+        return done
 
     # -- in-process helpers for tests ------------------------------------------------------------
 
@@ -193,6 +213,11 @@ class Emulator:
             return _json({"sent": s.bookmark()})
         if parts == ["close-watches"]:
             return _json({"closed": s.close_watches()})
+        if parts == ["churn"]:
+            q = request.query
+            info = self.resource(q.get("apiVersion", "v1"), q.get("plural", "services"))
+            self._spawn(self.churn(info, float(q.get("rate", 500)), int(q.get("count", 1000))))
+            return _json({"started": True})
         if parts == ["save"]:
             self.save()
             return _json({"saved": str(self.state_file)})
