@@ -22,7 +22,7 @@ def register(sub):
     p.add_argument("-c", "--config", action="append", required=True, metavar="PATH",
                    help="file or directory of manifests (repeatable)")
     p.add_argument("--node", default=None, help="node name (default: this host's name)")
-    p.add_argument("--state", default=None, metavar="FILE", help="allocation state file to start from (read only)")
+    p.add_argument("--state", default=None, metavar="FILE", help="allocation state file (read only; accepted, does not change the assignment: every node computes it from the manifests)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     return p
 
