@@ -13,6 +13,7 @@ controller made per assignment (emulator request counters, minus this client's o
 the create round trip alone as the baseline of the same run.
 
     python bench/controller.py 1000 [10000]
+    python bench/controller.py --failover     # two replicas (15/10/2 s), the leader killed with SIGKILL
 """
 from __future__ import annotations
 
@@ -156,7 +157,99 @@ async def run(n: int) -> dict:
         os.unlink(kubeconfig.name)
 
 
+async def failover(n: int = 100) -> dict:
+    """Two replicas with the default timings; SIGKILL the leader; time until the other holds the Lease
+    and until a Service created right after the kill has an address; whether any address changed."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    emu = subprocess.Popen([sys.executable, "-m", "tests.kubeemu", "--listen", f"127.0.0.1:{port}"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert b"listening" in emu.stdout.readline()
+    kubeconfig = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+    kubeconfig.write(f"apiVersion: v1\nkind: Config\ncurrent-context: e\nclusters: [{{name: e, cluster: {{server: '{url}'}}}}]\n"
+                     "contexts: [{name: e, context: {cluster: e, user: u}}]\nusers: [{name: u, user: {}}]\n")
+    kubeconfig.close()
+    api = Api(Credentials(url))
+    ctls: dict[str, subprocess.Popen] = {}
+    try:
+        await api.request("POST", "/api/v1/namespaces", {"metadata": {"name": "metallb-system"}})
+        await api.request("POST", "/apis/metallb.io/v1beta1/namespaces/metallb-system/ipaddresspools",
+                          {"metadata": {"name": "bench"}, "spec": {"addresses": ["198.18.0.0/15"]}})
+        for ident in ("one", "two"):
+            ctls[ident] = subprocess.Popen([sys.executable, "-m", "speakerd.cli", "controller", "--kubeconfig",
+                                            kubeconfig.name, "--namespace", "metallb-system", "--identity", ident,
+                                            "--log-level", "warning"])
+        holder: dict[str, str] = {}
+        changed = asyncio.Event()
+
+        def on_lease(etype, obj):
+            h = (obj.get("spec") or {}).get("holderIdentity") or ""
+            if h and h != holder.get("now"):
+                holder["now"] = h
+                holder["t"] = time.perf_counter()
+                changed.set()
+
+        leases = Reflector(api, "/apis/coordination.k8s.io/v1/namespaces/metallb-system/leases", on_lease, "leases")
+        lt = asyncio.create_task(leases.run())
+        await asyncio.wait_for(changed.wait(), 60)
+        first = holder["now"]
+        assigned: dict[str, tuple] = {}
+        waiters: dict[str, asyncio.Future] = {}
+
+        def on_svc(etype, obj):
+            ing = tuple(e["ip"] for e in ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or ())
+            key = obj["metadata"]["name"]
+            if ing:
+                assigned[key] = ing
+                w = waiters.pop(key, None)
+                if w is not None and not w.done():
+                    w.set_result(time.perf_counter())
+
+        svcs = Reflector(api, "/api/v1/services", on_svc, "services")
+        st = asyncio.create_task(svcs.run())
+        await svcs.synced.wait()
+        rng = random.Random(2)
+        for i in range(n):
+            o = service(i, rng)
+            o["metadata"] = {k: v for k, v in o["metadata"].items() if k in ("name", "namespace", "labels", "annotations")}
+            o.pop("status")
+            waiters[o["metadata"]["name"]] = asyncio.get_running_loop().create_future()
+            await api.request("POST", f"/api/v1/namespaces/{o['metadata']['namespace']}/services", o)
+        await asyncio.wait_for(asyncio.gather(*list(waiters.values())), 120)
+        before = dict(assigned)
+        changed.clear()
+        ctls[first].kill()  # SIGKILL: no release of the Lease
+        t_kill = time.perf_counter()
+        o = service(n, rng)
+        o["metadata"] = {k: v for k, v in o["metadata"].items() if k in ("name", "namespace", "labels", "annotations")}
+        o.pop("status")
+        name = o["metadata"]["name"]
+        waiters[name] = asyncio.get_running_loop().create_future()
+        await api.request("POST", f"/api/v1/namespaces/{o['metadata']['namespace']}/services", o)
+        t_assigned = await asyncio.wait_for(waiters[name], 120)
+        await asyncio.wait_for(changed.wait(), 60)
+        moved = [k for k, v in before.items() if assigned.get(k) != v]
+        lt.cancel()
+        st.cancel()
+        return {"takeover_s": holder["t"] - t_kill, "first_assignment_s": t_assigned - t_kill, "moved": len(moved),
+                "services": n, "new_leader": holder["now"], "old_leader": first}
+    finally:
+        await api.close()
+        for p in [*ctls.values(), emu]:
+            if p.poll() is None:
+                p.terminate()
+                p.wait(10)
+        os.unlink(kubeconfig.name)
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--failover"]:
+        r = asyncio.run(failover())
+        print(f"failover (lease 15 s, renew 10 s, retry 2 s): leader {r['old_leader']} killed; {r['new_leader']} holds "
+              f"the Lease after {r['takeover_s']:.1f} s; a Service created right after the kill has its address after "
+              f"{r['first_assignment_s']:.1f} s; addresses changed among the {r['services']} assigned before: {r['moved']}",
+              flush=True)
+        return
     for n in [int(a) for a in sys.argv[1:]] or [1000]:
         r = asyncio.run(run(n))
         print(f"{r['n']} Services: all assigned in {r['total_s']:.2f} s; latency created->status p50 {r['p50_ms']:.0f} ms "
