@@ -35,7 +35,7 @@ which Service to re-decide), :func:`decide` per Service.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ..config.model import EndpointSlice, Node, Service
@@ -74,7 +74,8 @@ class AnnounceOptions:
     """The speaker's own settings that the rules read."""
     lb_class: str | None = None  # --lb-class; None: only Services without a class
     ignore_exclude_lb: bool = False  # MetalLB's --ignore-exclude-lb
-    check_endpoints: bool = True  # False where no EndpointSlices are known at all (files without them)
+    # True: always; False: never; None: once any EndpointSlice is known (files without any keep announcing)
+    check_endpoints: bool | None = True
 
 
 def service_verdict(service: Service, options: AnnounceOptions) -> Verdict:
@@ -215,7 +216,7 @@ def decide(service: Service | None, node: Verdict, endpoints: EndpointIndex, nod
         return Verdict.NO_IP
     if not node.announce:
         return node
-    if options.check_endpoints:
+    if options.check_endpoints or (options.check_endpoints is None and len(endpoints)):
         return endpoints_verdict(service, endpoints, node_name)
     return Verdict.ANNOUNCE
 
@@ -229,5 +230,88 @@ def decide_from(service: Service, slices: Iterable[EndpointSlice], node: Node | 
     return decide(service, node_verdict(node, options), index, node_name, options, ips)
 
 
-__all__ = ["Verdict", "AnnounceOptions", "EndpointIndex", "EXCLUDE_LABEL", "decide", "decide_from",
+Change = tuple  # (old, new): None for absent
+
+
+class Announcer:
+    """The announce rules kept up to date by store changes: which Services the planner should see.
+
+    ``apply`` takes what one store update changed (Services, EndpointSlices,
+    Nodes, each ``key -> (old, new)``) and returns, per Service whose answer or
+    value changed, ``(old, new)`` as the planner should see it: the Service when
+    this node announces it, None when it does not. Only the Services a change
+    can affect are re-decided: the Service itself; the Service an EndpointSlice
+    names; every Service only when this node's own verdict flips (or, with
+    ``check_endpoints=None``, when the first/last EndpointSlice comes or goes).
+
+    `services` is the live table of valid Services (the store's); nothing is
+    copied. Verdicts other than "announce" are kept for ``explain``.
+    """
+
+    __slots__ = ("node_name", "options", "services", "endpoints", "node", "_not", "_node_obj")
+
+    def __init__(self, node_name: str, services: Mapping[str, Service],
+                 options: AnnounceOptions = AnnounceOptions()) -> None:
+        self.node_name, self.services, self.options = node_name, services, options
+        self.endpoints = EndpointIndex()
+        self._node_obj: Node | None = None
+        self.node = node_verdict(None, options)
+        self._not: dict[str, Verdict] = {}  # service key -> why not announced (absent: announced)
+
+    def verdict(self, key: str) -> Verdict:
+        if key not in self.services:
+            return Verdict.DELETED
+        return self._not.get(key, Verdict.ANNOUNCE)
+
+    def announced(self) -> Iterable[Service]:
+        """Every Service this node announces now (for a planner rebuild)."""
+        notv = self._not
+        return (s for k, s in self.services.items() if k not in notv)
+
+    def _decide(self, svc: Service | None) -> Verdict:
+        return decide(svc, self.node, self.endpoints, self.node_name, self.options)
+
+    def apply(self, services: Mapping[str, Change] = {}, endpoint_slices: Mapping[str, Change] = {},
+              nodes: Mapping[str, Change] = {}) -> dict[str, Change]:
+        had_slices = len(self.endpoints) > 0
+        affected: dict[str, Service | None] = {}  # key -> the Service as it was before this update
+        everything = False
+        mine = nodes.get(self.node_name)
+        if mine is not None:
+            self._node_obj = mine[1]
+            verdict = node_verdict(self._node_obj, self.options)
+            everything = verdict is not self.node
+            self.node = verdict
+        for _key, (old, new) in endpoint_slices.items():
+            keys = self.endpoints.apply(new) if new is not None else self.endpoints.remove(old.namespace, old.name)
+            for k in keys:
+                affected.setdefault(k, self.services.get(k))
+        if self.options.check_endpoints is None and had_slices != (len(self.endpoints) > 0):
+            everything = True
+        for key, (old, _new) in services.items():
+            affected[key] = old
+        if everything:
+            for key in self.services:
+                affected.setdefault(key, self.services[key])
+            for key in list(self._not):
+                affected.setdefault(key, None)
+        out: dict[str, Change] = {}
+        for key, before in affected.items():
+            was_on = before is not None and key not in self._not
+            svc = self.services.get(key)
+            v = self._decide(svc)
+            if v.announce:
+                self._not.pop(key, None)
+            elif svc is not None:
+                self._not[key] = v
+            else:
+                self._not.pop(key, None)
+            old_eff = before if was_on else None
+            new_eff = svc if v.announce else None
+            if old_eff is not new_eff and old_eff != new_eff:
+                out[key] = (old_eff, new_eff)
+        return out
+
+
+__all__ = ["Verdict", "AnnounceOptions", "EndpointIndex", "Announcer", "EXCLUDE_LABEL", "decide", "decide_from",
            "service_verdict", "node_verdict", "endpoints_verdict", "can_serve", "summarize"]

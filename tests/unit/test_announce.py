@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from speakerd.config.model import Endpoint, EndpointSlice, Node, Service
@@ -257,3 +257,100 @@ def test_index_cost_is_per_slice_not_per_endpoint():
     idx.apply(slice_(*eps))
     summary = next(iter(idx._by_service["default/test1"].values()))
     assert summary.nodes == frozenset({ME, OTHER, "n3"})
+
+
+# --- the Announcer: store changes in, what the planner should see out ------------------------
+
+from speakerd.policy.announce import Announcer  # noqa: E402
+
+SVC_KEYS = ["default/a", "default/b", "default/c"]
+
+
+class World:
+    """A store stand-in: current objects, and the (old, new) changes of one update."""
+
+    def __init__(self) -> None:
+        self.services: dict[str, Service] = {}
+        self.slices: dict[str, EndpointSlice] = {}
+        self.node: Node | None = None
+
+
+def _service(key: str, policy: str) -> Service:
+    ns, name = key.split("/")
+    return Service(namespace=ns, name=name, ips=("10.0.0.1",), traffic_policy=policy)
+
+
+op_st = st.one_of(
+    st.tuples(st.just("svc"), st.sampled_from(SVC_KEYS), st.sampled_from(["Cluster", "Local", None])),
+    st.tuples(st.just("eps"), st.sampled_from(["s1", "s2", "s3"]),
+              st.one_of(st.none(), st.tuples(st.sampled_from(["a", "b", "c"]), st.lists(endpoint_st, max_size=3)))),
+    st.tuples(st.just("node"), st.sampled_from([None, "unavailable", "excluded", "plain"]), st.just(None)),
+)
+
+
+def _announcer_from_scratch(w: World, options: AnnounceOptions) -> dict[str, str]:
+    return {k: decide_from(s, list(w.slices.values()), w.node, ME, options).reason for k, s in w.services.items()}
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.lists(op_st, min_size=1, max_size=4), max_size=12), st.sampled_from([True, None, False]))
+@example([[("svc", "default/a", "Cluster")], [("eps", "s1", ("b", []))]], None)  # the first slice of any Service
+@example([[("svc", "default/a", "Local"), ("eps", "s1", ("a", [ep(ME)]))], [("eps", "s1", None)]], None)
+def test_announcer_after_any_changes_equals_from_scratch(batches, check):
+    options = AnnounceOptions(check_endpoints=check)
+    w = World()
+    ann = Announcer(ME, w.services, options)
+    seen: dict[str, Service] = {}  # what the planner has, built only from the returned deltas
+    for batch in batches:
+        svc_ch, eps_ch, node_ch = {}, {}, {}
+        for kind, a, b in batch:
+            if kind == "svc":
+                old = w.services.get(a)
+                new = _service(a, b) if b else None
+                if new is None:
+                    w.services.pop(a, None)
+                else:
+                    w.services[a] = new
+                svc_ch[a] = (svc_ch[a][0] if a in svc_ch else old, new)
+            elif kind == "eps":
+                old = w.slices.get(a)
+                new = slice_(*b[1], name=a, service=b[0]) if b else None
+                if new is None:
+                    w.slices.pop(a, None)
+                else:
+                    w.slices[a] = new
+                if old is not None or new is not None:
+                    eps_ch[a] = (eps_ch[a][0] if a in eps_ch else old, new)
+            else:
+                old = w.node
+                w.node = None if a is None else Node(ME, labels=((EXCLUDE_LABEL, ""),) if a == "excluded" else (),
+                                                     network_unavailable=a == "unavailable")
+                node_ch[ME] = (node_ch[ME][0] if ME in node_ch else old, w.node)
+        # the store reports a slice's net change of one update; intermediate states are gone
+        eps_ch = {k: v for k, v in eps_ch.items() if not (v[0] is None and v[1] is None)}
+        delta = ann.apply(svc_ch, eps_ch, node_ch)
+        for key, (old, new) in delta.items():
+            assert seen.get(key) == old, key  # the old value is what the planner had
+            if new is None:
+                seen.pop(key, None)
+            else:
+                seen[key] = new
+        want = _announcer_from_scratch(w, options)
+        assert {k: ann.verdict(k).reason for k in w.services} == want
+        assert seen == {k: w.services[k] for k, r in want.items() if r == ""}
+        assert set(s.key for s in ann.announced()) == set(seen)
+
+
+def test_announcer_node_flip_redecides_every_service():
+    services = {k: _service(k, "Cluster") for k in SVC_KEYS}
+    ann = Announcer(ME, services)
+    first = ann.apply({k: (None, s) for k, s in services.items()},
+                      {"s": (None, slice_(ep(OTHER), name="s", service="a"))})
+    assert set(first) == {"default/a"}  # b and c have no endpoints
+    off = ann.apply(nodes={ME: (None, Node(ME, network_unavailable=True))})
+    assert off == {"default/a": (services["default/a"], None)}
+    assert ann.verdict("default/b") is Verdict.NODE_NETWORK_UNAVAILABLE
+    assert ann.apply(nodes={OTHER: (None, Node(OTHER, network_unavailable=True))}) == {}  # another node: nothing
+    on = ann.apply(nodes={ME: (None, Node(ME))})
+    assert on == {"default/a": (None, services["default/a"])}
+    assert ann.verdict("default/b") is Verdict.NO_ENDPOINTS and ann.verdict("default/x") is Verdict.DELETED
