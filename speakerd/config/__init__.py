@@ -1,15 +1,14 @@
-"""Configuration: MetalLB manifests in, validated :class:`model.Config` out.
+"""Configuration: Kubernetes objects (MetalLB manifests, Services, Nodes...) in, validated model out.
 
-``load_config(paths)`` is what the daemon calls on start and on every reload:
-it reads every file, validates everything, and either returns a Config or
-raises :class:`ConfigError` listing every problem (file, Kind/name, field,
-reason).  Nothing is half-applied.
+``load_config(paths)`` reads files once through the same path the daemon uses
+(file source -> object store, see :mod:`speakerd.store`) and returns the
+:class:`model.Config`, or raises :class:`ConfigError` listing every problem (file,
+Kind/name, field, reason) — also those of single Services, which the daemon
+reports and skips while planning every other one.
 """
 from __future__ import annotations
 
-from .build import build
 from .gcpause import gc_paused
-from .load import load_documents
 from .model import (Advertisement, BFDProfile, Config, ConfigError, ConfigIssue, LabelSelector, Node, Peer, Pool,
                     Service, Source)
 
@@ -20,11 +19,24 @@ def load_config(paths: list[str] | str, node: str | None = None) -> Config:
     ``node`` is accepted for the caller's convenience (the planner takes the
     node name); validation does not depend on it.
     """
+    from ..sources.files import FileSource
+    from ..store import Store
     if isinstance(paths, str):
         paths = [paths]
     with gc_paused():
-        docs, files, issues = load_documents(list(paths))
-        return build(docs, tuple(files), issues)
+        source = FileSource(list(paths))
+        store = Store()
+        store.apply(source.read())
+        issues = source.issues()
+        errors = [i for i in issues if i.severity == "error"] + store.errors()
+        if errors:
+            raise ConfigError(errors)
+        config = store.config()
+        notes = tuple(i for i in issues if i.severity != "error") + config.issues
+        files = tuple(f for f in source._files)
+        return Config(peers=config.peers, pools=config.pools, advertisements=config.advertisements,
+                      bfd_profiles=config.bfd_profiles, services=config.services, nodes=config.nodes,
+                      warnings=tuple(str(i) for i in notes if i.severity == "warning"), files=files, issues=notes)
 
 
 __all__ = ["load_config", "Config", "ConfigError", "ConfigIssue", "Peer", "Pool", "Advertisement", "Service",

@@ -1,174 +1,43 @@
-"""Raw Kubernetes documents -> validated :class:`~speakerd.config.model.Config`.
+"""The MetalLB objects of the store -> peers, pools, advertisements, BFD profiles.
 
-One pure function, :func:`build`: every issue found is collected (file,
-Kind/name, field path, reason) and the errors are raised together as one
-:class:`ConfigError`.  Warnings and info notes travel on the Config.
-
-This module sorts documents by kind and builds peers, BFD profiles, secrets
-and community aliases; ``build_pools`` does pools and advertisements and
-``build_services`` does Services and Nodes (the light, fast path).
+:func:`build_metallb` is pure: it takes every MetalLB object (each already parsed
+by its kind's validator, ``store.validate.metallb_spec``) and the Secrets, checks
+what depends on several of them (references, overlaps, ASN consistency) and
+returns a :class:`MetalLB`, collecting every issue (file, Kind/name, field path,
+reason).  The store refuses a new MetalLB configuration with any error and keeps
+the running one, as MetalLB does.
 """
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from . import raw
 from .addr import AFI_V4, canonical_ip, parse_ip
 from .build_pools import build_advertisements, build_pools
-from .build_services import build_nodes, build_services
+from .common import Issues, check_selectors, selectors
 from .communities import parse_community
-from .fastyaml import Run
-from .load import Document, list_items
-from .service_runs import service_run_ok
-from .model import (BFDProfile, Config, ConfigError, ConfigIssue, LabelSelector, Peer, Source)
+from .model import Advertisement, BFDProfile, Peer, Pool, Source
 
-API_VERSIONS: dict[str, tuple[str, ...]] = {
-    "BGPPeer": ("metallb.io/v1beta2", "metallb.io/v1beta1"),
-    "IPAddressPool": ("metallb.io/v1beta1",),
-    "BGPAdvertisement": ("metallb.io/v1beta1",),
-    "BFDProfile": ("metallb.io/v1beta1",),
-    "Community": ("metallb.io/v1beta1",),
-    "Secret": ("v1",),
-    "Service": ("v1",),
-    "Node": ("v1",),
-}
-DEPRECATED = {("BGPPeer", "metallb.io/v1beta1"): "metallb.io/v1beta1 BGPPeer is deprecated; use metallb.io/v1beta2"}
 MAX_ASN = 4294967295
 BASIC_AUTH = "kubernetes.io/basic-auth"
 
 
-class Issues:
-    """Collects ConfigIssues; ``error``/``warn``/``info`` take the Source of the object."""
-
-    def __init__(self) -> None:
-        self.items: list[ConfigIssue] = []
-
-    def add(self, src: Source, fld: str, msg: str, severity: str = "error") -> None:
-        self.items.append(ConfigIssue(src.file, f"{src.kind}/{src.name}" if src.kind else "", fld, msg, severity))
-
-    def error(self, src: Source, fld: str, msg: str) -> None:
-        self.add(src, fld, msg)
-
-    def warn(self, src: Source, fld: str, msg: str) -> None:
-        self.add(src, fld, msg, "warning")
-
-    def info(self, src: Source, fld: str, msg: str) -> None:
-        self.add(src, fld, msg, "info")
-
-    @property
-    def errors(self) -> list[ConfigIssue]:
-        return [i for i in self.items if i.severity == "error"]
-
-
 @dataclass(slots=True)
 class Objects:
-    """Documents sorted by kind: kind -> [(Source, document)]; MetalLB kinds parsed to specs."""
+    """MetalLB objects by kind: kind -> [(Source, parsed spec, document)]; Secrets by kind too."""
     by_kind: dict[str, list[tuple[Source, dict]]] = field(default_factory=dict)
     specs: dict[str, list[tuple[Source, object, dict]]] = field(default_factory=dict)
-    # Services (there can be a million): (file, namespace, name, document), no Source until an issue;
-    # (file, None, None, Run) for a run of regular Service documents (service_runs)
-    services: list[tuple[str, str, str, dict]] = field(default_factory=list)
 
 
-def selectors(specs: list) -> tuple[LabelSelector, ...]:
-    return tuple(
-        LabelSelector(
-            match_labels=tuple(sorted(s.matchLabels.items())),
-            match_expressions=tuple((e.key, e.operator, tuple(e.values)) for e in s.matchExpressions),
-        )
-        for s in specs
-    )
-
-
-def check_selectors(specs: list, src: Source, path: str, issues: Issues) -> None:
-    for i, s in enumerate(specs):
-        for j, e in enumerate(s.matchExpressions):
-            if e.operator in ("In", "NotIn") and not e.values:
-                issues.error(src, f"{path}[{i}].matchExpressions[{j}].values", f"operator {e.operator} needs at least one value")
-            if e.operator in ("Exists", "DoesNotExist") and e.values:
-                issues.error(src, f"{path}[{i}].matchExpressions[{j}].values", f"operator {e.operator} takes no values")
-
-
-def _expanded(docs: list[Document], services: list) -> Iterator[Document]:
-    """The documents; a Run of v1 Services goes to `services` whole, any other Run is built
-    (and a run of ``kind: List`` documents expanded into their items, as load_documents
-    expands a single one)."""
-    for doc in docs:
-        data = doc.data
-        if type(data) is Run:
-            if service_run_ok(data):
-                services.append((doc.file, None, None, data))
-            else:
-                for j, d in enumerate(data.documents()):
-                    items = list_items(d)
-                    for item in (d,) if items is None else items:
-                        yield Document(doc.file, doc.index + j, item)
-            continue
-        yield doc
-
-
-def sort_documents(docs: list[Document], issues: Issues) -> Objects:
-    objs = Objects()
-    services = objs.services
-    for doc in _expanded(docs, services):
-        data = doc.data
-        if type(data) is dict and data.get("kind") == "Service" and data.get("apiVersion") == "v1":
-            meta = data.get("metadata")
-            if type(meta) is dict:
-                name = meta.get("name")
-                if type(name) is str and name:
-                    ns = meta.get("namespace") or ""
-                    services.append((doc.file, ns if type(ns) is str else "", name, data))
-                    continue
-        where = Source(doc.file, "", f"document {doc.index + 1}")
-        if not isinstance(data, dict):
-            issues.error(where, "", f"document {doc.index + 1} is not a Kubernetes object (got {type(data).__name__})")
-            continue
-        kind = data.get("kind")
-        api = data.get("apiVersion")
-        meta = data.get("metadata")
-        if not isinstance(kind, str) or not isinstance(api, str):
-            issues.error(where, "", f"document {doc.index + 1} has no kind/apiVersion")
-            continue
-        if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta.get("name"):
-            issues.error(Source(doc.file, kind, "?"), "metadata.name", "required field is missing")
-            continue
-        ns = meta.get("namespace") or ""
-        src = Source(doc.file, kind, meta["name"], ns if isinstance(ns, str) else "")
-        if kind not in API_VERSIONS:
-            issues.info(src, "", f"kind {kind} ({api}) is not used by speakerd; skipped")
-            continue
-        if api not in API_VERSIONS[kind]:
-            issues.error(src, "apiVersion", f"unsupported apiVersion {api!r} for {kind} (expected {' or '.join(API_VERSIONS[kind])})")
-            continue
-        if (kind, api) in DEPRECATED:
-            issues.warn(src, "apiVersion", DEPRECATED[(kind, api)])
-        if kind == "Service":
-            services.append((src.file, src.namespace, src.name, data))
-            continue
-        objs.by_kind.setdefault(kind, []).append((src, data))
-    for kind in raw.SPECS:
-        parsed = []
-        seen: dict[str, Source] = {}
-        for src, data in objs.by_kind.get(kind, []):
-            if src.name in seen:
-                other = seen[src.name]
-                issues.error(src, "metadata.name", f"duplicate {kind} name {src.name!r} (first defined in {other.file})")
-                continue
-            seen[src.name] = src
-            extra = set(data) - {"apiVersion", "kind", "metadata", "spec", "status"}
-            for k in sorted(extra):
-                issues.error(src, k, f"unknown field {k}")
-            spec, problems = raw.parse_spec(kind, data.get("spec"))
-            for fld, msg in problems:
-                issues.error(src, fld, msg)
-            if spec is not None:
-                parsed.append((src, spec, data))
-        objs.specs[kind] = parsed
-    return objs
+@dataclass(frozen=True, slots=True)
+class MetalLB:
+    """A validated MetalLB configuration."""
+    peers: dict[str, Peer] = field(default_factory=dict)
+    pools: dict[str, Pool] = field(default_factory=dict)
+    advertisements: dict[str, Advertisement] = field(default_factory=dict)
+    bfd_profiles: dict[str, BFDProfile] = field(default_factory=dict)
 
 
 # --- secrets, communities, BFD ----------------------------------------------
@@ -363,26 +232,29 @@ def build_peers(objs: Objects, secrets: dict, bfd: dict, issues: Issues) -> dict
 # --- all ------------------------------------------------------------------------
 
 
-def build(docs: list[Document], files: tuple[str, ...] = (), pre_issues: list[ConfigIssue] | None = None) -> Config:
-    """Validate documents into a Config; raise ConfigError with every error found."""
-    issues = Issues()
-    issues.items.extend(pre_issues or [])
-    objs = sort_documents(docs, issues)
-    secrets = build_secrets(objs, issues)
+def build_metallb(specs: list[tuple[str, Source, object, dict]], secrets: list[tuple[Source, dict]],
+                  issues: Issues) -> MetalLB:
+    """Validate what the MetalLB objects say together. ``specs``: (kind, Source, parsed spec,
+    document) of every MetalLB object; ``secrets``: (Source, document). Errors go to ``issues``
+    (the caller refuses the result when there is any)."""
+    objs = Objects()
+    objs.by_kind["Secret"] = list(secrets)
+    for kind in raw.SPECS:
+        objs.specs[kind] = []
+    seen: dict[tuple[str, str], Source] = {}
+    for kind, src, spec, data in specs:
+        other = seen.get((kind, src.name))
+        if other is not None:
+            issues.error(src, "metadata.name", f"duplicate {kind} name {src.name!r} (first defined in {other.file})")
+            continue
+        seen[(kind, src.name)] = src
+        objs.specs[kind].append((src, spec, data))
+    secret_map = build_secrets(objs, issues)
     aliases = build_community_aliases(objs, issues)
     bfd = build_bfd_profiles(objs, issues)
-    peers = build_peers(objs, secrets, bfd, issues)
+    peers = build_peers(objs, secret_map, bfd, issues)
     pools, pool_masks = build_pools(objs, issues)
     peer_names = {src.name for src, _, _ in objs.specs.get("BGPPeer", [])}
     pool_names = {src.name for src, _, _ in objs.specs.get("IPAddressPool", [])}
     ads = build_advertisements(objs, pools, pool_masks, pool_names, peers, peer_names, aliases, issues)
-    services = build_services(objs.services, pools, pool_names, issues)
-    nodes = build_nodes(objs.by_kind.get("Node", []), issues)
-    errors = issues.errors
-    if errors:
-        raise ConfigError(errors)
-    notes = tuple(i for i in issues.items if i.severity != "error")
-    return Config(
-        peers=peers, pools=pools, advertisements=ads, bfd_profiles=bfd, services=services, nodes=nodes,
-        warnings=tuple(str(i) for i in notes if i.severity == "warning"), files=tuple(files), issues=notes,
-    )
+    return MetalLB(peers=peers, pools=pools, advertisements=ads, bfd_profiles=bfd)

@@ -5,11 +5,12 @@ from typing import TYPE_CHECKING
 
 from .addr import AFI_V4, BITS, format_ip, parse_pool_entry, range_to_cidrs
 from .communities import parse_community
-from .build_services import label_strings
+from .common import check_selectors, label_strings, selectors
 from .model import Advertisement, LabelSelector, Pool, Source
 
 if TYPE_CHECKING:
-    from .build import Issues, Objects
+    from .build import Objects
+    from .common import Issues
 
 MAX_U32 = 4294967295
 
@@ -75,7 +76,6 @@ def _selected_pools(src: Source, spec, pools: dict[str, Pool], pool_names: set[s
         elif name not in names:
             names.append(name)
     if spec.ipAddressPoolSelectors:
-        from .build import selectors
         sels: tuple[LabelSelector, ...] = selectors(spec.ipAddressPoolSelectors)
         matched = [p for p in sorted(pools) if any(s.matches(dict(pools[p].labels)) for s in sels)]
         if not matched:
@@ -88,7 +88,6 @@ def _selected_pools(src: Source, spec, pools: dict[str, Pool], pool_names: set[s
 
 def build_advertisements(objs: "Objects", pools: dict[str, Pool], masks: dict, pool_names: set[str],
                          peers: dict, peer_names: set[str], aliases: dict, issues: "Issues") -> dict[str, Advertisement]:
-    from .build import check_selectors, selectors
     out: dict[str, Advertisement] = {}
     for src, spec, _ in objs.specs.get("BGPAdvertisement", []):
         before = len(issues.errors)

@@ -155,6 +155,7 @@ class Service:
     selector: tuple[tuple[str, str], ...] = ()  # spec.selector, sorted
     labels: tuple[tuple[str, str], ...] = ()  # metadata.labels, sorted
     deleting: bool = False  # metadata.deletionTimestamp is set
+    origin: str = field(default="", compare=False)  # where it came from (a file path, "api"), for messages
     request_error: str = ""  # why requested_ips could not be read (both the annotation and loadBalancerIP, a bad IP)
 
     @property

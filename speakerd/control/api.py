@@ -392,9 +392,8 @@ def _explain_ip(speaker, ip: str, lines: list[str]) -> dict:
             length = key & 0xFF
             bits = 32 if afi == AFI.IPV4 else 128
             mask = ((1 << bits) - 1) ^ ((1 << (bits - length)) - 1)
-            if (addr & mask) == (key >> 8) and length <= net.prefixlen:
-                found = r
-                break
+            if (addr & mask) == (key >> 8) and length <= net.prefixlen and (found is None or length > found.key & 0xFF):
+                found = r  # the most specific prefix holding the address
         rt = speaker.peers.get(peer_name)
         if found is None:
             lines.append(f"  peer {peer_name}: not advertised (no BGPAdvertisement selects {pool or 'it'} for this peer, "

@@ -1,35 +1,38 @@
-"""The pure planner: (Config, node name, previous allocations) -> Plan.
+"""The planner: store state -> routes per peer, and by difference the change of each.
 
 For this node: the peers whose nodeSelectors match, the advertisements whose
-nodeSelectors match, and for each peer the advertisements that name it (or
-name no peer).  Every service IP in a pool an advertisement selects becomes
-a prefix of the advertisement's aggregation length; services that fall into
-the same prefix share it (the route lists all of them and stays until the
-last goes).
-
-When several advertisements produce the same prefix for the same peer, the
-route carries the union of their communities and large communities and the
-highest localPref among those that set one.
-
-No Node object for the node name means a node whose only label is
+nodeSelectors match, and for each peer the advertisements that name it (or name
+no peer).  Every service IP in a pool an advertisement selects becomes a prefix of
+the advertisement's aggregation length; services that fall into the same prefix
+share it (the route lists all of them and stays until the last goes).  When
+several advertisements give the same prefix to a peer, the route carries the union
+of their communities and large communities and the highest localPref among those
+that set one.  No Node object for the node name means a node whose only label is
 ``kubernetes.io/hostname=<name>``.
+
+Peers with the same advertisements share one :class:`RouteTable`.  A
+:class:`Planner` keeps the tables and, per call of :meth:`Planner.services_changed`,
+re-plans only the Services given (their old contributions out, new ones in) and
+returns each peer's delta: ``(afi, key) -> RouteAttrs`` or ``None`` (withdraw).
+A change of the MetalLB configuration or of this node's labels rebuilds the tables
+(:meth:`Planner.rebuild`) and returns the delta against the previous ones.
+``plan()`` is the from-scratch plan; the incremental result always equals it
+(tests/unit/test_plan_incremental.py).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
-from itertools import repeat
-from operator import itemgetter, lshift, or_
+from collections.abc import Iterable, Mapping
+from typing import Iterator
 
-from ..config.addr import AFI_V4, BITS, format_prefix, parse_ips
+from ..config.addr import AFI_V4, BITS, format_prefix, parse_ip
 from ..config.gcpause import gc_paused
-from ..config.model import Advertisement, Config, selectors_match
-from ..config.services import IPS, rows_of
+from ..config.model import Advertisement, Config, Service, selectors_match
 from .allocate import PoolIndex, allocate
-from .types import Plan, PlannedRoute, Reason, RouteAttrs, RouteTable
+from .types import Plan, PlannedRoute, Reason, RouteAttrs
 
 HOSTNAME_LABEL = "kubernetes.io/hostname"
-_IPS_OF = itemgetter(IPS)
-_FIRST = itemgetter(0)
+RouteKey = tuple[int, int]
+Delta = dict  # (afi, key) -> RouteAttrs | None
 
 
 def node_labels(config: Config, node_name: str) -> dict[str, str]:
@@ -49,146 +52,259 @@ def merge_attrs(ads: list[Advertisement]) -> RouteAttrs:
     return RouteAttrs(tuple(sorted(communities)), tuple(sorted(large)), max(prefs) if prefs else None)
 
 
-Entries = tuple  # (service keys, ip texts, afis, values, pools): one element per service IP
+class RouteTable(Mapping):
+    """``(afi, key) -> PlannedRoute`` of the peers sharing one set of advertisements.
 
+    ``attrs`` (route key -> RouteAttrs) is what a session is given; ``reasons``
+    (route key -> Reason, or a list of them for a shared prefix) why; the
+    PlannedRoute is made only when looked up."""
 
-def _routes_for(ads: list[Advertisement], pool_ips: dict[str, list[int]], entries: Entries
-                ) -> dict[tuple[int, int], PlannedRoute]:
-    """The general table: any aggregation, prefixes shared by services or by advertisements."""
-    svcs, ips, afis, values, _ = entries
-    acc: dict[tuple[int, int], tuple[list[Reason], list[str]]] = {}
-    for ad in ads:
-        name = ad.name
-        for pool in ad.pools:
-            idxs = pool_ips.get(pool)
-            if not idxs:
-                continue
-            shift4 = 32 - ad.aggregation_length
-            shift6 = 128 - ad.aggregation_length_v6
-            len4, len6 = ad.aggregation_length, ad.aggregation_length_v6
-            for i in idxs:
-                afi, value = afis[i], values[i]
-                if afi == AFI_V4:
-                    k = (afi, ((value >> shift4) << shift4) << 8 | len4)
-                else:
-                    k = (afi, ((value >> shift6) << shift6) << 8 | len6)
-                slot = acc.get(k)
-                if slot is None:
-                    slot = acc[k] = ([], [])
-                slot[0].append(Reason(svcs[i], ips[i], pool, name))
-                if not slot[1] or slot[1][-1] != name:
-                    if name not in slot[1]:
-                        slot[1].append(name)
-    by_name = {a.name: a for a in ads}
-    attrs_cache: dict[tuple[str, ...], RouteAttrs] = {}
-    out: dict[tuple[int, int], PlannedRoute] = {}
-    for (afi, key), (reasons, names) in acc.items():
-        names_t = tuple(sorted(names))
-        attrs = attrs_cache.get(names_t)
-        if attrs is None:
-            attrs = attrs_cache[names_t] = merge_attrs([by_name[n] for n in names_t])
-        length = key & 0xFF
-        out[(afi, key)] = PlannedRoute(afi, key, format_prefix(afi, key >> 8, length), attrs, tuple(reasons))
-    return out
+    __slots__ = ("ads", "by_pool", "attrs", "reasons", "_merged")
 
+    def __init__(self, ads: list[Advertisement]) -> None:
+        self.ads = ads
+        self.by_pool: dict[str, list[Advertisement]] = {}
+        for ad in ads:
+            for pool in ad.pools:
+                self.by_pool.setdefault(pool, []).append(ad)
+        self.attrs: dict[RouteKey, RouteAttrs] = {}
+        self.reasons: dict[RouteKey, Reason | list[Reason]] = {}
+        self._merged: dict[tuple[str, ...], RouteAttrs] = {}
+        for ad in ads:
+            self._merged[(ad.name,)] = merge_attrs([ad])
 
-def _fast_table(ads: list[Advertisement], pool_ips: dict[str, list[int]], entries: Entries) -> RouteTable | None:
-    """The common table: every prefix from exactly one service IP and one advertisement.
+    def _attrs_of(self, reasons: list[Reason]) -> RouteAttrs:
+        names = tuple(sorted({r.advertisement for r in reasons}))
+        got = self._merged.get(names)
+        if got is None:
+            by_name = {a.name: a for a in self.ads}
+            got = self._merged[names] = merge_attrs([by_name[n] for n in names])
+        return got
 
-    Built with a few C-level passes (no object per route besides its key);
-    None when some prefix would be shared, so the general table is needed."""
-    svcs, ips, afis, values, pools = entries
-    attrs_of: dict[tuple[int, int], RouteAttrs] = {}
-    entry_of: dict[tuple[int, int], int] = {}
-    ad_of_pool: dict[str, str] = {}
-    for ad in ads:
-        attrs = merge_attrs([ad])
-        for pool in ad.pools:
-            if pool in ad_of_pool:
-                return None  # two advertisements of this peer select the pool: merged attributes
-            ad_of_pool[pool] = ad.name
-            idxs = pool_ips.get(pool)
-            if not idxs:
-                continue
-            sh4 = 32 - ad.aggregation_length
-            sh6 = 128 - ad.aggregation_length_v6
-            if sh4 == 0 and (afis.count(AFI_V4) == len(afis) or all(afis[i] == AFI_V4 for i in idxs)):
-                # (AFI_V4, value << 8 | 32) for each, by C-level maps
-                vals = values if len(idxs) == len(values) else list(map(values.__getitem__, idxs))
-                keys = list(zip(repeat(AFI_V4), map(or_, map(lshift, vals, repeat(8)), repeat(32))))
-            else:
-                keys = [(afis[i], ((values[i] >> sh4) << sh4) << 8 | (32 - sh4)) if afis[i] == AFI_V4
-                        else (afis[i], ((values[i] >> sh6) << sh6) << 8 | (128 - sh6)) for i in idxs]
-            got = dict(zip(keys, idxs))
-            if len(got) != len(idxs) or not entry_of.keys().isdisjoint(got):
-                return None  # services share a prefix
-            entry_of.update(got)
-            attrs_of.update(dict.fromkeys(got, attrs))
-    return RouteTable(attrs_of, entry_of, svcs, ips, pools, ad_of_pool)
+    def add(self, rk: RouteKey, reason: Reason, touched: dict) -> None:
+        attrs = self.attrs
+        if rk not in touched:
+            touched[rk] = attrs.get(rk)
+        cur = self.reasons.get(rk)
+        if cur is None:
+            self.reasons[rk] = reason
+            attrs[rk] = self._merged[(reason.advertisement,)]
+            return
+        lst = cur if type(cur) is list else [cur]
+        lst.append(reason)
+        self.reasons[rk] = lst
+        attrs[rk] = self._attrs_of(lst)
 
-
-def _entries(config: Config, allocated: dict[str, tuple[str, ...]], index: PoolIndex,
-             notes: list[str]) -> tuple[Entries, dict[str, list[int]]]:
-    """Every service IP (own or allocated) in service order, with its pool; indexes per pool."""
-    rows = rows_of(config.services)
-    svcs: list[str] = []
-    ips: list[str] = []
-    own_ips = list(map(_IPS_OF, rows.values()))
-    if set(map(len, own_ips)) == {1}:  # the common case: one own IP each, nothing allocated
-        svcs = list(rows)
-        ips = list(map(_FIRST, own_ips))
-    del own_ips
-    for key, row in rows.items() if not svcs else ():
-        own = row[IPS] or allocated.get(key, ())
-        if len(own) == 1:
-            svcs.append(key)
-            ips.append(own[0])
+    def remove(self, rk: RouteKey, reason: Reason, touched: dict) -> None:
+        cur = self.reasons.get(rk)
+        if cur is None:
+            return
+        if rk not in touched:
+            touched[rk] = self.attrs.get(rk)
+        if type(cur) is not list:
+            if cur == reason:
+                del self.reasons[rk]
+                del self.attrs[rk]
+            return
+        lst = [r for r in cur if r != reason] if reason in cur else cur
+        if len(lst) == 1:
+            self.reasons[rk] = lst[0]
+            self.attrs[rk] = self._merged[(lst[0].advertisement,)]
         else:
-            for ip in own:
-                svcs.append(key)
-                ips.append(ip)
-    afis, values = parse_ips(ips)
-    pools = index.pools_of(afis, values)
-    pool_ips: dict[str, list[int]] = {}
-    if len(config.pools) == 1 and None not in pools:
-        if pools:
-            pool_ips[pools[0]] = list(range(len(pools)))  # type: ignore[index]
-    else:
-        for i, pool in enumerate(pools):
-            if pool is None:
-                notes.append(f"{svcs[i]}: {ips[i]} is in no IPAddressPool; not advertised")
+            self.reasons[rk] = lst
+            self.attrs[rk] = self._attrs_of(lst)
+
+    def __getitem__(self, rk: RouteKey) -> PlannedRoute:
+        cur = self.reasons[rk]
+        afi, key = rk
+        reasons = tuple(cur) if type(cur) is list else (cur,)
+        return PlannedRoute(afi, key, format_prefix(afi, key >> 8, key & 0xFF), self.attrs[rk], reasons)
+
+    def __contains__(self, rk: object) -> bool:
+        return rk in self.attrs
+
+    def __iter__(self) -> Iterator[RouteKey]:
+        return iter(self.attrs)
+
+    def __len__(self) -> int:
+        return len(self.attrs)
+
+    def __repr__(self) -> str:
+        return f"RouteTable({len(self.attrs)} routes)"
+
+
+def _route_key(afi: int, value: int, ad: Advertisement) -> RouteKey:
+    length = ad.aggregation_length if afi == AFI_V4 else ad.aggregation_length_v6
+    shift = BITS[afi] - length
+    return (afi, ((value >> shift) << shift) << 8 | length)
+
+
+class Planner:
+    """Tables per set of advertisements for one node, kept up to date by difference."""
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self.config: Config | None = None
+        self.index = PoolIndex({})
+        self.tables: dict[tuple[str, ...], RouteTable] = {}
+        self.peer_table: dict[str, tuple[str, ...]] = {}  # peer name -> its table's key
+        self.planned: dict[str, tuple[str, ...]] = {}  # service key -> IPs planned (own or allocated)
+        self.allocations: dict[str, tuple[str, ...]] = {}
+        self.notes: dict[str, list[str]] = {}  # service key -> notes ("... is in no IPAddressPool")
+        self.alloc_notes: list[str] = []
+
+    # ------------------------------------------------------------------ api
+    def rebuild(self, config: Config, allocations: dict[str, tuple[str, ...]] | None = None) -> dict[str, Delta]:
+        """Plan from scratch for `config`; the delta of each peer against the previous plan
+        (a peer new to the plan gets its whole table; a peer gone, every route withdrawn)."""
+        old_tables = {name: self.tables[sig].attrs for name, sig in self.peer_table.items()}
+        self.config = config
+        self.index = PoolIndex(config.pools)
+        labels = node_labels(config, self.node)
+        ads = [a for _, a in sorted(config.advertisements.items()) if selectors_match(a.node_selectors, labels)]
+        self.tables, self.peer_table = {}, {}
+        for name, peer in sorted(config.peers.items()):
+            if not selectors_match(peer.node_selectors, labels):
                 continue
-            lst = pool_ips.get(pool)
-            if lst is None:
-                lst = pool_ips[pool] = []
-            lst.append(i)
-    return (svcs, ips, afis, values, pools), pool_ips
+            mine = [a for a in ads if not a.peers or name in a.peers]
+            sig = tuple(a.name for a in mine)
+            if sig not in self.tables:
+                self.tables[sig] = RouteTable(mine)
+            self.peer_table[name] = sig
+        self.planned, self.notes = {}, {}
+        self._allocate(allocations if allocations is not None else self.allocations)
+        untracked = {sig: _Untracked() for sig in self.tables}
+        for key, svc in config.services.items():
+            self._add(key, self._ips(key, svc), untracked)
+        out: dict[str, Delta] = {}
+        for name in old_tables.keys() | self.peer_table.keys():
+            before = old_tables.get(name, {})
+            after = self.tables[self.peer_table[name]].attrs if name in self.peer_table else {}
+            out[name] = diff_tables(before, after)
+        return out
+
+    def services_changed(self, config: Config, keys: Iterable[str]) -> dict[str, Delta]:
+        """Re-plan the Services `keys` (changed, added or gone in `config.services`);
+        the delta of each peer."""
+        self.config = config
+        keys = set(keys)
+        if self._needs_allocation(config, keys):
+            before = self.allocations
+            self._allocate(before)
+            keys |= {k for k in before.keys() | self.allocations.keys() if before.get(k) != self.allocations.get(k)}
+        touched: dict[tuple[str, ...], dict] = {sig: {} for sig in self.tables}
+        services = config.services
+        for key in keys:
+            svc = services.get(key)
+            new_ips = self._ips(key, svc) if svc is not None else ()
+            if self.planned.get(key, ()) == new_ips:
+                continue
+            self._remove(key, touched)
+            self._add(key, new_ips, touched)
+        deltas: dict[tuple[str, ...], Delta] = {}
+        for sig, t in self.tables.items():
+            d: Delta = {}
+            attrs = t.attrs
+            for rk, old in touched[sig].items():
+                new = attrs.get(rk)
+                if new != old:
+                    d[rk] = new
+            deltas[sig] = d
+        return {name: deltas[sig] for name, sig in self.peer_table.items()}
+
+    def plan(self) -> Plan:
+        """The current plan (tables are live: read, do not keep across changes)."""
+        notes = list(self.alloc_notes)
+        for n in self.notes.values():
+            notes.extend(n)
+        return Plan(routes={name: self.tables[sig] for name, sig in self.peer_table.items()},
+                    allocations=dict(self.allocations), notes=tuple(notes))
+
+    # ------------------------------------------------------------ internals
+    def _needs_allocation(self, config: Config, keys: set[str]) -> bool:
+        if not self.allocations and not any((s := config.services.get(k)) is not None and not s.ips for k in keys):
+            return False  # nothing was allocated and none of the changed Services lacks its own IPs
+        return True
+
+    def _allocate(self, previous: dict[str, tuple[str, ...]]) -> None:
+        config = self.config
+        assert config is not None
+        if all(s.ips for s in config.services.values()):
+            self.allocations, self.alloc_notes = {}, []
+            return
+        self.allocations, self.alloc_notes = allocate(config, previous, self.index)
+
+    def _ips(self, key: str, svc: Service) -> tuple[str, ...]:
+        return svc.ips or self.allocations.get(key, ())
+
+    def _reasons(self, key: str, ips: tuple[str, ...], t: RouteTable, notes: list[str] | None
+                 ) -> Iterator[tuple[RouteKey, Reason]]:
+        index = self.index
+        for ip in ips:
+            afi, value = parse_ip(ip)
+            pool = index.pool_of(afi, value)
+            if pool is None:
+                if notes is not None:
+                    notes.append(f"{key}: {ip} is in no IPAddressPool; not advertised")
+                continue
+            for ad in t.by_pool.get(pool, ()):
+                yield _route_key(afi, value, ad), Reason(key, ip, pool, ad.name)
+
+    def _add(self, key: str, ips: tuple[str, ...], touched: dict) -> None:
+        if not ips:
+            return
+        self.planned[key] = ips
+        notes: list[str] = []
+        for i, (sig, t) in enumerate(self.tables.items()):
+            tt = touched[sig]
+            for rk, reason in self._reasons(key, ips, t, notes if i == 0 else None):
+                t.add(rk, reason, tt)
+        if not self.tables:
+            for ip in ips:
+                afi, value = parse_ip(ip)
+                if self.index.pool_of(afi, value) is None:
+                    notes.append(f"{key}: {ip} is in no IPAddressPool; not advertised")
+        if notes:
+            self.notes[key] = notes
+
+    def _remove(self, key: str, touched: dict) -> None:
+        ips = self.planned.pop(key, ())
+        self.notes.pop(key, None)
+        if not ips:
+            return
+        for sig, t in self.tables.items():
+            tt = touched[sig]
+            for rk, reason in self._reasons(key, ips, t, None):
+                t.remove(rk, reason, tt)
+
+
+class _Untracked(dict):
+    """A 'touched' record that records nothing (a rebuild diffs whole tables instead)."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+
+def diff_tables(before: Mapping[RouteKey, RouteAttrs], after: Mapping[RouteKey, RouteAttrs]) -> Delta:
+    """The delta taking a peer from `before` to `after` (set operations in C for the keys)."""
+    if not before:
+        return dict(after)
+    d: Delta = dict.fromkeys(before.keys() - after.keys())
+    for rk in after.keys() - before.keys():
+        d[rk] = after[rk]
+    for rk in after.keys() & before.keys():
+        a = after[rk]
+        if a is not before[rk] and a != before[rk]:
+            d[rk] = a
+    return d
 
 
 def plan(config: Config, node_name: str, allocations: dict[str, tuple[str, ...]] | None = None) -> Plan:
-    """Routes per peer for `node_name`; `allocations` are the previous ones (kept while valid)."""
+    """Routes per peer for `node_name`, from scratch; `allocations` are the previous ones (kept while valid)."""
     with gc_paused():
-        return _plan(config, node_name, allocations)
+        p = Planner(node_name)
+        p.rebuild(config, allocations or {})
+        return p.plan()
 
 
-def _plan(config: Config, node_name: str, allocations: dict[str, tuple[str, ...]] | None) -> Plan:
-    index = PoolIndex(config.pools)
-    allocated, notes = allocate(config, allocations, index)
-    labels = node_labels(config, node_name)
-    entries, pool_ips = _entries(config, allocated, index, notes)
-    ads = [a for _, a in sorted(config.advertisements.items()) if selectors_match(a.node_selectors, labels)]
-    routes: dict[str, Mapping[tuple[int, int], PlannedRoute]] = {}
-    shared: dict[tuple[str, ...], Mapping[tuple[int, int], PlannedRoute]] = {}
-    for name, peer in sorted(config.peers.items()):
-        if not selectors_match(peer.node_selectors, labels):
-            continue
-        mine = [a for a in ads if not a.peers or name in a.peers]
-        sig = tuple(a.name for a in mine)
-        if sig not in shared:  # peers with the same advertisements share one (read-only) table
-            table = _fast_table(mine, pool_ips, entries)
-            shared[sig] = table if table is not None else _routes_for(mine, pool_ips, entries)
-        routes[name] = shared[sig]
-    return Plan(routes=routes, allocations=allocated, notes=tuple(notes))
-
-
-__all__ = ["plan", "node_labels", "merge_attrs", "BITS"]
+__all__ = ["plan", "Planner", "RouteTable", "diff_tables", "node_labels", "merge_attrs", "BITS"]

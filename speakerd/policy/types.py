@@ -8,9 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Iterator
-
-from ..config.addr import format_prefix
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,49 +40,16 @@ class PlannedRoute:
 class Plan:
     """routes[peer name][(afi, key)] -> PlannedRoute; plus the allocations made.
 
-    A peer's table is a Mapping: a plain dict, or a RouteTable that makes its
+    A peer's table is a Mapping: a plain dict, or a ``planner.RouteTable`` that makes its
     PlannedRoutes on lookup; ``route_attrs(table)`` gives the attributes alone."""
     routes: dict[str, Mapping[tuple[int, int], PlannedRoute]]
     allocations: dict[str, tuple[str, ...]] = field(default_factory=dict)  # service key -> IPs
     notes: tuple[str, ...] = ()  # e.g. "default/svc: no pool has a free IPv4 address"
 
 
-class RouteTable(Mapping):
-    """``(afi, key) -> PlannedRoute`` for a table where every prefix comes from one service IP.
-
-    Holds the attributes per route (``attrs``, what a session is given) and,
-    per route, the index of the service IP it came from in the plan's entry
-    columns; the PlannedRoute and its Reason are made only when looked up
-    (``explain``, ``plan``), never for the whole table on the hot path."""
-
-    __slots__ = ("attrs", "_entry", "_svc", "_ip", "_pool", "_ad_of_pool")
-
-    def __init__(self, attrs: dict, entry: dict, svc: list, ip: list, pool: list, ad_of_pool: dict) -> None:
-        self.attrs: dict[tuple[int, int], RouteAttrs] = attrs
-        self._entry, self._svc, self._ip, self._pool, self._ad_of_pool = entry, svc, ip, pool, ad_of_pool
-
-    def __getitem__(self, rk: tuple[int, int]) -> PlannedRoute:
-        i = self._entry[rk]
-        afi, key = rk
-        pool = self._pool[i]
-        reason = Reason(self._svc[i], self._ip[i], pool, self._ad_of_pool[pool])
-        return PlannedRoute(afi, key, format_prefix(afi, key >> 8, key & 0xFF), self.attrs[rk], (reason,))
-
-    def __contains__(self, rk: object) -> bool:
-        return rk in self._entry
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        return iter(self._entry)
-
-    def __len__(self) -> int:
-        return len(self._entry)
-
-    def __repr__(self) -> str:
-        return f"RouteTable({len(self._entry)} routes)"
-
-
 def route_attrs(table: Mapping) -> dict[tuple[int, int], RouteAttrs]:
     """``(afi, key) -> RouteAttrs`` of a peer's table: what a session is given (do not mutate)."""
-    if isinstance(table, RouteTable):
-        return table.attrs
+    attrs = getattr(table, "attrs", None)  # a planner.RouteTable keeps them
+    if attrs is not None:
+        return attrs
     return {k: r.attrs for k, r in table.items()}

@@ -273,7 +273,7 @@ def test_other_kinds_skipped_as_info(tmp_path):
     cfg = load_config([write(tmp_path, ns)])
     assert cfg.warnings == ()
     assert [i.severity for i in cfg.issues] == ["info"]
-    assert "kind Namespace (v1) is not used by speakerd; skipped" in str(cfg.issues[0])
+    assert "1 object(s) of kind Namespace (v1): not used by speakerd; skipped" in str(cfg.issues[0])
 
 
 def test_yaml_syntax_error_names_file(tmp_path):

@@ -1,0 +1,1 @@
+"""Producers of store events: files (``files``); the API reflector lives in ``speakerd.kube``."""

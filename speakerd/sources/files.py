@@ -1,0 +1,222 @@
+"""File mode: manifest files -> store events; a changed file = the diff of its objects.
+
+:meth:`FileSource.read` reads every configured file (a directory: its ``*.yaml``,
+``*.yml`` and ``*.json``, sorted, not recursive), cuts each into units (one per
+document or List item, ``config.parse``) and keeps, per file, the digest of each
+unit's bytes with the identity of the objects it held.  Only units whose bytes
+changed are parsed; objects of units that are gone become DELETED events, objects
+of new units ADDED/MODIFIED.  Nothing of a document is kept but that digest and
+(kind, apiVersion, namespace, name).
+
+Objects of kinds speakerd does not use are dropped here, before any validation.
+The MetalLB kinds come first in a batch of events, so Services naming a new pool
+find it.
+
+``read`` does blocking I/O and parsing: the daemon runs it in a worker thread
+(each unit is parsed by one short call, so the event loop gets the interpreter
+back between units). :class:`FileWatcher` watches the files with inotify
+(watchfiles) and calls back once per burst of changes.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..config.common import Issues
+from ..config.model import ConfigIssue, Source
+from ..config.parse import EXTENSIONS, ParseError, Unit, parse_unit, split_units
+from ..store import ADDED, DELETED, Event
+from ..store.validate import METALLB_KINDS, identify
+
+log = logging.getLogger("speakerd")
+
+Stub = tuple[str, str, str, str]  # (kind, apiVersion, namespace, name)
+_FIRST = frozenset(METALLB_KINDS) | {"Secret"}
+
+
+@dataclass(slots=True)
+class _Unit:
+    stubs: tuple[Stub, ...]
+    issues: tuple[ConfigIssue, ...]
+    dup: bool = False  # held an object already defined earlier in the file
+    skipped: tuple[str, ...] = ()  # "Kind (apiVersion)" of objects of kinds speakerd does not use
+
+
+@dataclass(slots=True)
+class _File:
+    units: dict[int, _Unit] = field(default_factory=dict)  # unit digest -> what it held
+    issues: tuple[ConfigIssue, ...] = ()  # issues of the file itself (cannot read it)
+
+
+def expand_paths(paths: list[str]) -> tuple[list[str], list[ConfigIssue]]:
+    files: list[str] = []
+    issues: list[ConfigIssue] = []
+    for p in paths:
+        if os.path.isdir(p):
+            names = sorted(n for n in os.listdir(p) if n.endswith(EXTENSIONS) and os.path.isfile(os.path.join(p, n)))
+            if not names:
+                issues.append(ConfigIssue(p, "", "", "directory has no .yaml, .yml or .json files", "warning"))
+            files.extend(os.path.join(p, n) for n in names)
+        elif os.path.isfile(p):
+            files.append(p)
+        else:
+            issues.append(ConfigIssue(p, "", "", "no such file or directory"))
+    return files, issues
+
+
+def _stub_event(stub: Stub, source: str) -> Event:
+    kind, api, ns, name = stub
+    meta = {"name": name, "namespace": ns} if ns else {"name": name}
+    return Event(DELETED, {"kind": kind, "apiVersion": api, "metadata": meta}, source)
+
+
+class FileSource:
+    """Files -> events, remembering per file only unit digests and object identities."""
+
+    def __init__(self, paths: list[str]) -> None:
+        self.paths = list(paths)
+        self._files: dict[str, _File] = {}
+        self.path_issues: tuple[ConfigIssue, ...] = ()
+        self.units_parsed = 0  # units parsed by the last read (the rest were unchanged)
+
+    def issues(self) -> list[ConfigIssue]:
+        """Current read/parse/identity issues of every file."""
+        out = list(self.path_issues)
+        for path, f in self._files.items():
+            out.extend(f.issues)
+            skipped: dict[str, int] = {}
+            for u in f.units.values():
+                out.extend(u.issues)
+                for k in u.skipped:
+                    skipped[k] = skipped.get(k, 0) + 1
+            for k, n in skipped.items():
+                out.append(ConfigIssue(path, "", "", f"{n} object(s) of kind {k}: not used by speakerd; skipped", "info"))
+        return out
+
+    def read(self) -> list[Event]:
+        """The events that take the store from the files as last read to the files now."""
+        files, path_issues = expand_paths(self.paths)
+        self.path_issues = tuple(path_issues)
+        first: list[Event] = []
+        rest: list[Event] = []
+        deleted: list[Event] = []
+        self.units_parsed = 0
+        for gone in self._files.keys() - set(files):
+            for u in self._files.pop(gone).units.values():
+                deleted.extend(_stub_event(s, gone) for s in u.stubs)
+        for path in files:
+            self._read_file(path, first, rest, deleted)
+        return deleted + first + rest
+
+    def _read_file(self, path: str, first: list[Event], rest: list[Event], deleted: list[Event]) -> None:
+        old = self._files.get(path) or _File()
+        new = _File()
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            new.units = old.units  # keep what it held: a file that cannot be read now changes nothing
+            new.issues = (ConfigIssue(path, "", "", f"cannot read: {exc}"),)
+            self._files[path] = new
+            return
+        json = path.endswith(".json")
+        try:
+            units = split_units(data, json)
+        except ParseError as exc:
+            new.units = old.units
+            new.issues = (ConfigIssue(path, "", "", f"JSON syntax error: {exc}"),)
+            self._files[path] = new
+            return
+        del data
+        kept: set[tuple[str, str, str]] = set()
+        for unit in units:
+            digest = unit.digest
+            known = old.units.get(digest)
+            if known is not None and digest not in new.units:
+                ids = [(s[0], s[2], s[3]) for s in known.stubs]
+                if kept.isdisjoint(ids):
+                    new.units[digest] = known
+                    kept.update(ids)
+                    continue
+            got = self._parse(unit, path, first, rest, kept)
+            # a unit that held a duplicate is parsed again next time (the first may be gone by then)
+            new.units[digest if digest not in new.units and not got.dup else ("dup", digest, len(new.units))] = got
+        for digest, u in old.units.items():
+            if digest not in new.units:
+                deleted.extend(_stub_event(s, path) for s in u.stubs if (s[0], s[2], s[3]) not in kept)
+        self._files[path] = new
+
+    def _parse(self, unit: Unit, path: str, first: list[Event], rest: list[Event],
+               kept: set[tuple[str, str, str]]) -> _Unit:
+        self.units_parsed += 1
+        try:
+            objs = parse_unit(unit)
+        except ParseError as exc:
+            return _Unit((), (ConfigIssue(path, "", "", f"{'JSON' if unit.json else 'YAML'} syntax error: {exc}"),))
+        except UnicodeDecodeError as exc:
+            return _Unit((), (ConfigIssue(path, "", "", f"cannot read: {exc}"),))
+        issues = Issues()
+        stubs: list[Stub] = []
+        dup = False
+        skipped: list[str] = []
+        for obj in objs:
+            before = len(issues.items)
+            ident = identify(obj, path, issues)
+            if ident is None:  # not used by speakerd, or malformed (an issue says so)
+                if len(issues.items) == before and type(obj) is dict:
+                    skipped.append(f"{obj.get('kind')} ({obj.get('apiVersion')})")
+                continue
+            kind, ns, name = ident
+            if kind == "Service":
+                ns = ns or "default"
+            if (kind, ns, name) in kept:
+                dup = True
+                what = f"Service {ns}/{name}" if kind == "Service" else f"{kind} name {name!r}"
+                issues.error(Source(path, kind, f"{ns}/{name}" if kind == "Service" else name, ns), "metadata.name",
+                             f"duplicate {what} (first defined in {path})")
+                continue
+            kept.add((kind, ns, name))
+            stubs.append((kind, obj["apiVersion"], ns, name))
+            (first if kind in _FIRST else rest).append(Event(ADDED, obj, path))
+        return _Unit(tuple(stubs), tuple(issues.items), dup, tuple(skipped))
+
+
+class FileWatcher:
+    """inotify on the configured paths (their directories, so editors' rename-over and
+    ConfigMap ``..data`` symlink swaps are seen); ``on_change()`` once per burst."""
+
+    def __init__(self, paths: list[str], on_change: Callable[[], Any], debounce_ms: int = 50) -> None:
+        self.paths = list(paths)
+        self.on_change = on_change
+        self.debounce_ms = debounce_ms
+        self._stop = asyncio.Event()
+
+    def _targets(self) -> list[str]:
+        out = set()
+        for p in self.paths:
+            ap = os.path.abspath(p)
+            out.add(ap if os.path.isdir(ap) else os.path.dirname(ap))
+        return sorted(out)
+
+    def _wanted(self, path: str) -> bool:
+        for p in self.paths:
+            ap = os.path.abspath(p)
+            if os.path.isdir(ap):
+                if os.path.dirname(path) == ap or os.path.basename(path).startswith(".."):
+                    return True
+            elif path == ap or os.path.dirname(path) == os.path.dirname(ap) and os.path.basename(path).startswith(".."):
+                return True
+        return False
+
+    async def run(self) -> None:
+        from watchfiles import awatch
+        async for changes in awatch(*self._targets(), stop_event=self._stop, debounce=self.debounce_ms,
+                                    step=10, recursive=False, rust_timeout=0):
+            if any(self._wanted(p) for _, p in changes):
+                self.on_change()
+
+    def stop(self) -> None:
+        self._stop.set()

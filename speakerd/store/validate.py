@@ -1,0 +1,302 @@
+"""One validator per kind: a raw Kubernetes object (a dict as the API server or kubectl
+gives it) -> a model object, or the issues that keep it out.
+
+Validators read only the fields speakerd uses and ignore everything else an object
+carries (managedFields, uid, resourceVersion, status of kinds whose status is unused...).
+The MetalLB kinds are parsed here one object at a time (``metallb_spec``); what
+depends on several of them (references, overlaps) is ``config.build.build_metallb``.
+"""
+from __future__ import annotations
+
+import difflib
+import socket
+import sys
+from typing import Any
+
+from ..config import raw
+from ..config.common import Issues
+from ..config.addr import format_ip, parse_ip
+from ..config.model import Endpoint, EndpointSlice, Node, Service, Source
+
+POOL_ANNOTATIONS = ("metallb.universe.tf/address-pool", "metallb.io/address-pool")
+IPS_ANNOTATIONS = ("metallb.universe.tf/loadBalancerIPs", "metallb.io/loadBalancerIPs")
+SHARING_ANNOTATIONS = ("metallb.universe.tf/allow-shared-ip", "metallb.io/allow-shared-ip")
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+FAMILIES = {"IPv4": 4, "IPv6": 6}
+POLICIES = ("SingleStack", "PreferDualStack", "RequireDualStack")
+
+API_VERSIONS: dict[str, tuple[str, ...]] = {
+    "BGPPeer": ("metallb.io/v1beta2", "metallb.io/v1beta1"),
+    "IPAddressPool": ("metallb.io/v1beta1",),
+    "BGPAdvertisement": ("metallb.io/v1beta1",),
+    "BFDProfile": ("metallb.io/v1beta1",),
+    "Community": ("metallb.io/v1beta1",),
+    "Secret": ("v1",),
+    "Service": ("v1",),
+    "Node": ("v1",),
+    "EndpointSlice": ("discovery.k8s.io/v1",),
+}
+METALLB_KINDS = ("BGPPeer", "IPAddressPool", "BGPAdvertisement", "BFDProfile", "Community")
+METALLB_GROUP = "metallb.io/"
+# MetalLB kinds speakerd does not implement (L2 mode): not errors, just not used
+METALLB_OTHER = ("L2Advertisement", "ServiceL2Status", "ServiceBGPStatus", "BGPSessionState", "ConfigurationState")
+DEPRECATED = {("BGPPeer", "metallb.io/v1beta1"): "metallb.io/v1beta1 BGPPeer is deprecated; use metallb.io/v1beta2"}
+
+_pton = socket.inet_pton
+_AF4 = socket.AF_INET
+_intern = sys.intern
+
+
+# --- identity: kind, apiVersion, name --------------------------------------------------------
+
+def identify(obj: Any, origin: str, issues: Issues) -> tuple[str, str, str] | None:
+    """(kind, namespace, name) of an object speakerd uses, else None (with an issue when the
+    object is malformed or of a misspelt/unknown version of a kind speakerd knows)."""
+    if type(obj) is not dict:
+        issues.error(Source(origin, "", ""), "", f"not a Kubernetes object (got {type(obj).__name__})")
+        return None
+    kind = obj.get("kind")
+    api = obj.get("apiVersion")
+    meta = obj.get("metadata")
+    if type(kind) is not str or type(api) is not str:
+        issues.error(Source(origin, "", ""), "", "an object without kind/apiVersion")
+        return None
+    versions = API_VERSIONS.get(kind)
+    if versions is None:
+        if api.startswith(METALLB_GROUP) and kind not in METALLB_OTHER:
+            hint = difflib.get_close_matches(kind, METALLB_KINDS, n=1, cutoff=0.6)
+            name = meta.get("name") if type(meta) is dict else None
+            issues.error(Source(origin, kind, str(name or "?")), "kind",
+                         f"unknown kind {kind!r} in {api}" + (f"; did you mean {hint[0]}?" if hint else ""))
+        return None  # a kind speakerd does not use: skipped without validation
+    if type(meta) is not dict or type(meta.get("name")) is not str or not meta["name"]:
+        issues.error(Source(origin, kind, "?"), "metadata.name", "required field is missing")
+        return None
+    ns = meta.get("namespace") or ""
+    if type(ns) is not str:
+        ns = ""
+    if api not in versions:
+        issues.error(Source(origin, kind, meta["name"], ns), "apiVersion",
+                     f"unsupported apiVersion {api!r} for {kind} (expected {' or '.join(versions)})")
+        return None
+    return kind, ns, meta["name"]
+
+
+# --- Services ------------------------------------------------------------------------------
+
+def _canonical(text: object) -> str | None:
+    """The canonical text of an IP address, None when it is not one (inet_pton accepts only
+    canonical dotted quads, so an IPv4 text it accepts is returned as it is)."""
+    if type(text) is str and ":" not in text:
+        try:
+            _pton(_AF4, text)
+            return text
+        except (OSError, ValueError):  # ValueError: an embedded NUL
+            return None
+    try:
+        afi, value = parse_ip(text)  # type: ignore[arg-type]
+    except ValueError:
+        return None
+    return format_ip(afi, value)
+
+
+def _str_pairs(d: Any) -> tuple[tuple[str, str], ...] | None:
+    if not d:
+        return ()
+    if type(d) is not dict:
+        return None
+    for k, v in d.items():
+        if type(k) is not str or type(v) is not str:
+            return None
+    return tuple(sorted(d.items()))
+
+
+def _ip_list(src: Source, fld: str, texts: list[tuple[str, object]], issues: Issues) -> tuple[tuple[str, ...], bool]:
+    out: list[str] = []
+    ok = True
+    for f, text in texts:
+        ip = _canonical(text)
+        if ip is None:
+            issues.error(src, f or fld, f"invalid IP address {text!r}")
+            ok = False
+        elif ip not in out:
+            out.append(ip)
+    return tuple(out), ok
+
+
+def service(obj: dict, origin: str, lb_class: str | None, issues: Issues) -> Service | None:
+    """A LoadBalancer Service of this speaker's class, or None (not one, or invalid: issues)."""
+    spec = obj.get("spec")
+    if type(spec) is not dict or spec.get("type") != "LoadBalancer":
+        return None
+    meta = obj["metadata"]
+    ns = meta.get("namespace") or "default"
+    name = meta["name"]
+    key = f"{ns}/{name}"
+    src = Source(origin, "Service", key, ns)
+    cls = spec.get("loadBalancerClass")
+    if cls != lb_class:
+        issues.info(src, "spec.loadBalancerClass",
+                    f"loadBalancerClass {cls!r}: handled by another load balancer; skipped" if cls is not None else
+                    f"no loadBalancerClass: not of this speaker's class {lb_class!r}; skipped")
+        return None
+    ok = True
+    ann = meta.get("annotations")
+    if ann is not None and type(ann) is not dict:
+        issues.error(src, "metadata.annotations", f"expected a mapping, got {ann!r}")
+        return None
+    ann = ann or {}
+    # status.loadBalancer.ingress: what a controller assigned
+    ingress_texts: list[tuple[str, object]] = []
+    status = obj.get("status")
+    lb = status.get("loadBalancer") if type(status) is dict else None
+    ingress = lb.get("ingress") if type(lb) is dict else None
+    if type(ingress) is list:
+        for i, entry in enumerate(ingress):
+            if type(entry) is dict and "ip" in entry:
+                ingress_texts.append((f"status.loadBalancer.ingress[{i}].ip", entry["ip"]))
+    ingress_ips, good = _ip_list(src, "status.loadBalancer.ingress", ingress_texts, issues)
+    ok &= good
+    # requested: the annotation, else spec.loadBalancerIP
+    req_texts: list[tuple[str, object]] = []
+    for k in IPS_ANNOTATIONS:
+        if k in ann:
+            value = ann[k]
+            fld = f"metadata.annotations[{k}]"
+            if type(value) is not str:
+                issues.error(src, fld, "expected a comma-separated list of IPs")
+                return None
+            req_texts.extend((fld, t.strip()) for t in value.split(",") if t.strip())
+            break
+    lbip = spec.get("loadBalancerIP")
+    if not req_texts and lbip:
+        req_texts.append(("spec.loadBalancerIP", lbip))
+    requested, good = _ip_list(src, "", req_texts, issues)
+    ok &= good
+    pool = None
+    for k in POOL_ANNOTATIONS:
+        if k in ann:
+            pool = ann[k]
+            if type(pool) is not str:
+                issues.error(src, f"metadata.annotations[{k}]", f"expected an IPAddressPool name, got {pool!r}")
+                ok = False
+            break
+    sharing = None
+    for k in SHARING_ANNOTATIONS:
+        if k in ann:
+            sharing = ann[k] if type(ann[k]) is str else str(ann[k])
+            break
+    fams = spec.get("ipFamilies")
+    policy = spec.get("ipFamilyPolicy") or "SingleStack"
+    families: tuple[int, ...] = (4,)
+    if policy not in POLICIES:
+        issues.error(src, "spec.ipFamilyPolicy", f"unknown ipFamilyPolicy {policy!r} (expected {', '.join(POLICIES)})")
+        ok = False
+    if fams is not None:
+        if (type(fams) is not list or not fams or any(type(f) is not str or f not in FAMILIES for f in fams)
+                or len(set(fams)) != len(fams)):
+            issues.error(src, "spec.ipFamilies", f"expected IPv4 and/or IPv6 once each, got {fams!r}")
+            ok = False
+        else:
+            families = tuple(FAMILIES[f] for f in fams)
+            if len(families) == 2 and policy == "SingleStack":
+                issues.error(src, "spec.ipFamilies", "two families need ipFamilyPolicy PreferDualStack or RequireDualStack")
+                ok = False
+    dual = policy != "SingleStack"
+    if dual and len(families) == 1:
+        families = families + ((6,) if families[0] == 4 else (4,))
+    ips = ingress_ips or requested
+    if ips and not dual:
+        want6 = families[0] == 6
+        if any((":" in ip) != want6 for ip in ips):
+            issues.warn(src, "spec.ipFamilies", f"IP {', '.join(ips)} is not of the service's family IPv{families[0]}")
+    labels = _str_pairs(meta.get("labels"))
+    if labels is None:
+        issues.error(src, "metadata.labels", "label keys and values must be strings (quote them)")
+        ok = False
+    selector = _str_pairs(spec.get("selector"))
+    ports: list[tuple[str, int]] = []
+    for p in spec.get("ports") or ():
+        if type(p) is dict and type(p.get("port")) is int:
+            ports.append((_intern(str(p.get("protocol") or "TCP")), p["port"]))
+    if not ok:
+        return None
+    policy_t = spec.get("externalTrafficPolicy") or "Cluster"
+    return Service(
+        namespace=_intern(ns), name=name, ips=ips, pool=_intern(pool) if pool else None, dual_stack=dual,
+        families=families, uid=str(meta.get("uid") or ""), lb_class=cls, requested_ips=requested,
+        ingress_ips=ingress_ips, ip_family_policy=_intern(policy), sharing_key=sharing,
+        traffic_policy=_intern(policy_t) if type(policy_t) is str else "Cluster", ports=tuple(ports),
+        selector=selector or (), labels=labels or (), deleting=bool(meta.get("deletionTimestamp")), origin=origin,
+    )
+
+
+def pool_name(obj: dict) -> str | None:
+    """The pool a Service's annotation names (a string), else None."""
+    ann = obj["metadata"].get("annotations")
+    if type(ann) is dict:
+        for k in POOL_ANNOTATIONS:
+            if k in ann:
+                return ann[k] if type(ann[k]) is str else None
+    return None
+
+
+# --- EndpointSlices and Nodes -----------------------------------------------------------------
+
+def endpoint_slice(obj: dict, origin: str, issues: Issues) -> EndpointSlice | None:
+    meta = obj["metadata"]
+    ns = meta.get("namespace") or "default"
+    src = Source(origin, "EndpointSlice", f"{ns}/{meta['name']}", ns)
+    labels = meta.get("labels")
+    svc = labels.get(SERVICE_NAME_LABEL) if type(labels) is dict else None
+    if type(svc) is not str or not svc:
+        issues.info(src, f"metadata.labels[{SERVICE_NAME_LABEL}]", "no Service named; skipped")
+        return None
+    eps: list[Endpoint] = []
+    for i, ep in enumerate(obj.get("endpoints") or ()):
+        if type(ep) is not dict:
+            issues.error(src, f"endpoints[{i}]", "expected a mapping")
+            return None
+        cond = ep.get("conditions") if type(ep.get("conditions")) is dict else {}
+        ready = cond.get("ready")
+        ready = True if ready is None else ready is True
+        serving = cond.get("serving")
+        serving = ready if serving is None else serving is True
+        node = ep.get("nodeName")
+        eps.append(Endpoint(node if type(node) is str else None, ready, serving, cond.get("terminating") is True))
+    return EndpointSlice(_intern(ns), meta["name"], svc, tuple(eps), src)
+
+
+def node(obj: dict, origin: str, issues: Issues) -> Node | None:
+    meta = obj["metadata"]
+    src = Source(origin, "Node", meta["name"])
+    labels = meta.get("labels") or {}
+    if type(labels) is not dict:
+        issues.error(src, "metadata.labels", "expected a mapping")
+        return None
+    bad = [(k, v) for k, v in labels.items() if type(k) is not str or type(v) is not str]
+    for k, v in bad:
+        issues.error(src, f"metadata.labels[{k}]", f"label keys and values must be strings, got {k!r}: {v!r} (quote it)")
+    if bad:
+        return None
+    unavailable = False
+    status = obj.get("status")
+    for c in (status.get("conditions") or ()) if type(status) is dict else ():
+        if type(c) is dict and c.get("type") == "NetworkUnavailable":
+            unavailable = c.get("status") == "True"
+    return Node(meta["name"], tuple(sorted(labels.items())), unavailable)
+
+
+# --- the MetalLB kinds, one object ------------------------------------------------------------
+
+def metallb_spec(kind: str, obj: dict, src: Source, issues: Issues):
+    """The parsed spec of one MetalLB object, or None (issues say why)."""
+    if (kind, obj.get("apiVersion")) in DEPRECATED:
+        issues.warn(src, "apiVersion", DEPRECATED[(kind, obj["apiVersion"])])
+    extra = set(obj) - {"apiVersion", "kind", "metadata", "spec", "status"}
+    for k in sorted(extra):
+        issues.error(src, k, f"unknown field {k}")
+    spec, problems = raw.parse_spec(kind, obj.get("spec"))
+    for fld, msg in problems:
+        issues.error(src, fld, msg)
+    return spec if not extra else None
