@@ -144,20 +144,20 @@ class Controller:
         self._tasks = [asyncio.create_task(r.run(), name=f"reflect-{r.name}")
                        for r in (self.services, self.pools, self.namespaces)]
         self._tasks.append(asyncio.create_task(self.elector.run(), name="lease"))
+        term: list[asyncio.Task] = []
         try:
             while True:
                 await self.elector.leading.wait()
-                lead = asyncio.create_task(self._lead(), name="lead")
-                lost = asyncio.create_task(self.elector.lost.wait())
-                await asyncio.wait({lead, lost}, return_when=asyncio.FIRST_COMPLETED)
-                lead.cancel()
-                lost.cancel()
-                await asyncio.gather(lead, lost, return_exceptions=True)
+                term = [asyncio.create_task(self._lead(), name="lead"), asyncio.create_task(self.elector.lost.wait())]
+                await asyncio.wait(term, return_when=asyncio.FIRST_COMPLETED)
+                for t in term:
+                    t.cancel()
+                await asyncio.gather(*term, return_exceptions=True)
                 self._stop_leading()
         finally:
-            for t in self._tasks:
+            for t in [*term, *self._tasks]:  # the leader's workers too: no write after run() ends
                 t.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.gather(*term, *self._tasks, return_exceptions=True)
 
     @property
     def writes(self) -> int:
