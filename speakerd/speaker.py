@@ -30,13 +30,15 @@ import time
 import zlib
 from dataclasses import dataclass, field
 
-from .config import ConfigError, load_config
+from .config import ConfigError
 from .config.model import Config, Peer as PeerConfig
 from .fsm.actions import Cause, NotificationReceived, NotificationSent, StateChanged, State
 from .net.listener import Listener
 from .net.peer import Peer, PeerSettings
-from .policy import plan as make_plan
+from .policy.planner import Planner
 from .policy.types import Plan, route_attrs
+from .sources.files import FileSource
+from .store import Changes, Store
 from .reconcile import diff_peers, peers_for_node
 from .state import StateError, load_allocations, save_allocations
 from .wire.constants import CeaseSubcode
@@ -110,6 +112,10 @@ class Speaker:
         self.redactor = redactor
         self.config: Config | None = None
         self.plan: Plan | None = None
+        self.source = FileSource(self.paths)
+        self.store = Store()
+        self.planner = Planner(node)
+        self.object_errors: list = []  # current errors of single objects (reported and skipped)
         self.router_id = 0
         self.router_id_source = ""
         self.peers: dict[str, PeerRuntime] = {}
@@ -121,14 +127,18 @@ class Speaker:
         self.capture_subscribers: dict[str, list[asyncio.Queue]] = collections.defaultdict(list)
         self._reload_lock = asyncio.Lock()
         self._stopping = False
+        self._saved_allocations: dict = {}
         self.stopped = asyncio.Event()
 
     # ------------------------------------------------------------------ life
     async def start(self) -> None:
         """Load the config (raises ConfigError), then start every session."""
-        config = load_config(self.paths)
-        await self._apply(config, initial=True)
-        self.last_reload = {"time": time.time(), "ok": True, "errors": []}
+        changes = await self._ingest()
+        if self.store.metallb_errors:
+            raise ConfigError(list(self.store.metallb_errors))
+        await self._apply(self.store.config(), initial=True)
+        self._report_objects(changes)
+        self.last_reload = {"time": time.time(), "ok": True, "errors": [str(i) for i in self.object_errors]}
 
     async def stop(self, message: str = "speakerd is shutting down") -> None:
         """Cease/Administrative Shutdown with ``message`` to every peer, except
@@ -174,17 +184,21 @@ class Speaker:
             if self._stopping:
                 log.info("reload (%s) ignored: speakerd is stopping", reason)
                 return {"ok": False, "errors": ["speakerd is stopping"]}
-            try:
-                config = load_config(self.paths)
-            except ConfigError as e:
-                errors = [str(i) for i in e.issues]
+            changes = await self._ingest()
+            errors = [str(i) for i in self.store.metallb_errors]  # still refused, even if unchanged since
+            if changes.metallb_rejected:
                 for line in errors:
                     log.error("config rejected, keeping the running config: %s", line)
+            if changes.metallb:
+                summary = await self._apply(self.store.config(), initial=False)
+            else:
+                summary = await self._services_changed(changes)
+            self._report_objects(changes)
+            if errors:
                 if self.metrics:
                     self.metrics.reload(False)
                 self.last_reload = {"time": time.time(), "ok": False, "errors": errors}
-                return {"ok": False, "errors": errors}
-            summary = await self._apply(config, initial=False)
+                return {"ok": False, "errors": errors, **summary}
             if self.metrics:
                 self.metrics.reload(True)
             self.last_reload = {"time": time.time(), "ok": True, "errors": [], **summary}
@@ -192,6 +206,59 @@ class Speaker:
             return {"ok": True, "errors": [], **summary}
 
     # ------------------------------------------------------------- applying
+    INGEST_BATCH = 2000  # events applied between two returns to the event loop
+
+    async def _ingest(self) -> Changes:
+        """Read the files in a worker thread (only changed units are parsed) and apply the
+        events to the store in batches, returning to the event loop between batches."""
+        events = await asyncio.to_thread(self.source.read)
+        changes = Changes()
+        for i in range(0, max(len(events), 1), self.INGEST_BATCH):
+            changes.merge(self.store.apply(events[i:i + self.INGEST_BATCH]))
+            if len(events) > self.INGEST_BATCH:
+                await asyncio.sleep(0)
+        return changes
+
+    def _report_objects(self, changes: Changes) -> None:
+        """Log the errors of single objects (each skipped, every other one planned) once."""
+        errors = [i for i in self.source.issues() if i.severity == "error"]
+        errors += [i for items in self.store.issues.values() for i in items if i.severity == "error"]
+        seen = {str(i) for i in self.object_errors}
+        for issue in errors:
+            if str(issue) not in seen:
+                log.error("config: %s; skipped", issue)
+        self.object_errors = errors
+        if self.metrics and hasattr(self.metrics, "invalid_objects"):
+            self.metrics.invalid_objects(len(errors))
+
+    async def _services_changed(self, changes: Changes) -> dict:
+        """Only Services changed: re-plan those, in batches, and hand each session its delta."""
+        config = self.store.config()
+        self.config = config
+        keys = list(changes.services)
+        now = time.time()
+        changed = 0
+        for i in range(0, len(keys), self.INGEST_BATCH):
+            deltas = self.planner.services_changed(config, keys[i:i + self.INGEST_BATCH])
+            for name, delta in deltas.items():
+                rt = self.peers.get(name)
+                if rt is not None and delta:
+                    changed += self._note_delta(delta, now)
+                    rt.peer.update_routes(delta)
+            if len(keys) > self.INGEST_BATCH:
+                await asyncio.sleep(0)
+        self.plan = self.planner.plan()
+        if self.plan.allocations != self._saved_allocations:
+            self._save_allocations(self.plan.allocations)
+        return {"added": [], "removed": [], "reset": [], "kept": sorted(self.peers), "route_changes": changed}
+
+    def _note_delta(self, delta: dict, now: float) -> int:
+        if len(self.route_events) > ROUTE_EVENTS:
+            self.route_events.clear()
+        for rk, ra in delta.items():
+            self.route_events[rk] = (now, "withdraw" if ra is None else "announce")
+        return len(delta)
+
     async def _apply(self, config: Config, initial: bool) -> dict:
         old = self.config
         for w in config.warnings:
@@ -201,7 +268,8 @@ class Speaker:
                 if p.password:
                     self.redactor.add(p.password)
         allocations = self._load_allocations() if initial else (self.plan.allocations if self.plan else {})
-        new_plan = make_plan(config, self.node, allocations)
+        deltas = self.planner.rebuild(config, allocations)
+        new_plan = self.planner.plan()
         for note in new_plan.notes:
             log.warning("plan: %s", note)
         selected = peers_for_node(config, self.node)
@@ -219,6 +287,7 @@ class Speaker:
         self.config, self.plan = config, new_plan
         if new_plan.allocations != allocations:
             self._save_allocations(new_plan.allocations)
+        self._saved_allocations = dict(new_plan.allocations)
 
         for name in diff.removed:
             rt = self.peers.pop(name)
@@ -233,7 +302,8 @@ class Speaker:
             self._forget_bfd(rt)
             self._unregister(rt)
             await rt.peer.stop("session parameters changed", CeaseSubcode.OTHER_CONFIGURATION_CHANGE)
-        for name in sorted(set(diff.added) | set(reset)):
+        fresh = sorted(set(diff.added) | set(reset))
+        for name in fresh:
             await self._add_peer(selected[name], initial=initial)
         labels = {self._label(rt.config) for rt in self.peers.values()} if self.metrics else set()
         for name, old_rt in retired.items():
@@ -262,9 +332,15 @@ class Speaker:
         now = time.time()
         changed = 0
         for name, rt in self.peers.items():
-            routes = route_attrs(new_plan.routes.get(name, {}))
-            changed += self._note_route_changes(rt, routes, now)
-            rt.peer.set_routes(routes)
+            if name in fresh or initial:
+                routes = route_attrs(new_plan.routes.get(name, {}))
+                changed += self._note_route_changes(rt, routes, now)
+                rt.peer.set_routes(routes)
+            else:  # a kept session: only the change of its routes
+                delta = deltas.get(name, {})
+                if delta:
+                    changed += self._note_delta(delta, now)
+                    rt.peer.update_routes(delta)
         return {"added": list(diff.added), "removed": list(diff.removed), "reset": reset,
                 "kept": [n for n in diff.kept if n not in reset], "route_changes": changed}
 

@@ -209,6 +209,14 @@ class Session:
         if self.state == State.ESTABLISHED:
             self._send_updates(now, self.adj_rib_out.diff(self._ctx))
 
+    def update_routes(self, now: float, delta: dict) -> None:
+        """Change part of the wanted Adj-RIB-Out (``attrs``, or None to withdraw); when
+        Established, send UPDATEs for those routes only."""
+        if self.state == State.ESTABLISHED:
+            self._send_updates(now, self.adj_rib_out.apply_delta(delta, self._ctx))
+        else:
+            self.adj_rib_out.update_wanted(delta)
+
     def request_refresh(self, now: float) -> bool:
         """Ask the peer to re-send its routes (ROUTE-REFRESH for every family)."""
         neg = self.negotiated

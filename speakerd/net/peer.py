@@ -257,11 +257,25 @@ class Peer:
         self._process()
 
     def set_routes(self, routes: dict) -> None:
-        self._routes = routes
+        self._routes = dict(routes)
         now = self._now()
         self._link.machine.set_routes(now, routes)
         if self._candidate is not None:
             self._candidate.machine.set_routes(now, routes)
+        self._process()
+
+    def update_routes(self, delta: dict) -> None:
+        """Change part of the wanted routes (``(afi, key) -> RouteAttrs``, None = withdraw)."""
+        routes = self._routes
+        for rk, ra in delta.items():
+            if ra is None:
+                routes.pop(rk, None)
+            else:
+                routes[rk] = ra
+        now = self._now()
+        self._link.machine.update_routes(now, delta)
+        if self._candidate is not None:
+            self._candidate.machine.update_routes(now, delta)
         self._process()
 
     def route_refresh_request(self) -> bool:

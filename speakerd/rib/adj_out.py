@@ -91,6 +91,15 @@ class AdjRibOut:
     def set_wanted(self, routes: dict[RouteKey, RouteAttrs]) -> None:
         self.wanted = dict(routes)
 
+    def update_wanted(self, delta: dict[RouteKey, RouteAttrs | None]) -> None:
+        """Apply a change of the wanted routes: ``attrs`` to (re)announce, None to withdraw."""
+        wanted = self.wanted
+        for rk, ra in delta.items():
+            if ra is None:
+                wanted.pop(rk, None)
+            else:
+                wanted[rk] = ra
+
     def connected(self, local_address: str | None) -> None:
         """A new connection: learn the local address, forget what was sent."""
         self._nh4, self._nh6 = next_hops(local_address, self.next_hop4, self.next_hop6)
@@ -160,6 +169,24 @@ class AdjRibOut:
                 if sent.get(rk) != pa:
                     announce.setdefault((rk[0], pa), []).append(rk[1])
         self.sent = target
+        return self._pack(withdraw, announce, ctx)
+
+    def apply_delta(self, delta: dict[RouteKey, RouteAttrs | None], ctx: Negotiated) -> list[bytes]:
+        """Apply a change of the wanted routes and return the UPDATEs for those routes only
+        (work in proportion to the change, not to the table)."""
+        self.update_wanted(delta)
+        fams = {afi for afi, safi in ctx.families if safi == SAFI.UNICAST}
+        sent = self.sent
+        withdraw: dict[int, list[int]] = {}
+        announce: dict[tuple[int, PathAttributes], list[int]] = {}
+        for rk, ra in delta.items():
+            pa = self.path_attributes(rk[0], ra) if ra is not None and rk[0] in fams else None
+            if pa is None:
+                if sent.pop(rk, None) is not None:
+                    withdraw.setdefault(rk[0], []).append(rk[1])
+            elif sent.get(rk) != pa:
+                sent[rk] = pa
+                announce.setdefault((rk[0], pa), []).append(rk[1])
         return self._pack(withdraw, announce, ctx)
 
     def initial(self, ctx: Negotiated) -> list[bytes]:
