@@ -23,7 +23,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from .attributes import (ATTRIBUTES, EMPTY_FIELD, EXTLEN, OPT, PARTIAL, TRANS, Action, Malformed,
+from .attributes import (ATTRIBUTES, EMPTY_FIELD, EXTLEN, OPT, PARTIAL, TRANS, ErrorAction, Malformed,
                          PathAttributes, attr_header, encode_attributes, merge_as4_path)
 from .capabilities import DEFAULT_CONTEXT, Negotiated
 from .constants import AFI, AS_TRANS, SAFI, AttrType, MessageType, UpdateSubcode
@@ -230,10 +230,10 @@ def _decode_plain(data: bytes, segs, four: bool) -> tuple:
         except Malformed as m:
             err = UpdateError(subcode=m.subcode, data=data[start:end] if m.data_is_attribute else b"",
                               reason=f"{spec.name}: {m.reason}")
-            if spec.action is Action.RESET:
+            if spec.action is ErrorAction.RESET:
                 raise err from None
             errors.append(err)
-            if spec.action is Action.WITHDRAW:
+            if spec.action is ErrorAction.WITHDRAW:
                 withdraw = True
     as4_path = values.pop("as4_path", None)
     as4_agg = values.pop("as4_aggregator", None)
