@@ -34,12 +34,13 @@ from .config import ConfigError, load_config
 from .config.model import Config, Peer as PeerConfig
 from .fsm.actions import Cause, NotificationReceived, NotificationSent, StateChanged, State
 from .net.listener import Listener
-from .net.peer import Peer, PeerSettings
+from .fsm.settings import SessionSettings
+from .net.peer import PeerTransport
 from .policy import plan as make_plan
 from .policy.types import Plan, route_attrs
 from .reconcile import diff_peers, peers_for_node
 from .state import StateError, load_allocations, save_allocations
-from .wire.constants import CeaseSubcode
+from .wire.constants import TYPE_OFFSET, CeaseSubcode
 
 log = logging.getLogger("speakerd")
 
@@ -53,7 +54,7 @@ _BFD_STATE_NAMES = {0: "AdminDown", 1: "Down", 2: "Init", 3: "Up"}
 class PeerRuntime:
     """A configured peer and everything the daemon keeps about it."""
     config: PeerConfig
-    peer: Peer
+    peer: PeerTransport
     ring: collections.deque = field(default_factory=lambda: collections.deque(maxlen=CAPTURE_RING))
     bfd_active: bool = False
     flaps: collections.Counter = field(default_factory=collections.Counter)
@@ -87,16 +88,6 @@ def derive_router_id(peers: list[PeerConfig], node: str) -> tuple[int, str]:
             except OSError:
                 continue
     return (zlib.crc32(node.encode()) or 1), "hash of the node name"
-
-
-def peer_settings(p: PeerConfig, router_id: int, restarting: bool = False) -> PeerSettings:
-    return PeerSettings(restart_state=restarting,
-        name=p.name, peer_address=p.peer_address, local_asn=p.my_asn, peer_asn=p.peer_asn,
-        router_id=router_id, peer_port=p.peer_port, hold_time=p.hold_time,
-        keepalive_time=p.keepalive_time if p.hold_time else None,
-        connect_retry=float(p.connect_time), source_address=p.source_address,
-        password=p.password, vrf=p.vrf, ebgp_multihop=p.ebgp_multihop,
-        graceful_restart=p.graceful_restart)
 
 
 class Speaker:
@@ -291,16 +282,16 @@ class Speaker:
 
     async def _add_peer(self, pc: PeerConfig, initial: bool = False) -> None:
         # a session opened right after the process started announces R=1 (RFC 4724)
-        settings = peer_settings(pc, self.router_id, restarting=initial)
+        settings = SessionSettings.from_peer(pc, self.router_id, restarting=initial)
         rt: PeerRuntime
 
-        def on_event(peer: Peer, event) -> None:
+        def on_event(peer: PeerTransport, event) -> None:
             self._on_peer_event(rt, event)
 
         def on_message(direction: str, ts: float, raw: bytes) -> None:
             self._on_peer_message(rt, direction, ts, raw)
 
-        peer = Peer(settings, on_event=on_event, on_message=on_message)
+        peer = PeerTransport(settings, on_event=on_event, on_message=on_message)
         rt = PeerRuntime(pc, peer)
         self.peers[pc.name] = rt
         if self.metrics:
@@ -425,7 +416,7 @@ class Speaker:
                 q.put_nowait((ts, direction, raw))
             except asyncio.QueueFull:
                 pass
-        mtype = raw[18] if len(raw) > 18 else 0
+        mtype = raw[TYPE_OFFSET] if len(raw) > TYPE_OFFSET else 0
         if self.metrics:
             self.metrics.message(self._label(rt.config), "sent" if direction == "out" else "received", mtype)
         tr = self.tracer

@@ -64,11 +64,10 @@ def update_prefix_gauges(speaker, metrics) -> None:
     from ..metrics import peer_label
     for rt in speaker.peers.values():
         p = rt.peer
-        out = p.adj_rib_out
         rin = p.adj_rib_in
         received = {("ipv4" if a == 1 else "ipv6"): n for a, n in rin.counts().items()} if rin is not None else {}
-        metrics.prefixes(peer_label(rt.config.peer_address, rt.config.peer_port), announced=len(getattr(out, "sent", None) or {}),
-                         pending=len(getattr(out, "wanted", None) or {}), received=received)
+        metrics.prefixes(peer_label(rt.config.peer_address, rt.config.peer_port), announced=len(p.advertised_routes),
+                         pending=len(p.wanted_routes), received=received)
 
 
 async def _run(args) -> int:

@@ -21,7 +21,7 @@ import pytest
 
 from tests.robustness.daemons import (DUT, DUT_ASN, DUT_ID, HOSTILE, Daemon, RawPeer, free_port,
                                       header, write_configs)
-from speakerd.fsm import Session, SessionConfig, State
+from speakerd.fsm import Session, SessionSettings, State
 from speakerd.fsm.actions import Close, NotificationSent, Send
 from speakerd.wire.capabilities import (ExtendedMessage, FourOctetAS, Multiprotocol,
                                         RouteRefresh as RRCap)
@@ -424,7 +424,7 @@ def test_peer_stops_reading(hostile):
 
 
 def test_machine_coalesces_refresh_requests_while_blocked():
-    s = Session(SessionConfig(local_asn=DUT_ASN, peer_asn=DUT_ASN, router_id=DUT_ID, hold_time=9,
+    s = Session(SessionSettings(local_asn=DUT_ASN, peer_asn=DUT_ASN, router_id=DUT_ID, hold_time=9,
                               connect_retry=1.0, rand=lambda: 0.0, enhanced_route_refresh=False))
     s.start(0.0)
     s.connection_made(0.0, DUT)
@@ -461,7 +461,7 @@ def test_machine_answers_a_burst_of_refresh_requests_once():
 
 
 def _machine() -> Session:
-    return Session(SessionConfig(local_asn=DUT_ASN, peer_asn=DUT_ASN, router_id=DUT_ID, hold_time=9,
+    return Session(SessionSettings(local_asn=DUT_ASN, peer_asn=DUT_ASN, router_id=DUT_ID, hold_time=9,
                                  connect_retry=1.0, rand=lambda: 0.0))
 
 
@@ -470,10 +470,10 @@ def test_machine_opensent_hold_timer_expires_after_240s():
     s.start(100.0)
     s.connection_made(100.0, DUT)
     s.pop_actions()
-    assert s.state == State.OPENSENT and s.get_timer() == 340.0
-    s.handle_timer(339.9)
+    assert s.state == State.OPENSENT and s.next_deadline() == 340.0
+    s.tick(339.9)
     assert s.state == State.OPENSENT
-    s.handle_timer(340.0)
+    s.tick(340.0)
     acts = s.pop_actions()
     sent = [a for a in acts if isinstance(a, Send)]
     assert [decode(a.data) for a in sent] == [Notification(4, 0)]
@@ -491,9 +491,9 @@ def test_machine_send_hold_timer():
     s.send_blocked(10.0)
     for t in range(13, 490, 3):  # the peer's KEEPALIVEs still arrive: only writing is stuck
         s.data_received(KEEPALIVE_BYTES, float(t))
-        s.handle_timer(float(t))
+        s.tick(float(t))
     assert s.state == State.ESTABLISHED
-    s.handle_timer(490.0)
+    s.tick(490.0)
     acts = s.pop_actions()
     notes = [a.notification for a in acts if isinstance(a, NotificationSent)]
     assert notes == [Notification(8, 0)]

@@ -7,9 +7,9 @@ import struct
 
 import pytest
 
-from speakerd.fsm import State
+from speakerd.fsm import SessionSettings, State
 from speakerd.net.listener import Listener, normalize
-from speakerd.net.peer import Peer, PeerSettings
+from speakerd.net.peer import PeerTransport
 from speakerd.net.sockopts import (SockOptError, bind_device, connecting_socket, md5sig_struct,
                                    peer_ttl, set_md5)
 
@@ -76,7 +76,7 @@ def test_password_is_never_in_repr():
 
 async def test_missing_vrf_device_fails_that_peer_only():
     w = Watch()
-    p = Peer(settings("x", "127.0.0.5", 1790, 65001, 65002, 1, vrf="does-not-exist0"), on_event=w)
+    p = PeerTransport(settings("x", "127.0.0.5", 1790, 65001, 65002, 1, vrf="does-not-exist0"), on_event=w)
     try:
         p.start()
         await w.until(lambda: p.state == State.ACTIVE)
@@ -90,8 +90,8 @@ async def test_simultaneous_open_ends_with_one_session():
     await la.start()
     await lb.start()
     wa, wb = Watch(), Watch()
-    a = Peer(settings("b", B_IP, lb.bound_port, 65001, 65002, 0x01010101, source_address=A_IP), on_event=wa)
-    b = Peer(settings("a", A_IP, la.bound_port, 65002, 65001, 0x02020202, source_address=B_IP), on_event=wb)
+    a = PeerTransport(settings("b", B_IP, lb.bound_port, 65001, 65002, 0x01010101, source_address=A_IP), on_event=wa)
+    b = PeerTransport(settings("a", A_IP, la.bound_port, 65002, 65001, 0x02020202, source_address=B_IP), on_event=wb)
     la.register(a)
     lb.register(b)
     try:

@@ -63,7 +63,7 @@ async def test_stop_waits_for_a_reload_in_progress_and_leaves_nothing_running(tm
         await stop_task
         assert result["ok"] and result["added"] == ["new"]
         # the session the reload started was stopped too, and no listener is left open
-        assert all(rt.peer._link.machine.stopped for rt in sp.peers.values())
+        assert all(rt.peer.sessions.main.stopped for rt in sp.peers.values())
         assert sp.listeners == {}
         # a reload after stop starts nothing
         cfg.write_text(peer_yaml("later", b, a, port))
