@@ -371,7 +371,7 @@ class Speaker:
         session leaves Established with cause ``bfd_down``; a reset from
         OpenSent/OpenConfirm is not a flap.
         """
-        from .bfd.packet import Diag, State as BfdState
+        from .bfd.packet import BfdState, Diag
         if self.metrics:  # BFD series are labelled with the bare peer IP, as in MetalLB
             self.metrics.bfd_state(rt.config.peer_address, state == BfdState.UP, _BFD_STATE_NAMES[state])
         log.info("peer %s: BFD %s (%s)", rt.config.name, state.name.lower(), diag.name.lower())
