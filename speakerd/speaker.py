@@ -38,7 +38,7 @@ from .fsm.settings import SessionSettings
 from .net.peer import PeerTransport
 from .policy import plan as make_plan
 from .policy.types import Plan, route_attrs
-from .reconcile import diff_peers, peers_for_node
+from .reconcile import peers_for_node, plan_peer_changes
 from .state import StateError, load_allocations, save_allocations
 from .wire.constants import TYPE_OFFSET, CeaseSubcode
 
@@ -196,22 +196,16 @@ class Speaker:
         for note in new_plan.notes:
             log.warning("plan: %s", note)
         selected = peers_for_node(config, self.node)
-        router_id, source = derive_router_id(list(selected.values()), self.node)
-        if not initial and source != "configured" and self.router_id_source not in ("", "configured"):
-            # A derived identifier stays as it is while routerID is unset: adding or
-            # removing a peer must not change it (that would reset every session).
-            router_id, source = self.router_id, self.router_id_source
-        diff = diff_peers(old, config, self.node)
-        reset = list(diff.reset)
-        if router_id != self.router_id and not initial:
-            # a new BGP identifier is a session parameter of every session
-            reset = sorted(set(reset) | set(diff.kept))
-        self.router_id, self.router_id_source = router_id, source
+        changes = plan_peer_changes(old, config, self.node,
+                                    derive_router_id(list(selected.values()), self.node),
+                                    (self.router_id, self.router_id_source), initial)
+        reset = list(changes.reset)
+        self.router_id, self.router_id_source = changes.router_id, changes.router_id_source
         self.config, self.plan = config, new_plan
         if new_plan.allocations != allocations:
             self._save_allocations(new_plan.allocations)
 
-        for name in diff.removed:
+        for name in changes.remove:
             rt = self.peers.pop(name)
             self._forget_bfd(rt)
             self._unregister(rt)
@@ -224,7 +218,7 @@ class Speaker:
             self._forget_bfd(rt)
             self._unregister(rt)
             await rt.peer.stop("session parameters changed", CeaseSubcode.OTHER_CONFIGURATION_CHANGE)
-        for name in sorted(set(diff.added) | set(reset)):
+        for name in changes.start:
             await self._add_peer(selected[name], initial=initial)
         labels = {self._label(rt.config) for rt in self.peers.values()} if self.metrics else set()
         for name, old_rt in retired.items():
@@ -242,12 +236,10 @@ class Speaker:
             ring = list(old_rt.ring) + list(new_rt.ring)
             new_rt.ring.clear()
             new_rt.ring.extend(ring)  # maxlen keeps the newest
-        for name in diff.kept:
-            if name in reset:
-                continue
+        for name in changes.keep:
             rt = self.peers[name]
             rt.config = selected[name]
-            if name in diff.bfd_changed:
+            if name in changes.bfd_changed:
                 self._sync_bfd(rt)
         # routes last: every session (old and new) gets its wanted routes
         now = time.time()
@@ -256,8 +248,8 @@ class Speaker:
             routes = route_attrs(new_plan.routes.get(name, {}))
             changed += self._note_route_changes(rt, routes, now)
             rt.peer.set_routes(routes)
-        return {"added": list(diff.added), "removed": list(diff.removed), "reset": reset,
-                "kept": [n for n in diff.kept if n not in reset], "route_changes": changed}
+        return {"added": list(changes.added), "removed": list(changes.remove), "reset": reset,
+                "kept": list(changes.keep), "route_changes": changed}
 
     def _note_route_changes(self, rt: PeerRuntime, routes: dict, now: float) -> int:
         before = rt.peer.wanted_routes
