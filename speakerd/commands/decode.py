@@ -13,6 +13,13 @@ the two OPENs negotiated (4-octet AS, add-path, extended messages), seen from
 the receiving side.  A malformed message is reported with its BGPError and
 decoding goes on with the next one; a capture that starts mid-stream, or
 lost segments, make the decoder look for the next marker.
+
+Link types read: Ethernet (with VLAN tags), Linux cooked (SLL, SLL2), BSD
+and OpenBSD loopback, raw IP, Cisco HDLC and PPP (what router serial and POS
+captures carry).  A packet of any other link type stops the run with an
+error naming it (exit 2) rather than printing nothing.  Families other than
+IPv4/IPv6 unicast (labeled unicast, flowspec, VPN...) are shown as
+``not decoded (SAFI n)``, never as malformed.
 """
 from __future__ import annotations
 
