@@ -56,8 +56,9 @@ async def test_stop_waits_for_a_reload_in_progress_and_leaves_nothing_running(tm
         reload_task = asyncio.ensure_future(sp.reload("test"))
         await entered.wait()
         stop_task = asyncio.ensure_future(sp.stop())
-        for _ in range(50):  # let stop run as far as it can without the reload
+        while not sp._stopping:  # stop has begun and now waits for the reload
             await asyncio.sleep(0)
+        assert not stop_task.done()
         gate.set()
         result = await reload_task
         await stop_task
@@ -122,12 +123,23 @@ async def test_two_peers_with_bfd_to_one_address_do_not_stop_the_daemon(tmp_path
         await sp.stop()
 
 
-async def _established(sp: Speaker, name: str, deadline: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while sp.peers[name].peer.state.label != "Established":
-        assert loop.time() < end, f"{name} not Established: {sp.peers[name].peer.state.label}"
-        await asyncio.sleep(0.02)
+async def _established(sp: Speaker, name: str, timeout: float = 10.0) -> None:
+    """Wait until the session ``name`` is Established, woken by its own events."""
+    changed = asyncio.Event()
+    real = sp._on_peer_event
+
+    def spy(rt, event) -> None:
+        real(rt, event)
+        changed.set()
+
+    sp._on_peer_event = spy  # the speaker's per-peer callbacks call self._on_peer_event
+    try:
+        async with asyncio.timeout(timeout):  # a safety net, not a synchronisation
+            while sp.peers[name].peer.state.label != "Established":
+                changed.clear()
+                await changed.wait()
+    finally:
+        del sp._on_peer_event
 
 
 @pytest.mark.asyncio
