@@ -1,7 +1,7 @@
 """The control API: questions about a running :class:`~speakerd.speaker.Speaker`, answered as JSON.
 
 Every answer is a plain dict with stable field names; ``speakerctl --json``
-prints it as is, and :mod:`speakerd.control.render` turns the same dict into
+prints it as is, and :mod:`speakerd.control.show` turns the same dict into
 vtysh-style text.  Nothing here writes to a socket.
 """
 from __future__ import annotations
