@@ -106,11 +106,6 @@ class SessionPair:
             m.set_routes(now, routes)
         self._settle(now)
 
-    def request_refresh(self, now: float) -> bool:
-        ok = self.main.request_refresh(now)
-        self._settle(now)
-        return ok
-
     def tick(self, now: float) -> None:
         for m in self.machines():
             m.tick(now)

@@ -223,12 +223,6 @@ class PeerTransport:
         self.sessions.set_routes(self._now(), routes)
         self._process()
 
-    def request_refresh(self) -> bool:
-        """Ask the peer to re-send its routes (ROUTE-REFRESH); False if not possible now."""
-        ok = self.sessions.request_refresh(self._now())
-        self._process()
-        return ok
-
     # -------------------------------------------------------- incoming (listener)
     def accept_connection(self, conn: _Conn) -> None:
         """A connection from this peer's address, accepted by a listener."""
