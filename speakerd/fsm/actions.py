@@ -48,6 +48,7 @@ class Cause(IntEnum):
     BFD_DOWN = 15
     AUTOMATIC_START = 16
     FSM_ERROR = 17  # an event the state does not allow, or an input that could not be handled
+    MAX_PREFIXES = 18  # the peer sent more prefixes of a family than the session allows
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +97,15 @@ class CollisionResolved:
 
 
 @dataclass(frozen=True, slots=True)
+class PrefixLimitExceeded:
+    """More than ``limit`` prefixes of (afi, safi) were received: the session ends (Cease 6/1)."""
+    afi: int
+    safi: int
+    limit: int
+    received: int
+
+
+@dataclass(frozen=True, slots=True)
 class MessageRejected:
     """Handling an input raised: the session ends with ``notification``.
 
@@ -132,4 +142,4 @@ CLOSE = Close()
 ABORT = Close(abort=True)
 
 Action = (Send | Connect | Close | StateChanged | NotificationSent | NotificationReceived | MessageRejected
-          | CollisionResolved | Received | RoutesReceived | EndOfRib)
+          | CollisionResolved | PrefixLimitExceeded | Received | RoutesReceived | EndOfRib)

@@ -36,6 +36,7 @@ deadline set from the exponential backoff; at that deadline it connects out
 """
 from __future__ import annotations
 
+import struct
 from typing import Callable
 
 from ..rib.adj_in import AdjRibIn
@@ -47,8 +48,8 @@ from ..wire.errors import BGPError
 from ..wire.framing import Framer, encode, frame
 from ..wire.messages import KEEPALIVE, Notification, Open, RouteRefresh, Update
 from .actions import (ABORT, CLOSE, CONNECT, Cause, EndOfRib, MessageRejected,
-                      NotificationReceived, NotificationSent, Received, RoutesReceived, Send, State,
-                      StateChanged)
+                      NotificationReceived, NotificationSent, PrefixLimitExceeded, Received,
+                      RoutesReceived, Send, State, StateChanged)
 from .events import MESSAGE_EVENT, Event
 from .open import check_open, open_message
 from .settings import SessionSettings
@@ -69,6 +70,7 @@ STOP_CAUSE = {
     CeaseSubcode.BFD_DOWN: Cause.BFD_DOWN,
     CeaseSubcode.CONNECTION_COLLISION_RESOLUTION: Cause.COLLISION,
 }
+_PREFIX_LIMIT_DATA = struct.Struct("!HBI")  # RFC 4486 §4: AFI, SAFI, upper bound
 _MAX_REJECTED_BYTES = 4096  # of a bad read kept for the log when no message could be framed
 
 
@@ -98,6 +100,7 @@ class Session:
         self.last_notification_received: Notification | None = None
         self.looped_updates = 0  # UPDATEs whose AS_PATH held our own AS (eBGP), not kept
         self.unnegotiated_updates = 0  # UPDATEs carrying a family that was not negotiated
+        self.prefix_limit_hits = 0  # sessions ended with Cease 6/1 (max_prefixes exceeded)
         self._loop_checked = None
         self._loop_result = False
         self._framer = Framer()
@@ -386,8 +389,30 @@ class Session:
         eor = self.adj_rib_in.apply(upd)
         if eor is not None:
             self._actions.append(EndOfRib(eor))
-        else:
-            self._actions.append(RoutesReceived(self.adj_rib_in.counts()))
+            return
+        counts = self.adj_rib_in.counts()
+        limit = self.settings.max_prefixes
+        if limit is not None:
+            for afi, n in counts.items():
+                if n > limit:
+                    self._prefix_limit_exceeded(now, afi, limit, n)
+                    return
+        self._actions.append(RoutesReceived(counts))
+
+    def _prefix_limit_exceeded(self, now: float, afi: int, limit: int, received: int) -> None:
+        """RFC 4486 §4: Cease 6/1 with AFI, SAFI and the upper bound; then ConnectRetry.
+
+        The next attempt waits the ConnectRetry interval, not the one-second
+        idle hold after an Established session: a peer that keeps sending too
+        much flaps once per connectTime, not every second.
+        """
+        self.prefix_limit_hits += 1
+        self.backoff.after_session = False
+        self._actions.append(PrefixLimitExceeded(afi, SAFI.UNICAST, limit, received))
+        data = _PREFIX_LIMIT_DATA.pack(afi, SAFI.UNICAST, limit)
+        self._error(now, BGPError(ErrorCode.CEASE, CeaseSubcode.MAX_PREFIXES_REACHED, data,
+                                  reason=f"{received} prefixes of AFI {afi}, maximum {limit}"),
+                    Cause.MAX_PREFIXES)
 
     def _as_loop(self, attrs) -> bool:
         # attribute sets are interned: one check per distinct set

@@ -16,6 +16,11 @@ from typing import Callable
 from ..wire.capabilities import IPV4_UNICAST, IPV6_UNICAST, Family
 from ..wire.constants import BGP_PORT
 
+# Received prefixes per family before the session is ended with Cease 6/1
+# (RFC 4486).  Generous: a full IPv4 Internet table (about 1M routes) fits
+# twice; a speaker for service IPs normally receives a handful.
+DEFAULT_MAX_PREFIXES = 2_000_000
+
 
 @dataclass(frozen=True, slots=True)
 class SessionSettings:
@@ -43,6 +48,7 @@ class SessionSettings:
     send_hold_time: float | None = None  # None = RFC 9687 max(8 min, 2 x hold)
     next_hop4: str | None = None  # next hop for IPv4 routes (else the local address)
     next_hop6: str | None = None  # next hop for IPv6 routes (else the local address)
+    max_prefixes: int | None = DEFAULT_MAX_PREFIXES  # per family; None: no limit
     # transport
     source_address: str | None = None
     password: str | None = field(default=None, repr=False)

@@ -28,8 +28,8 @@ from ..fsm import Session, SessionPair, SessionSettings, State
 from ..fsm.open import local_capabilities
 from ..rib.adj_out import next_hops
 from ..fsm.actions import (Cause, Close, CollisionResolved, Connect, EndOfRib, MessageRejected,
-                           NotificationReceived, NotificationSent, Received, RoutesReceived, Send,
-                           StateChanged)
+                           NotificationReceived, NotificationSent, PrefixLimitExceeded, Received,
+                           RoutesReceived, Send, StateChanged)
 from ..wire.capabilities import Negotiated
 from ..wire.constants import CeaseSubcode
 from ..wire.messages import Notification
@@ -181,6 +181,11 @@ class PeerTransport:
         return {"looped": m.looped_updates, "unnegotiated_family": m.unnegotiated_updates}
 
     @property
+    def prefix_limit_hits(self) -> int:
+        """Sessions ended because the peer sent more than ``max_prefixes`` of a family."""
+        return self.sessions.main.prefix_limit_hits
+
+    @property
     def received_by_type(self) -> list[int]:
         return self.sessions.received_counts
 
@@ -324,6 +329,10 @@ class PeerTransport:
         elif kind is NotificationReceived:
             self.last_notification_received = act.notification
             self._emit(act)
+        elif kind is PrefixLimitExceeded:
+            log.warning("peer %s: %d prefixes of AFI %d/SAFI %d received, more than the maximum %d: "
+                        "ending the session (Cease 6/1)", self.name, act.received, act.afi, act.safi,
+                        act.limit, extra={"peer": self.name, "limit": act.limit})
         elif kind is CollisionResolved:
             log.info("peer %s: connection collision, keeping the %s connection", self.name,
                      "outgoing" if act.kept_outgoing else "incoming")

@@ -397,3 +397,48 @@ def test_the_transport_logs_a_rejected_message_with_its_bytes(caplog):
         t._do(t.sessions.main, act, True)
     line = caplog.records[-1].getMessage()
     assert "rtr1" in line and "ValueError: x" in line and "ffff00aa" in line and "Cease" in line
+
+
+# ------------------------------------------------------------ maximum prefixes
+
+def _routes(afi: int, n: int) -> dict:
+    from speakerd.policy.types import RouteAttrs
+    base = 0xC6336400 if afi == 1 else 0x20010DB8 << 96
+    width = 32 if afi == 1 else 128
+    return {(afi, ((base + i) << 8) | width): RouteAttrs() for i in range(n)}
+
+
+@pytest.mark.parametrize("afi", [1, 2])
+def test_more_prefixes_than_the_maximum_end_the_session_with_cease_6_1(afi):
+    import struct
+    from speakerd.fsm.actions import PrefixLimitExceeded
+    p = Pair(cfg(max_prefixes=3), None).start()
+    p.b.set_routes(p.now, _routes(afi, 3))
+    p.pump()
+    assert p.established() and len(p.a.adj_rib_in) == 3  # at the maximum: fine
+    p.b.set_routes(p.now, _routes(afi, 4))
+    p.pump()
+    notes = [m for m in p.messages(p.a) if isinstance(m, Notification)]
+    # RFC 4486 §4: AFI (2 octets), SAFI (1), the upper bound (4)
+    assert notes == [Notification(6, 1, struct.pack("!HBI", afi, 1, 3))]
+    assert [a for a in p.actions[id(p.a)] if isinstance(a, PrefixLimitExceeded)] == \
+        [PrefixLimitExceeded(afi, 1, 3, 4)]
+    assert p.a.prefix_limit_hits == 1
+    left = [(o, n, c) for o, n, c in p.states(p.a) if o == State.ESTABLISHED]
+    assert left == [(State.ESTABLISHED, State.IDLE, Cause.MAX_PREFIXES)]
+    # the routes are gone, and the next attempt waits ConnectRetry (5 s, jittered),
+    # not the one-second idle hold that follows other session ends
+    assert len(p.a.adj_rib_in) == 0 and p.a.state == State.ACTIVE
+    assert p.a.next_deadline() - p.now >= 0.75 * 5.0
+
+
+def test_no_maximum_when_max_prefixes_is_none():
+    p = Pair(cfg(max_prefixes=None), None).start()
+    p.b.set_routes(p.now, _routes(1, 50))
+    p.pump()
+    assert p.established() and len(p.a.adj_rib_in) == 50
+
+
+def test_the_default_maximum_is_generous():
+    from speakerd.fsm.settings import DEFAULT_MAX_PREFIXES
+    assert cfg().max_prefixes == DEFAULT_MAX_PREFIXES >= 2_000_000
