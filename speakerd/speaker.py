@@ -336,7 +336,7 @@ class Speaker:
             from .net.bfd import BfdManager
             self.bfd = BfdManager()
         if rt.bfd_active:
-            self.bfd.update_profile(pc.peer_address, profile)
+            self.bfd.update_profile(pc.peer_address, profile, pc.vrf)
             return
 
         def on_state(state, diag) -> None:
@@ -344,14 +344,14 @@ class Speaker:
 
         try:
             self.bfd.add(pc.peer_address, pc.source_address, profile, pc.ebgp_multihop, pc.vrf, on_state)
-        except (OSError, ValueError) as e:  # ValueError: another peer has BFD to the same address
+        except (OSError, ValueError) as e:  # ValueError: another peer has BFD to this address and VRF
             log.error("peer %s: cannot start BFD: %s", pc.name, e)
             return
         rt.bfd_active = True
 
     def _forget_bfd(self, rt: PeerRuntime) -> None:
         if rt.bfd_active and self.bfd is not None:
-            self.bfd.remove(rt.config.peer_address)
+            self.bfd.remove(rt.config.peer_address, rt.config.vrf)
             if self.metrics:
                 self.metrics.remove_bfd(rt.config.peer_address)
         rt.bfd_active = False

@@ -36,7 +36,9 @@ Down/Init changes of a session that is not Up are only logged:
 * ``BfdState.ADMIN_DOWN`` never reaches the callback (local admin-down is
   ``remove``, which is silent).
 
-On config reload: removing the BFDProfile from a BGPPeer → ``remove(peer)``
+Sessions are keyed by (VRF device, peer address).
+
+On config reload: removing the BFDProfile from a BGPPeer → ``remove(peer, vrf)``
 (sends AdminDown to the peer, whose BGP therefore stays up); the BGP session
 is not reset.  Changing the profile's values → ``update_profile`` (Poll
 Sequence, the session stays Up).  A callback never fires for a removed
@@ -81,6 +83,10 @@ OnState = Callable[[BfdState, Diag], None]
 
 def _family(address: str) -> int:
     return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
+def _in_vrf(vrf: str | None) -> str:
+    return f" in VRF {vrf}" if vrf else ""
 
 
 def _addr_key(family: int, address: str) -> bytes:
@@ -166,7 +172,7 @@ class BfdManager:
         self._dest_port = {False: peer_single_hop_port or single_hop_port,
                            True: peer_multi_hop_port or multi_hop_port}
         self._rx: dict[tuple, _RxSocket] = {}
-        self._by_peer: dict[str, _Entry] = {}
+        self._by_peer: dict[tuple[str | None, str], _Entry] = {}  # (VRF device, peer address)
         self._by_discr: dict[int, _Entry] = {}
         self._by_addr: dict[tuple, _Entry] = {}
         self._draining: set[socket.socket] = set()
@@ -178,12 +184,14 @@ class BfdManager:
             vrf: str | None, on_state: OnState) -> None:
         """Start a session with ``profile`` (a config.model.BFDProfile).
 
-        Raises OSError when a socket cannot be opened (e.g. port 3784 taken by
-        another BFD daemon in the namespace, or an unknown VRF device) and
-        ValueError for a duplicate peer; nothing is left behind in either case.
+        Sessions are keyed by (VRF device, peer address): one router address
+        in two VRFs has two sessions.  Raises OSError when a socket cannot be
+        opened (e.g. port 3784 taken by another BFD daemon in the namespace, or
+        an unknown VRF device) and ValueError for a duplicate (VRF, peer);
+        nothing is left behind in either case.
         """
-        if peer_address in self._by_peer:
-            raise ValueError(f"BFD session for {peer_address} already exists")
+        if (vrf, peer_address) in self._by_peer:
+            raise ValueError(f"BFD session for {peer_address}{_in_vrf(vrf)} already exists")
         family = _family(peer_address)
         peer_key = _addr_key(family, peer_address)
         rx_key = (family, multihop, vrf)
@@ -205,16 +213,16 @@ class BfdManager:
                        last_change=now)
         entry.timer = Deadline(self._loop, lambda: self._fire(entry))
         rx.users += 1
-        self._by_peer[peer_address] = entry
+        self._by_peer[(vrf, peer_address)] = entry
         self._by_discr[discr] = entry
         self._by_addr[(peer_key, vrf, multihop)] = entry
         log.info("bfd %s: session added (discr %d, %s)", peer_address, discr,
                  "multihop" if multihop else "single-hop")
         self._drain(entry)
 
-    def remove(self, peer_address: str) -> None:
+    def remove(self, peer_address: str, vrf: str | None = None) -> None:
         """Stop the session: AdminDown to the peer, then forget it (no callback)."""
-        entry = self._by_peer.pop(peer_address, None)
+        entry = self._by_peer.pop((vrf, peer_address), None)
         if entry is None:
             return
         del self._by_discr[entry.session.local_discr]
@@ -237,9 +245,9 @@ class BfdManager:
         self._release_rx(entry.rx_key)
         log.info("bfd %s: session removed", peer_address)
 
-    def update_profile(self, peer_address: str, profile) -> None:
+    def update_profile(self, peer_address: str, profile, vrf: str | None = None) -> None:
         """New profile values for an existing session (Poll Sequence when Up)."""
-        entry = self._by_peer[peer_address]
+        entry = self._by_peer[(vrf, peer_address)]
         entry.min_ttl = profile.minimum_ttl
         entry.session.set_params(SessionParams.from_profile(profile), self._loop.time())
         self._drain(entry)
@@ -265,8 +273,8 @@ class BfdManager:
                 down_transitions=s.counters.down_transitions))
         return rows
 
-    def state(self, peer_address: str) -> BfdState | None:
-        entry = self._by_peer.get(peer_address)
+    def state(self, peer_address: str, vrf: str | None = None) -> BfdState | None:
+        entry = self._by_peer.get((vrf, peer_address))
         return entry.session.state if entry else None
 
     def close(self) -> None:
@@ -421,7 +429,7 @@ class BfdManager:
     # ---- timers and outputs ---------------------------------------------
 
     def _fire(self, entry: _Entry) -> None:
-        if self._by_peer.get(entry.peer) is entry:
+        if self._by_peer.get((entry.vrf, entry.peer)) is entry:
             entry.session.tick(self._loop.time())
             self._drain(entry)
 
@@ -497,10 +505,10 @@ def _main(argv: list[str] | None = None) -> int:
             elif words[:1] == ["show"]:
                 emit({"event": "sessions", "sessions": [r.as_dict() for r in mgr.sessions()]})
             elif words[:1] == ["profile"] and len(words) == 4:
-                mgr.update_profile(args.peer, profile(*map(int, words[1:])))
+                mgr.update_profile(args.peer, profile(*map(int, words[1:])), args.vrf)
                 emit({"event": "ok", "cmd": "profile"})
             elif words[:1] == ["remove"]:
-                mgr.remove(args.peer)
+                mgr.remove(args.peer, args.vrf)
                 emit({"event": "ok", "cmd": "remove"})
 
         mgr.add(args.peer, args.local, profile(args.tx, args.rx, args.mult), args.multihop,

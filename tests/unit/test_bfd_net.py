@@ -74,7 +74,7 @@ async def test_two_managers_come_up_and_report_negotiated_values():
         assert row.remote_discr == b.sessions()[0].local_discr
         assert row.uptime_s is not None and row.rx_packets > 0 and row.tx_packets > 0
         for mgr in (a, b):
-            port = mgr._by_peer[mgr.sessions()[0].peer].tx.getsockname()[1]
+            port = mgr._by_peer[(None, mgr.sessions()[0].peer)].tx.getsockname()[1]
             assert 49152 <= port <= 65535
     finally:
         a.close()
@@ -239,3 +239,31 @@ async def test_duplicate_peer_rejected_and_failed_add_leaves_nothing():
         assert m.sessions() == [] and m.listen_port(socket.AF_INET, False) is None
     finally:
         m.close()
+
+
+async def test_one_router_address_in_two_vrfs_has_two_sessions():
+    # "lo" stands in for a VRF device (SO_BINDTODEVICE): packets from the peer
+    # arrive on lo, so the device-bound session is the one that comes up.
+    a, b, pa, pb = pair()
+    ra_vrf, ra_plain, rb = Recorder(), Recorder(), Recorder()
+    try:
+        a.add("127.0.0.2", "127.0.0.1", FAST, False, "lo", ra_vrf)
+        a.add("127.0.0.2", "127.0.0.1", FAST, False, None, ra_plain)
+        with pytest.raises(ValueError, match="in VRF lo"):
+            a.add("127.0.0.2", "127.0.0.1", FAST, False, "lo", Recorder())
+        b.add("127.0.0.1", "127.0.0.2", FAST, False, None, rb)
+        await ra_vrf.wait_for(BfdState.UP)
+        await rb.wait_for(BfdState.UP)
+        assert a.state("127.0.0.2", "lo") is BfdState.UP
+        assert a.state("127.0.0.2") is not BfdState.UP and ra_plain.events == []
+        assert sorted((r.vrf or "", r.peer) for r in a.sessions()) == [("", "127.0.0.2"), ("lo", "127.0.0.2")]
+        # each is changed and removed on its own
+        a.update_profile("127.0.0.2", FAST, "lo")
+        a.remove("127.0.0.2")
+        assert [(r.vrf, r.peer) for r in a.sessions()] == [("lo", "127.0.0.2")]
+        assert a.state("127.0.0.2", "lo") is BfdState.UP
+        a.remove("127.0.0.2", "lo")
+        assert a.sessions() == []
+    finally:
+        a.close()
+        b.close()

@@ -85,21 +85,21 @@ spec: {receiveInterval: 300, transmitInterval: 300}
 
 
 class _OneSessionPerAddress:
-    """A BfdManager stand-in with its rule: one session per peer address."""
+    """A BfdManager stand-in with its rule: one session per (VRF, peer address)."""
 
     def __init__(self):
         self.sessions_by_peer = {}
 
     def add(self, peer_address, local, profile, multihop, vrf, on_state):
-        if peer_address in self.sessions_by_peer:
+        if (vrf, peer_address) in self.sessions_by_peer:
             raise ValueError(f"BFD session for {peer_address} already exists")
-        self.sessions_by_peer[peer_address] = profile
+        self.sessions_by_peer[(vrf, peer_address)] = profile
 
-    def remove(self, peer_address):
-        self.sessions_by_peer.pop(peer_address, None)
+    def remove(self, peer_address, vrf=None):
+        self.sessions_by_peer.pop((vrf, peer_address), None)
 
-    def update_profile(self, peer_address, profile):
-        self.sessions_by_peer[peer_address] = profile
+    def update_profile(self, peer_address, profile, vrf=None):
+        self.sessions_by_peer[(vrf, peer_address)] = profile
 
     def close(self):
         pass
@@ -107,7 +107,7 @@ class _OneSessionPerAddress:
 
 @pytest.mark.asyncio
 async def test_two_peers_with_bfd_to_one_address_do_not_stop_the_daemon(tmp_path):
-    # the same router on two ports (or in two VRFs), both with a BFD profile
+    # the same router on two ports of one VRF, both with a BFD profile
     a, b, port = loopback_endpoints()
     cfg = tmp_path / "peers.yaml"
     bfd = "  bfdProfile: fast\n"
