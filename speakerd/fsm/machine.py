@@ -515,6 +515,7 @@ class Session:
         self._refresh_pending.clear()
         self._keepalive = 0.0
         self.negotiated = None
+        self.remote_open = None
         self._ctx = DEFAULT_CONTEXT
         self.adj_rib_in.clear()
         self.adj_rib_out.reset()
