@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from .config import ConfigError, load_config
 from .config.model import Config, Peer as PeerConfig
 from .fsm.actions import Cause, NotificationReceived, NotificationSent, StateChanged, State
-from .net.listener import Listener
 from .fsm.settings import SessionSettings
+from .net.listener import Listener
 from .net.peer import PeerTransport
 from .policy import plan as make_plan
 from .policy.types import Plan, route_attrs
