@@ -20,7 +20,7 @@ import os
 import socket
 import sys
 
-from .control import render
+from .control import show
 
 DEFAULT_SOCKET = os.environ.get("SPEAKERD_SOCKET", "/run/speakerd/speakerd.sock")
 
@@ -188,7 +188,7 @@ def _print(ns: argparse.Namespace, command: str, result: dict) -> None:
         json.dump(result, sys.stdout, indent=2, sort_keys=True, default=str)
         sys.stdout.write("\n")
     else:
-        print(render.RENDERERS[command](result))
+        print(show.RENDERERS[command](result))
 
 
 if __name__ == "__main__":

@@ -10,10 +10,9 @@ Setup (``speakerd run``)::
 Conventions
 -----------
 * Loggers are ``speakerd.<area>`` (``speakerd.peer``, ``speakerd.config``, ...).
-* Peer context: ``log = logs.peer_logger("speakerd.peer", "rtr1")`` then
-  ``log.info("session established", extra={"hold": 90})``, or directly
-  ``logger.info(..., extra={"peer": "rtr1"})``.  Any ``extra`` key becomes a
-  field: ``key=value`` in text, a JSON key in JSON.
+* Peer context: ``logger.info(..., extra={"peer": "rtr1", "hold": 90})``.
+  Any ``extra`` key becomes a field: ``key=value`` in text, a JSON key in
+  JSON.
 * Text format: ``2026-11-26T12:00:00.123Z INFO speakerd.peer peer=rtr1 session established hold=90``
   (values with spaces/quotes are quoted; newlines are escaped, so a record is
   always one line, tracebacks included).
@@ -275,26 +274,6 @@ def add_arguments(parser) -> None:
 
 def setup_from_args(args) -> logging.Handler:
     return setup(level=getattr(args, "log_level", "info"), fmt=getattr(args, "log_format", "text"))
-
-
-# ---------------------------------------------------------------------------
-# peer context
-
-
-class PeerAdapter(logging.LoggerAdapter):
-    """Adds ``peer`` to every record; call-time ``extra`` is merged, not replaced."""
-
-    def process(self, msg, kwargs):
-        extra = kwargs.get("extra")
-        kwargs["extra"] = {**self.extra, **extra} if extra else dict(self.extra)
-        return msg, kwargs
-
-
-def peer_logger(logger: logging.Logger | str, peer: str, **context: Any) -> PeerAdapter:
-    """A logger whose records carry ``peer`` (and any other fixed context)."""
-    if isinstance(logger, str):
-        logger = logging.getLogger(logger)
-    return PeerAdapter(logger, {"peer": peer, **context})
 
 
 # ---------------------------------------------------------------------------

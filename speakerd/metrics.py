@@ -226,6 +226,9 @@ class _Collector:
             yield _family("speakerd_config_last_reload_success_timestamp_seconds",
                           "Unix time of the last successful configuration load", g,
                           [({}, m._last_reload_success_ts)])
+        yield _family("speakerd_config_invalid_objects",
+                      "Objects (Services, EndpointSlices, Nodes) skipped because they do not validate; "
+                      "every other object is planned", g, [({}, m._invalid_objects)])
         yield _family("speakerd_session_flaps", "BGP sessions leaving Established, by cause", c,
                       [({"peer": p, "cause": cause}, n) for p, s in peers for cause, n in sorted(s.flaps.items())],
                       "speakerd_session_flaps_total")
@@ -297,6 +300,7 @@ class Metrics:
         self._bfd: dict[str, _Bfd] = {}
         self._reloads: dict[str, int] = {"ok": 0, "error": 0}
         self._last_reload_ok: bool | None = None
+        self._invalid_objects = 0
         self._last_reload_success_ts: float = 0.0
         self.registry.register(_Collector(self))
         if process:
@@ -395,6 +399,10 @@ class Metrics:
         self._bfd.pop(peer, None)
 
     # --- config ---------------------------------------------------------------
+    def invalid_objects(self, n: int) -> None:
+        """How many single objects are currently skipped as invalid."""
+        self._invalid_objects = n
+
     def reload(self, ok: bool, now: float | None = None) -> None:
         """A configuration load/reload finished (``ok`` False: rejected, old config kept)."""
         self._reloads["ok" if ok else "error"] += 1

@@ -27,13 +27,35 @@ from typing import BinaryIO, Iterator
 # Link-layer header types (tcpdump.org/linktypes.html)
 LINKTYPE_NULL = 0
 LINKTYPE_ETHERNET = 1
+LINKTYPE_PPP = 9  # RFC 1661, with or without the HDLC-like address/control octets
+LINKTYPE_PPP_HDLC = 50  # RFC 1662 PPP in HDLC-like framing
 LINKTYPE_RAW = 101
+LINKTYPE_C_HDLC = 104  # Cisco HDLC: address, control, EtherType (router serial/POS captures)
 LINKTYPE_LOOP = 108
 LINKTYPE_LINUX_SLL = 113
+LINKTYPE_PPP_WITH_DIR = 204  # one direction octet, then PPP
+LINKTYPE_C_HDLC_WITH_DIR = 205  # one direction octet, then Cisco HDLC
 LINKTYPE_IPV4 = 228
 LINKTYPE_IPV6 = 229
 LINKTYPE_LINUX_SLL2 = 276
 DLT_RAW_ALT = (12, 14)  # DLT_RAW as some platforms number it
+
+# PPP protocol numbers (RFC 1661 §2, IANA "PPP DLL Protocol Numbers")
+PPP_IPV4 = 0x0021
+PPP_IPV6 = 0x0057
+PPP_ADDRESS_CONTROL = b"\xff\x03"
+
+READABLE_LINKTYPES = {
+    LINKTYPE_NULL: "BSD loopback", LINKTYPE_ETHERNET: "Ethernet", LINKTYPE_PPP: "PPP",
+    LINKTYPE_PPP_HDLC: "PPP in HDLC framing", LINKTYPE_RAW: "raw IP", LINKTYPE_C_HDLC: "Cisco HDLC",
+    LINKTYPE_LOOP: "OpenBSD loopback", LINKTYPE_LINUX_SLL: "Linux cooked (SLL)",
+    LINKTYPE_PPP_WITH_DIR: "PPP with direction", LINKTYPE_C_HDLC_WITH_DIR: "Cisco HDLC with direction",
+    LINKTYPE_IPV4: "raw IPv4", LINKTYPE_IPV6: "raw IPv6", LINKTYPE_LINUX_SLL2: "Linux cooked (SLL2)",
+    **{n: "raw IP" for n in DLT_RAW_ALT},
+}
+# a few others seen in router captures, named in the error message
+_OTHER_LINKTYPES = {8: "SLIP", 10: "FDDI", 105: "IEEE 802.11", 107: "Frame Relay", 127: "802.11 radiotap",
+                    139: "MTP2", 143: "DOCSIS", 147: "user-defined (147)", 192: "PPI", 220: "USB (Linux)"}
 
 PCAP_MAGIC_US = 0xA1B2C3D4
 PCAP_MAGIC_NS = 0xA1B23C4D
@@ -56,6 +78,17 @@ TCP_ACK = 0x10
 
 class CaptureError(ValueError):
     """The file is not a capture this reader understands, or is cut short."""
+
+
+class UnsupportedLinkType(CaptureError):
+    """Packets of a link-layer type the dissector does not read."""
+
+    def __init__(self, linktype: int, number: int) -> None:
+        self.linktype = linktype
+        name = _OTHER_LINKTYPES.get(linktype)
+        what = f"link type {linktype}" + (f" ({name})" if name else "")
+        readable = ", ".join(sorted(set(READABLE_LINKTYPES.values())))
+        super().__init__(f"packet {number}: cannot read {what}; speakerd decode reads {readable}")
 
 
 @dataclass(slots=True, frozen=True)
@@ -200,7 +233,10 @@ def _pcapng_if_options(opts: bytes, e: str) -> tuple[int, int]:
 
 
 def dissect(pkt: Packet) -> TcpSegment | None:
-    """The TCP segment in ``pkt``, or None if it holds something else."""
+    """The TCP segment in ``pkt``, or None if it holds something else.
+
+    Raises :class:`UnsupportedLinkType` for a link type not in
+    :data:`READABLE_LINKTYPES` (rather than silently finding nothing)."""
     data = pkt.data
     lt = pkt.linktype
     if lt == LINKTYPE_ETHERNET:
@@ -237,7 +273,27 @@ def dissect(pkt: Packet) -> TcpSegment | None:
             return None
         version = data[0] >> 4
         return _ip(pkt, ETH_IPV4 if version == 4 else ETH_IPV6 if version == 6 else 0, data, 0)
-    return None
+    if lt in (LINKTYPE_C_HDLC, LINKTYPE_C_HDLC_WITH_DIR):
+        off = 1 if lt == LINKTYPE_C_HDLC_WITH_DIR else 0
+        if len(data) < off + 4:
+            return None
+        # address (0x0F unicast, 0x8F broadcast), control 0x00, then an EtherType
+        return _ip(pkt, struct.unpack_from("!H", data, off + 2)[0], data, off + 4)
+    if lt in (LINKTYPE_PPP, LINKTYPE_PPP_HDLC, LINKTYPE_PPP_WITH_DIR):
+        off = 1 if lt == LINKTYPE_PPP_WITH_DIR else 0
+        if data[off:off + 2] == PPP_ADDRESS_CONTROL:
+            off += 2
+        if len(data) < off + 1:
+            return None
+        if data[off] & 1:  # RFC 1661 §6.5: a compressed one-octet protocol field
+            proto, off = data[off], off + 1
+        elif len(data) >= off + 2:
+            proto, off = struct.unpack_from("!H", data, off)[0], off + 2
+        else:
+            return None
+        etype = ETH_IPV4 if proto == PPP_IPV4 else ETH_IPV6 if proto == PPP_IPV6 else 0
+        return _ip(pkt, etype, data, off)  # LCP, IPCP, ...: not IP, skipped
+    raise UnsupportedLinkType(lt, pkt.number)
 
 
 def _ip(pkt: Packet, etype: int, data: bytes, off: int) -> TcpSegment | None:

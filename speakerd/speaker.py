@@ -33,15 +33,16 @@ from dataclasses import dataclass, field
 from .config import ConfigError
 from .config.model import Config, Peer as PeerConfig
 from .fsm.actions import Cause, NotificationReceived, NotificationSent, StateChanged, State
+from .fsm.settings import SessionSettings
 from .net.listener import Listener
-from .net.peer import Peer, PeerSettings
+from .net.peer import PeerTransport
 from .policy.planner import Planner
 from .policy.types import Plan, route_attrs
 from .sources.files import FileSource
 from .store import Changes, Store
-from .reconcile import diff_peers, peers_for_node
+from .reconcile import peers_for_node, plan_peer_changes
 from .state import StateError, load_allocations, save_allocations
-from .wire.constants import CeaseSubcode
+from .wire.constants import TYPE_OFFSET, CeaseSubcode
 
 log = logging.getLogger("speakerd")
 
@@ -55,7 +56,7 @@ _BFD_STATE_NAMES = {0: "AdminDown", 1: "Down", 2: "Init", 3: "Up"}
 class PeerRuntime:
     """A configured peer and everything the daemon keeps about it."""
     config: PeerConfig
-    peer: Peer
+    peer: PeerTransport
     ring: collections.deque = field(default_factory=lambda: collections.deque(maxlen=CAPTURE_RING))
     bfd_active: bool = False
     flaps: collections.Counter = field(default_factory=collections.Counter)
@@ -89,16 +90,6 @@ def derive_router_id(peers: list[PeerConfig], node: str) -> tuple[int, str]:
             except OSError:
                 continue
     return (zlib.crc32(node.encode()) or 1), "hash of the node name"
-
-
-def peer_settings(p: PeerConfig, router_id: int, restarting: bool = False) -> PeerSettings:
-    return PeerSettings(restart_state=restarting,
-        name=p.name, peer_address=p.peer_address, local_asn=p.my_asn, peer_asn=p.peer_asn,
-        router_id=router_id, peer_port=p.peer_port, hold_time=p.hold_time,
-        keepalive_time=p.keepalive_time if p.hold_time else None,
-        connect_retry=float(p.connect_time), source_address=p.source_address,
-        password=p.password, vrf=p.vrf, ebgp_multihop=p.ebgp_multihop,
-        graceful_restart=p.graceful_restart)
 
 
 class Speaker:
@@ -273,23 +264,17 @@ class Speaker:
         for note in new_plan.notes:
             log.warning("plan: %s", note)
         selected = peers_for_node(config, self.node)
-        router_id, source = derive_router_id(list(selected.values()), self.node)
-        if not initial and source != "configured" and self.router_id_source not in ("", "configured"):
-            # A derived identifier stays as it is while routerID is unset: adding or
-            # removing a peer must not change it (that would reset every session).
-            router_id, source = self.router_id, self.router_id_source
-        diff = diff_peers(old, config, self.node)
-        reset = list(diff.reset)
-        if router_id != self.router_id and not initial:
-            # a new BGP identifier is a session parameter of every session
-            reset = sorted(set(reset) | set(diff.kept))
-        self.router_id, self.router_id_source = router_id, source
+        changes = plan_peer_changes(old, config, self.node,
+                                    derive_router_id(list(selected.values()), self.node),
+                                    (self.router_id, self.router_id_source), initial)
+        reset = list(changes.reset)
+        self.router_id, self.router_id_source = changes.router_id, changes.router_id_source
         self.config, self.plan = config, new_plan
         if new_plan.allocations != allocations:
             self._save_allocations(new_plan.allocations)
         self._saved_allocations = dict(new_plan.allocations)
 
-        for name in diff.removed:
+        for name in changes.remove:
             rt = self.peers.pop(name)
             self._forget_bfd(rt)
             self._unregister(rt)
@@ -302,8 +287,8 @@ class Speaker:
             self._forget_bfd(rt)
             self._unregister(rt)
             await rt.peer.stop("session parameters changed", CeaseSubcode.OTHER_CONFIGURATION_CHANGE)
-        fresh = sorted(set(diff.added) | set(reset))
-        for name in fresh:
+        fresh = set(changes.start)
+        for name in changes.start:
             await self._add_peer(selected[name], initial=initial)
         labels = {self._label(rt.config) for rt in self.peers.values()} if self.metrics else set()
         for name, old_rt in retired.items():
@@ -321,12 +306,10 @@ class Speaker:
             ring = list(old_rt.ring) + list(new_rt.ring)
             new_rt.ring.clear()
             new_rt.ring.extend(ring)  # maxlen keeps the newest
-        for name in diff.kept:
-            if name in reset:
-                continue
+        for name in changes.keep:
             rt = self.peers[name]
             rt.config = selected[name]
-            if name in diff.bfd_changed:
+            if name in changes.bfd_changed:
                 self._sync_bfd(rt)
         # routes last: every session (old and new) gets its wanted routes
         now = time.time()
@@ -341,8 +324,8 @@ class Speaker:
                 if delta:
                     changed += self._note_delta(delta, now)
                     rt.peer.update_routes(delta)
-        return {"added": list(diff.added), "removed": list(diff.removed), "reset": reset,
-                "kept": [n for n in diff.kept if n not in reset], "route_changes": changed}
+        return {"added": list(changes.added), "removed": list(changes.remove), "reset": reset,
+                "kept": list(changes.keep), "route_changes": changed}
 
     def _note_route_changes(self, rt: PeerRuntime, routes: dict, now: float) -> int:
         before = rt.peer.wanted_routes
@@ -367,16 +350,16 @@ class Speaker:
 
     async def _add_peer(self, pc: PeerConfig, initial: bool = False) -> None:
         # a session opened right after the process started announces R=1 (RFC 4724)
-        settings = peer_settings(pc, self.router_id, restarting=initial)
+        settings = SessionSettings.from_peer(pc, self.router_id, restarting=initial)
         rt: PeerRuntime
 
-        def on_event(peer: Peer, event) -> None:
+        def on_event(peer: PeerTransport, event) -> None:
             self._on_peer_event(rt, event)
 
         def on_message(direction: str, ts: float, raw: bytes) -> None:
             self._on_peer_message(rt, direction, ts, raw)
 
-        peer = Peer(settings, on_event=on_event, on_message=on_message)
+        peer = PeerTransport(settings, on_event=on_event, on_message=on_message)
         rt = PeerRuntime(pc, peer)
         self.peers[pc.name] = rt
         if self.metrics:
@@ -429,7 +412,7 @@ class Speaker:
             from .net.bfd import BfdManager
             self.bfd = BfdManager()
         if rt.bfd_active:
-            self.bfd.update_profile(pc.peer_address, profile)
+            self.bfd.update_profile(pc.peer_address, profile, pc.vrf)
             return
 
         def on_state(state, diag) -> None:
@@ -437,14 +420,14 @@ class Speaker:
 
         try:
             self.bfd.add(pc.peer_address, pc.source_address, profile, pc.ebgp_multihop, pc.vrf, on_state)
-        except (OSError, ValueError) as e:  # ValueError: another peer has BFD to the same address
+        except (OSError, ValueError) as e:  # ValueError: another peer has BFD to this address and VRF
             log.error("peer %s: cannot start BFD: %s", pc.name, e)
             return
         rt.bfd_active = True
 
     def _forget_bfd(self, rt: PeerRuntime) -> None:
         if rt.bfd_active and self.bfd is not None:
-            self.bfd.remove(rt.config.peer_address)
+            self.bfd.remove(rt.config.peer_address, rt.config.vrf)
             if self.metrics:
                 self.metrics.remove_bfd(rt.config.peer_address)
         rt.bfd_active = False
@@ -456,7 +439,7 @@ class Speaker:
         session leaves Established with cause ``bfd_down``; a reset from
         OpenSent/OpenConfirm is not a flap.
         """
-        from .bfd.packet import Diag, State as BfdState
+        from .bfd.packet import BfdState, Diag
         if self.metrics:  # BFD series are labelled with the bare peer IP, as in MetalLB
             self.metrics.bfd_state(rt.config.peer_address, state == BfdState.UP, _BFD_STATE_NAMES[state])
         log.info("peer %s: BFD %s (%s)", rt.config.name, state.name.lower(), diag.name.lower())
@@ -501,7 +484,7 @@ class Speaker:
                 q.put_nowait((ts, direction, raw))
             except asyncio.QueueFull:
                 pass
-        mtype = raw[18] if len(raw) > 18 else 0
+        mtype = raw[TYPE_OFFSET] if len(raw) > TYPE_OFFSET else 0
         if self.metrics:
             self.metrics.message(self._label(rt.config), "sent" if direction == "out" else "received", mtype)
         tr = self.tracer

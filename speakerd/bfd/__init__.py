@@ -3,8 +3,8 @@
 The UDP transport and the per-daemon session manager live in
 ``speakerd.net.bfd``.
 """
-from .packet import (BfdDropped, ControlPacket, Diag, DropReason, State, decode)
-from .session import Output, Session, SessionParams, StateChange
+from .packet import BfdDropped, BfdState, ControlPacket, Diag, DropReason, decode
+from .session import BfdSession, SessionParams, StateChange, Transmit
 
-__all__ = ["BfdDropped", "ControlPacket", "Diag", "DropReason", "Output", "Session",
-           "SessionParams", "State", "StateChange", "decode"]
+__all__ = ["BfdDropped", "BfdSession", "BfdState", "ControlPacket", "Diag", "DropReason",
+           "SessionParams", "StateChange", "Transmit", "decode"]

@@ -35,7 +35,7 @@ FLAG_D = 0x02
 FLAG_M = 0x01
 
 
-class State(IntEnum):
+class BfdState(IntEnum):
     ADMIN_DOWN = 0
     DOWN = 1
     INIT = 2
@@ -90,7 +90,7 @@ class BfdDropped(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ControlPacket:
-    state: State
+    state: BfdState
     my_discr: int
     your_discr: int
     desired_min_tx_us: int
@@ -139,8 +139,8 @@ def decode(data: bytes | bytearray | memoryview) -> ControlPacket:
         raise BfdDropped(DropReason.MULTIPOINT)
     if my_d == 0:
         raise BfdDropped(DropReason.ZERO_MY_DISCR)
-    state = State(flags >> 6)
-    if your_d == 0 and state not in (State.DOWN, State.ADMIN_DOWN):
+    state = BfdState(flags >> 6)
+    if your_d == 0 and state not in (BfdState.DOWN, BfdState.ADMIN_DOWN):
         raise BfdDropped(DropReason.ZERO_YOUR_DISCR, state.name)
     if flags & FLAG_P and flags & FLAG_F:
         raise BfdDropped(DropReason.POLL_AND_FINAL)

@@ -1,9 +1,11 @@
 """One BFD session (RFC 5880, asynchronous mode), sans-IO.
 
 The caller owns the clock and the socket.  Every entry point takes ``now``
-(seconds, any monotonic origin) and returns an :class:`Output`: packets to
-send (already encoded) and state changes.  :meth:`Session.next_deadline` says
-when :meth:`Session.tick` must be called next.  A random source returning
+(seconds, any monotonic origin) and queues actions: :class:`Transmit` (a
+packet to send, already encoded) and :class:`StateChange`, drained with
+:meth:`BfdSession.pop_actions`.  :meth:`BfdSession.next_deadline` says when
+:meth:`BfdSession.tick` must be called next — the same three verbs as the
+BGP session machine (:mod:`speakerd.fsm.machine`).  A random source returning
 floats in [0, 1) is injected for TX jitter.
 
 Timing rules implemented (RFC 5880 §6.8.2–§6.8.4, §6.8.7):
@@ -28,7 +30,7 @@ Timing rules implemented (RFC 5880 §6.8.2–§6.8.4, §6.8.7):
 * Demand mode and echo are not implemented: D is never sent; a peer's D bit
   is ignored (the peer keeps receiving periodic packets, which is allowed).
 
-State changes carry a *reason*.  It equals the local diagnostic sent on the
+BfdState changes carry a *reason*.  It equals the local diagnostic sent on the
 wire except for one case: the peer signalling AdminDown moves the session to
 Down with wire diagnostic 3 (neighbor signaled session down) and reason
 ``Diag.ADMIN_DOWN``, so that clients can tell a planned shutdown of the peer
@@ -39,7 +41,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .packet import ControlPacket, Diag, State
+from .packet import ControlPacket, Diag, BfdState
 
 SLOW_TX_US = 1_000_000  # RFC 5880 §6.8.3: desired min TX >= 1 s while not Up
 
@@ -67,18 +69,18 @@ class SessionParams:
 
 @dataclass(frozen=True, slots=True)
 class StateChange:
-    old: State
-    new: State
+    old: BfdState
+    new: BfdState
     reason: Diag
 
 
 @dataclass(frozen=True, slots=True)
-class Output:
-    packets: tuple[bytes, ...] = ()
-    events: tuple[StateChange, ...] = ()
+class Transmit:
+    """Send one encoded control packet to the peer."""
+    packet: bytes
 
 
-NOTHING = Output()
+Action = Transmit | StateChange
 
 
 @dataclass(slots=True)
@@ -92,11 +94,11 @@ class Counters:
     finals_sent: int = 0
 
 
-class Session:
+class BfdSession:
     __slots__ = ("local_discr", "params", "state", "local_diag", "remote_discr", "remote_state",
                  "remote_diag", "remote_min_rx_us", "remote_desired_tx_us", "remote_mult",
                  "remote_demand", "up_since", "counters", "_rand", "_adv_tx", "_adv_rx",
-                 "_act_tx", "_act_rx", "_polling", "_next_tx", "_detect_at")
+                 "_act_tx", "_act_rx", "_polling", "_next_tx", "_detect_at", "_actions")
 
     def __init__(self, local_discr: int, params: SessionParams, now: float,
                  rand: Callable[[], float]) -> None:
@@ -104,10 +106,10 @@ class Session:
             raise ValueError("local discriminator must be a non-zero 32-bit value")
         self.local_discr = local_discr
         self.params = params
-        self.state = State.DOWN
+        self.state = BfdState.DOWN
         self.local_diag: Diag = Diag.NONE
         self.remote_discr = 0
-        self.remote_state = State.DOWN
+        self.remote_state = BfdState.DOWN
         self.remote_diag: int = 0
         self.remote_min_rx_us = 1  # RFC 5880 §6.8.1 initial value
         self.remote_desired_tx_us = 0
@@ -122,6 +124,7 @@ class Session:
         self._polling = False
         self._next_tx: float | None = now  # first packet right away (unless passive)
         self._detect_at: float | None = None
+        self._actions: list = []
 
     # ---- derived values -------------------------------------------------
 
@@ -149,6 +152,11 @@ class Session:
     def detect_time_us(self) -> int:
         return self.remote_mult * self.rx_interval_us
 
+    def pop_actions(self) -> list:
+        """The queued :class:`Transmit` and :class:`StateChange` actions, in order."""
+        out, self._actions = self._actions, []
+        return out
+
     def next_deadline(self) -> float | None:
         deadlines = [d for d in (self._detect_at, self._next_tx if self._may_transmit() else None)
                      if d is not None]
@@ -156,11 +164,11 @@ class Session:
 
     # ---- inputs ---------------------------------------------------------
 
-    def receive(self, pkt: ControlPacket, now: float) -> Output:
+    def receive(self, pkt: ControlPacket, now: float) -> None:
         """A packet that passed decode() and demultiplexing (RFC 5880 §6.8.6)."""
-        if self.state is State.ADMIN_DOWN:
+        if self.state is BfdState.ADMIN_DOWN:
             self.counters.rx_discarded += 1
-            return NOTHING
+            return
         self.counters.rx_packets += 1
         if pkt.final and self._polling:
             self._polling = False
@@ -175,19 +183,19 @@ class Session:
 
         events: list[StateChange] = []
         st, rs = self.state, pkt.state
-        if rs is State.ADMIN_DOWN:
-            if st is not State.DOWN:
-                self._set_state(State.DOWN, Diag.NEIGHBOR_SIGNALED_DOWN, now, events, Diag.ADMIN_DOWN)
-        elif st is State.DOWN:
-            if rs is State.DOWN:
-                self._set_state(State.INIT, Diag.NONE, now, events)
-            elif rs is State.INIT:
-                self._set_state(State.UP, Diag.NONE, now, events)
-        elif st is State.INIT:
-            if rs in (State.INIT, State.UP):
-                self._set_state(State.UP, Diag.NONE, now, events)
-        elif rs is State.DOWN:  # we are Up
-            self._set_state(State.DOWN, Diag.NEIGHBOR_SIGNALED_DOWN, now, events)
+        if rs is BfdState.ADMIN_DOWN:
+            if st is not BfdState.DOWN:
+                self._set_state(BfdState.DOWN, Diag.NEIGHBOR_SIGNALED_DOWN, now, events, Diag.ADMIN_DOWN)
+        elif st is BfdState.DOWN:
+            if rs is BfdState.DOWN:
+                self._set_state(BfdState.INIT, Diag.NONE, now, events)
+            elif rs is BfdState.INIT:
+                self._set_state(BfdState.UP, Diag.NONE, now, events)
+        elif st is BfdState.INIT:
+            if rs in (BfdState.INIT, BfdState.UP):
+                self._set_state(BfdState.UP, Diag.NONE, now, events)
+        elif rs is BfdState.DOWN:  # we are Up
+            self._set_state(BfdState.DOWN, Diag.NEIGHBOR_SIGNALED_DOWN, now, events)
 
         poll_started = self._sync()
         self._detect_at = now + self.detect_time_us / 1e6
@@ -196,17 +204,17 @@ class Session:
             packets.append(self._send(now, final=pkt.poll))
         else:
             self._clamp_tx(now)
-        return Output(tuple(packets), tuple(events))
+        self._queue(packets, events)
 
-    def tick(self, now: float) -> Output:
+    def tick(self, now: float) -> None:
         """Run expired timers: detection first, then periodic transmission."""
         events: list[StateChange] = []
         if self._detect_at is not None and now >= self._detect_at:
             self._detect_at = None
-            if self.state in (State.INIT, State.UP):
-                self._set_state(State.DOWN, Diag.CONTROL_DETECTION_EXPIRED, now, events)
+            if self.state in (BfdState.INIT, BfdState.UP):
+                self._set_state(BfdState.DOWN, Diag.CONTROL_DETECTION_EXPIRED, now, events)
             self.remote_discr = 0
-            self.remote_state = State.DOWN
+            self.remote_state = BfdState.DOWN
             self.remote_min_rx_us = 1
             self.remote_desired_tx_us = 0
             self._sync()
@@ -215,41 +223,46 @@ class Session:
             packets = (self._send(now),)
         elif self._next_tx is not None and now >= self._next_tx and self._may_transmit():
             packets = (self._send(now),)
-        return Output(packets, tuple(events))
+        self._queue(packets, events)
 
-    def admin_down(self, now: float) -> Output:
+    def admin_down(self, now: float) -> None:
         """Local AdminDown: tell the peer (one packet now, then periodically)."""
-        if self.state is State.ADMIN_DOWN:
-            return NOTHING
+        if self.state is BfdState.ADMIN_DOWN:
+            return
         events: list[StateChange] = []
-        self._set_state(State.ADMIN_DOWN, Diag.ADMIN_DOWN, now, events)
+        self._set_state(BfdState.ADMIN_DOWN, Diag.ADMIN_DOWN, now, events)
         self._detect_at = None
         self._sync()
         packets = (self._send(now),) if self._may_transmit() else ()
-        return Output(packets, tuple(events))
+        self._queue(packets, events)
 
-    def admin_up(self, now: float) -> Output:
-        if self.state is not State.ADMIN_DOWN:
-            return NOTHING
+    def admin_up(self, now: float) -> None:
+        if self.state is not BfdState.ADMIN_DOWN:
+            return
         events: list[StateChange] = []
-        self._set_state(State.DOWN, Diag.NONE, now, events)
+        self._set_state(BfdState.DOWN, Diag.NONE, now, events)
         self._sync()
         packets = (self._send(now),) if self._may_transmit() else ()
-        return Output(packets, tuple(events))
+        self._queue(packets, events)
 
-    def set_params(self, params: SessionParams, now: float) -> Output:
+    def set_params(self, params: SessionParams, now: float) -> None:
         """New profile values; starts a Poll Sequence when Up and intervals change."""
         self.params = params
         if self._sync() and self._may_transmit():
-            return Output((self._send(now),))
+            self._queue((self._send(now),), ())
+            return
         self._clamp_tx(now)
-        return NOTHING
 
     # ---- internals ------------------------------------------------------
 
+    def _queue(self, packets, events) -> None:
+        acts = self._actions
+        acts.extend(Transmit(p) for p in packets)
+        acts.extend(events)
+
     def _target(self) -> tuple[int, int]:
         tx = self.params.desired_min_tx_us
-        if self.state is not State.UP:
+        if self.state is not BfdState.UP:
             tx = max(tx, SLOW_TX_US)
         return tx, self.params.required_min_rx_us
 
@@ -258,7 +271,7 @@ class Session:
         target = self._target()
         if target == (self._adv_tx, self._adv_rx):
             return False
-        if self.state is not State.UP:
+        if self.state is not BfdState.UP:
             self._adv_tx, self._adv_rx = self._act_tx, self._act_rx = target
             self._polling = False
             return False
@@ -274,15 +287,15 @@ class Session:
             return False
         return self.remote_min_rx_us != 0
 
-    def _set_state(self, new: State, diag: Diag, now: float, events: list[StateChange],
+    def _set_state(self, new: BfdState, diag: Diag, now: float, events: list[StateChange],
                    reason: Diag | None = None) -> None:
         old = self.state
         self.state = new
         self.local_diag = diag
-        if new is State.UP:
+        if new is BfdState.UP:
             self.up_since = now
             self.counters.up_transitions += 1
-        elif old is State.UP:
+        elif old is BfdState.UP:
             self.up_since = None
             self.counters.down_transitions += 1
         events.append(StateChange(old, new, diag if reason is None else reason))

@@ -13,6 +13,13 @@ the two OPENs negotiated (4-octet AS, add-path, extended messages), seen from
 the receiving side.  A malformed message is reported with its BGPError and
 decoding goes on with the next one; a capture that starts mid-stream, or
 lost segments, make the decoder look for the next marker.
+
+Link types read: Ethernet (with VLAN tags), Linux cooked (SLL, SLL2), BSD
+and OpenBSD loopback, raw IP, Cisco HDLC and PPP (what router serial and POS
+captures carry).  A packet of any other link type stops the run with an
+error naming it (exit 2) rather than printing nothing.  Families other than
+IPv4/IPv6 unicast (labeled unicast, flowspec, VPN...) are shown as
+``not decoded (SAFI n)``, never as malformed.
 """
 from __future__ import annotations
 
@@ -27,7 +34,7 @@ from typing import BinaryIO, Iterable, Iterator
 from ..pcap import TCP_ACK, TCP_SYN, CaptureError, TcpStream, addr_str, tcp_segments
 from ..render import Record, record_fields, record_line
 from ..wire.capabilities import DEFAULT_CONTEXT, Negotiated
-from ..wire.constants import BGP_PORT, HEADER_LEN, MARKER, MAX_EXTENDED_MESSAGE_LEN
+from ..wire.constants import BGP_PORT, HEADER_LEN, MARKER, MAX_EXTENDED_MESSAGE_LEN, TYPE_OFFSET
 from ..wire.errors import BGPError, bad_length
 from ..wire.framing import check_header, decode_body
 from ..wire.messages import Open
@@ -73,7 +80,7 @@ class MessageCutter:
                 self.synced = True
             if len(buf) < HEADER_LEN:
                 return
-            marker, length, mtype = bytes(buf[:16]), int.from_bytes(buf[16:18], "big"), buf[18]
+            marker, length, mtype = bytes(buf[:16]), int.from_bytes(buf[16:18], "big"), buf[TYPE_OFFSET]
             skipped, self.skipped = self.skipped, 0
             try:
                 check_header(marker, length, mtype, MAX_EXTENDED_MESSAGE_LEN)
@@ -191,7 +198,7 @@ def _negotiate(a: _Direction, b: _Direction) -> None:
 def decode_message(raw: bytes, ctx: Negotiated, header_error: BGPError | None = None,
                    strict_length: bool = True) -> Record:
     """One whole message (or a bad header) → Record with msg or error."""
-    mtype = raw[18] if len(raw) >= HEADER_LEN else None
+    mtype = raw[TYPE_OFFSET] if len(raw) >= HEADER_LEN else None
     length = int.from_bytes(raw[16:18], "big") if len(raw) >= HEADER_LEN else len(raw)
     rec = Record(mtype=mtype, length=length, raw=raw)
     if header_error is not None:

@@ -10,7 +10,7 @@ import json
 import socket
 import sys
 
-from ..config import ConfigError, load_config
+from ..config import read_config
 from ..config.communities import format_community
 from ..policy import plan
 from ..policy.types import Plan, PlannedRoute
@@ -65,11 +65,11 @@ def to_json(result: Plan, config, node: str) -> dict:
 
 def main(args) -> int:
     node = args.node or socket.gethostname()
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
+    config, errors = read_config(args.config)
+    for issue in errors:  # each one skipped; every other object is planned, as the daemon does
+        print(f"error: {issue}", file=sys.stderr)
+    if any(i.obj.split("/")[0] not in ("Service", "EndpointSlice", "Node") for i in errors):
+        print("the MetalLB configuration is refused (speakerd would keep running the previous one)", file=sys.stderr)
         return 1
     previous = {}
     if args.state:
@@ -82,7 +82,7 @@ def main(args) -> int:
     if args.json:
         json.dump(to_json(result, config, node), sys.stdout, indent=2)
         print()
-        return 0
+        return 1 if errors else 0
     out = [f"node {node}"]
     for name in sorted(config.peers):
         peer = config.peers[name]
@@ -101,4 +101,4 @@ def main(args) -> int:
     for note in result.notes:
         out.append(f"note: {note}")
     sys.stdout.write("\n".join(out) + "\n")
-    return 0
+    return 1 if errors else 0

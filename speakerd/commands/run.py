@@ -28,8 +28,20 @@ def default_state_path() -> str:
 def register(sub):
     p = sub.add_parser("run", help="run the daemon",
                        description="Run speakerd: BGP sessions for every peer selected for this node.")
-    p.add_argument("-c", "--config", action="append", required=True, metavar="PATH",
-                   help="config file or directory (repeatable)")
+    p.add_argument("-c", "--config", action="append", metavar="PATH",
+                   help="config file or directory (repeatable); or --kubernetes")
+    k = p.add_argument_group("Kubernetes mode (objects from the API server instead of files)")
+    k.add_argument("--kubernetes", action="store_true",
+                   help="list+watch the cluster: in-cluster service account, or --kubeconfig")
+    k.add_argument("--kubeconfig", default=None, metavar="FILE", help="kubeconfig to use (default: in-cluster, "
+                   "else $KUBECONFIG or ~/.kube/config)")
+    k.add_argument("--namespace", default=None,
+                   help="where the MetalLB objects are and status objects go (default: $POD_NAMESPACE, the "
+                        "service account's namespace, else metallb-system)")
+    k.add_argument("--lb-class", default=None, metavar="CLASS",
+                   help="handle only Services of this spec.loadBalancerClass (default: only those without one)")
+    k.add_argument("--ignore-exclude-lb", action="store_true",
+                   help="announce from this node even with node.kubernetes.io/exclude-from-external-load-balancers")
     p.add_argument("--node", default=os.environ.get("NODE_NAME") or socket.gethostname(),
                    help="this node's name (default: $NODE_NAME or the host name)")
     p.add_argument("--socket", default=DEFAULT_SOCKET, help=f"control socket (default {DEFAULT_SOCKET})")
@@ -39,13 +51,25 @@ def register(sub):
     p.add_argument("--metrics", default=None, metavar="ADDR:PORT",
                    help="serve Prometheus metrics there (e.g. :7473)")
     p.add_argument("--watch", type=float, default=2.0, metavar="SECONDS",
-                   help="check config files for changes this often; 0 disables (default 2)")
+                   help="reload when config files change (inotify; polling this often where inotify "
+                        "is unavailable); 0 disables (default 2)")
     logs.add_arguments(p)
     return p
 
 
 def main(args) -> int:
     logs.setup_from_args(args)
+    if args.kubernetes == bool(args.config):
+        log.error("speakerd run: give either -c PATH... (files) or --kubernetes (the API server)")
+        return 2
+    if args.kubernetes:
+        from ..kube import ConfigError as KubeConfigError
+        from ..kubespeaker import serve
+        try:
+            return asyncio.run(serve(args))
+        except KubeConfigError as e:
+            log.error("Kubernetes: %s", e)
+            return 2
     try:
         return asyncio.run(_run(args))
     except ConfigError as e:
@@ -64,11 +88,10 @@ def update_prefix_gauges(speaker, metrics) -> None:
     from ..metrics import peer_label
     for rt in speaker.peers.values():
         p = rt.peer
-        out = p.adj_rib_out
         rin = p.adj_rib_in
         received = {("ipv4" if a == 1 else "ipv6"): n for a, n in rin.counts().items()} if rin is not None else {}
-        metrics.prefixes(peer_label(rt.config.peer_address, rt.config.peer_port), announced=len(getattr(out, "sent", None) or {}),
-                         pending=len(getattr(out, "wanted", None) or {}), received=received)
+        metrics.prefixes(peer_label(rt.config.peer_address, rt.config.peer_port), announced=len(p.advertised_routes),
+                         pending=len(p.wanted_routes), received=received)
 
 
 async def _run(args) -> int:

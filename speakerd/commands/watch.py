@@ -1,16 +1,22 @@
 """Notice when the configuration on disk changes.
 
-Polls the (mtime, size, inode) of every config file and directory entry every
-few seconds — cheap, and it also sees Kubernetes ConfigMap updates, which
-swap a ``..data`` symlink rather than writing files in place.  The callback
-fires once per change, after the files have been stable for one interval
-(so a half-written file is not loaded).
+inotify first (``watchfiles``, via :class:`speakerd.sources.files.FileWatcher`): the
+directories holding the configured paths are watched, so an editor's
+rename-over and a Kubernetes ConfigMap update (which swaps a ``..data`` symlink
+rather than writing files in place) are both seen; the callback fires once per
+burst of changes.  Where inotify cannot be used (no watches left, a filesystem
+without it), the (mtime, size, inode) of every file is polled every ``interval``
+seconds instead and the callback fires after the files have been stable for one
+interval (so a half-written file is not loaded).
 """
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from typing import Callable
+
+log = logging.getLogger("speakerd")
 
 
 def snapshot(paths: list[str]) -> tuple:
@@ -45,7 +51,20 @@ class ConfigWatcher:
             return True
         return False
 
+    def _changed(self) -> None:
+        if self.poll():  # inotify also reports writes that leave the content's stat as it was
+            self.on_change()
+
     async def run(self, interval: float) -> None:
+        from ..sources.files import FileWatcher
+        try:
+            await FileWatcher(self.paths, self._changed).run()
+            return
+        except (OSError, RuntimeError) as exc:  # no inotify here: poll
+            log.warning("cannot watch the config files with inotify (%s); polling every %gs", exc, interval)
+        await self.run_polling(interval)
+
+    async def run_polling(self, interval: float) -> None:
         pending = False
         while True:
             await asyncio.sleep(interval)

@@ -13,12 +13,9 @@ from .model import (Advertisement, BFDProfile, Config, ConfigError, ConfigIssue,
                     Service, Source)
 
 
-def load_config(paths: list[str] | str, node: str | None = None) -> Config:
-    """Read and validate ``paths`` (files or directories). Raises ConfigError.
-
-    ``node`` is accepted for the caller's convenience (the planner takes the
-    node name); validation does not depend on it.
-    """
+def read_config(paths: list[str] | str) -> tuple[Config, list[ConfigIssue]]:
+    """What the daemon would run on: the Config of every valid object, and every error
+    (a refused MetalLB configuration leaves the Config without peers, pools...)."""
     from ..sources.files import FileSource
     from ..store import Store
     if isinstance(paths, str):
@@ -29,15 +26,25 @@ def load_config(paths: list[str] | str, node: str | None = None) -> Config:
         store.apply(source.read())
         issues = source.issues()
         errors = [i for i in issues if i.severity == "error"] + store.errors()
-        if errors:
-            raise ConfigError(errors)
         config = store.config()
         notes = tuple(i for i in issues if i.severity != "error") + config.issues
-        files = tuple(f for f in source._files)
         return Config(peers=config.peers, pools=config.pools, advertisements=config.advertisements,
                       bfd_profiles=config.bfd_profiles, services=config.services, nodes=config.nodes,
-                      warnings=tuple(str(i) for i in notes if i.severity == "warning"), files=files, issues=notes)
+                      warnings=tuple(str(i) for i in notes if i.severity == "warning"), files=tuple(source.files),
+                      issues=notes), errors
 
 
-__all__ = ["load_config", "Config", "ConfigError", "ConfigIssue", "Peer", "Pool", "Advertisement", "Service",
+def load_config(paths: list[str] | str, node: str | None = None) -> Config:
+    """Read and validate ``paths`` (files or directories). Raises ConfigError.
+
+    ``node`` is accepted for the caller's convenience (the planner takes the
+    node name); validation does not depend on it.
+    """
+    config, errors = read_config(paths)
+    if errors:
+        raise ConfigError(errors)
+    return config
+
+
+__all__ = ["load_config", "read_config", "Config", "ConfigError", "ConfigIssue", "Peer", "Pool", "Advertisement", "Service",
            "BFDProfile", "Node", "LabelSelector", "Source"]

@@ -281,7 +281,9 @@ def split_units(data: bytes, json: bool) -> list[Unit]:
     marks = [m.start() for m in _DOC_MARK.finditer(data)]
     if not marks or marks[0] != 0:
         marks.insert(0, 0)
-    marks.append(len(data))
+    # every document but the last ends before the "\n" of the next one's '---' line: so the
+    # last ends before the file's final "\n" (its bytes stay the same when a document is added after it)
+    marks.append(len(data) - 1 if data.endswith(b"\n") and len(data) > 1 else len(data))
     out: list[Unit] = []
     line = 0  # of the leading "\n" of each document: its text starts on line + 1
     for a, b in zip(marks, marks[1:]):

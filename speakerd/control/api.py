@@ -1,7 +1,7 @@
 """The control API: questions about a running :class:`~speakerd.speaker.Speaker`, answered as JSON.
 
 Every answer is a plain dict with stable field names; ``speakerctl --json``
-prints it as is, and :mod:`speakerd.control.render` turns the same dict into
+prints it as is, and :mod:`speakerd.control.show` turns the same dict into
 vtysh-style text.  Nothing here writes to a socket.
 """
 from __future__ import annotations
@@ -12,7 +12,8 @@ import time
 from ..fsm.actions import State
 from ..render.fields import attrs_fields, capability_fields, next_hops
 from ..wire.capabilities import Negotiated
-from ..wire.constants import AFI, ErrorCode, MessageType, OpenSubcode
+from ..wire.constants import (AFI, HEADER_LEN, TYPE_OFFSET, CeaseSubcode, ErrorCode, MessageType,
+                              OpenSubcode)
 from ..wire.nlri import key_to_str, str_to_key
 
 TYPE_NAMES = {int(t): t.name.lower() for t in MessageType}
@@ -55,6 +56,20 @@ def _notification(n, direction: str, rt) -> dict | None:
     return out
 
 
+_CEASE_HINTS = {
+    CeaseSubcode.MAX_PREFIXES_REACHED: "the maximum-prefix limit was reached",
+    CeaseSubcode.ADMINISTRATIVE_SHUTDOWN: "administrative shutdown",
+    CeaseSubcode.PEER_DECONFIGURED: "the peer was removed from the configuration",
+    CeaseSubcode.ADMINISTRATIVE_RESET: "administrative reset",
+    CeaseSubcode.CONNECTION_REJECTED: "the connection was rejected (is this peer configured there?)",
+    CeaseSubcode.OTHER_CONFIGURATION_CHANGE: "a configuration change reset the session",
+    CeaseSubcode.CONNECTION_COLLISION_RESOLUTION: "two connections at once; the other one was kept (normal)",
+    CeaseSubcode.OUT_OF_RESOURCES: "out of resources",
+    CeaseSubcode.HARD_RESET: "hard reset",
+    CeaseSubcode.BFD_DOWN: "BFD detected the path down",
+}
+
+
 def notification_hint(n, direction: str, rt) -> str:
     """A plain-words reading of a NOTIFICATION for an operator."""
     pc = rt.config
@@ -81,12 +96,7 @@ def notification_hint(n, direction: str, rt) -> str:
                 "is overloaded" if direction == "sent" else
                 "the router heard nothing from us within the hold time")
     if n.code == ErrorCode.CEASE:
-        return {1: "the router's maximum-prefix limit was reached",
-                2: "administrative shutdown", 3: "the peer was removed from the configuration",
-                4: "administrative reset", 5: "the connection was rejected (is this peer configured there?)",
-                6: "a configuration change reset the session",
-                7: "two connections at once; the other one was kept (normal)",
-                8: "out of resources", 9: "hard reset", 10: "BFD detected the path down"}.get(n.subcode, "cease")
+        return _CEASE_HINTS.get(n.subcode, "cease")
     if n.code == ErrorCode.UPDATE_MESSAGE:
         return "a malformed UPDATE: see the capture (speakerctl capture) for the bytes"
     if n.code == ErrorCode.FSM:
@@ -102,8 +112,8 @@ def _last_open_asn(rt) -> int | None:
     """The AS in the last OPEN received from the peer (from the capture ring), if any."""
     from ..wire.capabilities import DEFAULT_CONTEXT
     from ..wire.framing import decode
-    for _ts, direction, raw in reversed(getattr(rt, "ring", ())):
-        if direction != "in" or len(raw) < 19 or raw[18] != MessageType.OPEN:
+    for _ts, direction, raw in reversed(rt.ring):
+        if direction != "in" or len(raw) < HEADER_LEN or raw[TYPE_OFFSET] != MessageType.OPEN:
             continue
         try:
             return decode(raw, DEFAULT_CONTEXT).asn
@@ -115,9 +125,8 @@ def _last_open_asn(rt) -> int | None:
 def _counts(rt) -> tuple[int, int, int]:
     """(prefixes sent, wanted, received over both families)."""
     p = rt.peer
-    out = p.adj_rib_out
-    sent = len(getattr(out, "sent", {}) or {})
-    wanted = len(getattr(out, "wanted", {}) or {})
+    sent = len(p.advertised_routes)
+    wanted = len(p.wanted_routes)
     rin = p.adj_rib_in
     received = len(rin) if rin is not None else 0
     return sent, wanted, received
@@ -186,7 +195,7 @@ def neighbors(speaker, args: dict) -> dict:
         p, pc = rt.peer, rt.config
         neg = p.negotiated
         sent, wanted, received = _counts(rt)
-        local_caps = [capability_fields(c) for c in (neg.local if neg else p.settings.session_config().capabilities())]
+        local_caps = [capability_fields(c) for c in (neg.local if neg else p.local_capabilities())]
         out.append({
             "peer": pc.name, "address": pc.peer_address, "port": pc.peer_port,
             "local_as": pc.my_asn, "remote_as": pc.peer_asn, "type": "ibgp" if pc.ibgp else "ebgp",
@@ -261,12 +270,10 @@ def routes(speaker, args: dict) -> dict:
             out = p.adj_rib_out
             neg = p.negotiated
             target = out.target(neg) if (neg is not None and p.state == State.ESTABLISHED) else {}
-            sent = getattr(out, "sent", {}) or {}
+            sent = p.advertised_routes
+            nh6 = p.next_hops()[1] if afi == AFI.IPV6 else None
             for (a, key) in sorted(k for k in target if k[0] == afi):
                 attrs = target[(a, key)]
-                nh6 = None
-                if afi == AFI.IPV6:
-                    nh6 = getattr(out, "_nh6", None)
                 rows.append(_route_row(afi, key, attrs, nh6, {"sent": (a, key) in sent}))
                 if limit and len(rows) >= limit:
                     break
@@ -289,7 +296,7 @@ def routes(speaker, args: dict) -> dict:
                                          "services": sorted({x.service for x in r.reasons})}
                 rt = speaker.peers.get(peer_name)
                 state = rt.peer.state if rt else None
-                sent = rt is not None and (a, key) in (getattr(rt.peer.adj_rib_out, "sent", {}) or {})
+                sent = rt is not None and (a, key) in rt.peer.advertised_routes
                 row["peers"].append({"peer": peer_name, "sent": sent,
                                      "state": state.label if state else "not running"})
     rows = [by_key[k] for k in sorted(by_key)]
@@ -400,7 +407,7 @@ def _explain_ip(speaker, ip: str, lines: list[str]) -> dict:
                          "or nodeSelectors exclude this node)")
             peers_out.append({"peer": peer_name, "advertised": False})
             continue
-        sent = rt is not None and (afi, found.key) in (getattr(rt.peer.adj_rib_out, "sent", {}) or {})
+        sent = rt is not None and (afi, found.key) in rt.peer.advertised_routes
         ev = speaker.route_events.get((afi, found.key))
         state = rt.peer.state.label if rt else "not running"
         chain = "; ".join(f"{x.service} → {x.ip} → pool {x.pool} → advertisement {x.advertisement}"

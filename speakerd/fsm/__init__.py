@@ -1,7 +1,10 @@
-"""The BGP session state machine (sans-IO), its timers and the collision rule."""
+"""The BGP session machine (sans-IO), its settings, timers and the collision pair."""
 from .actions import Cause, State
-from .collision import Keep, resolve_collision
-from .config import SessionConfig, check_open
-from .machine import Session
+from .events import Event
+from .machine import TRANSITIONS, Session
+from .open import check_open, open_message
+from .pair import Keep, SessionPair, resolve_collision
+from .settings import SessionSettings
 
-__all__ = ["Session", "SessionConfig", "State", "Cause", "Keep", "resolve_collision", "check_open"]
+__all__ = ["Session", "SessionPair", "SessionSettings", "State", "Cause", "Event", "TRANSITIONS",
+           "Keep", "resolve_collision", "check_open", "open_message"]

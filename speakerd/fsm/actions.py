@@ -2,7 +2,10 @@
 
 The machine appends these to one ordered queue; the transport drains it with
 ``Session.pop_actions()`` and carries them out in order (so a NOTIFICATION is
-written before the connection it ends is closed).
+written before the connection it ends is closed).  The BFD machine
+(:mod:`speakerd.bfd.session`) has the same three verbs: inputs queue
+actions, ``pop_actions()`` drains them, ``next_deadline()``/``tick(now)``
+run its timers.
 """
 from __future__ import annotations
 
@@ -44,6 +47,8 @@ class Cause(IntEnum):
     CONFIG_CHANGE = 14
     BFD_DOWN = 15
     AUTOMATIC_START = 16
+    FSM_ERROR = 17  # an event the state does not allow, or an input that could not be handled
+    MAX_PREFIXES = 18  # the peer sent more prefixes of a family than the session allows
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +91,35 @@ class NotificationReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class CollisionResolved:
+    """Two connections to one peer; the one we initiated was kept, or the peer's."""
+    kept_outgoing: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PrefixLimitExceeded:
+    """More than ``limit`` prefixes of (afi, safi) were received: the session ends (Cease 6/1)."""
+    afi: int
+    safi: int
+    limit: int
+    received: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRejected:
+    """Handling an input raised: the session ends with ``notification``.
+
+    ``message`` is the whole framed message that caused it (or the bytes read
+    when the header itself was bad); ``error`` says what was wrong.  The
+    transport logs it: an operator gets the bytes to reproduce the problem.
+    """
+    mtype: int | None
+    message: bytes
+    notification: Notification
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
 class Received:
     """A whole message as received (only when the machine's ``trace`` is on)."""
     data: bytes
@@ -107,4 +141,5 @@ CONNECT = Connect()
 CLOSE = Close()
 ABORT = Close(abort=True)
 
-Action = Send | Connect | Close | StateChanged | NotificationSent | NotificationReceived | Received | RoutesReceived | EndOfRib
+Action = (Send | Connect | Close | StateChanged | NotificationSent | NotificationReceived | MessageRejected
+          | CollisionResolved | PrefixLimitExceeded | Received | RoutesReceived | EndOfRib)

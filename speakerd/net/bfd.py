@@ -1,8 +1,9 @@
 """BFD over UDP (RFC 5881 single-hop, RFC 5883 multihop) for the daemon.
 
 One :class:`BfdManager` per daemon owns every BFD socket and drives the
-sans-IO :class:`speakerd.bfd.Session` objects with one asyncio timer per
-session, set from the session's next deadline.
+sans-IO :class:`speakerd.bfd.BfdSession` objects with one timer per session
+following the session's next deadline (:class:`speakerd.net.timer.Deadline`,
+the same idiom as the BGP transport).
 
 Sockets
 -------
@@ -21,21 +22,23 @@ Sockets
 Coupling with BGP (the daemon implements this with the ``on_state`` callback)
 --------------------------------------------------------------------------
 ``on_state(state, diag)`` is called when a session enters Up and when it
-leaves Up, with the new :class:`State` and the reason (:class:`Diag`);
+leaves Up, with the new :class:`BfdState` and the reason (:class:`Diag`);
 Down/Init changes of a session that is not Up are only logged:
 
-* ``State.DOWN`` with any reason except ``Diag.ADMIN_DOWN``
+* ``BfdState.DOWN`` with any reason except ``Diag.ADMIN_DOWN``
   (e.g. ``CONTROL_DETECTION_EXPIRED`` = diag 1, ``NEIGHBOR_SIGNALED_DOWN`` =
   diag 3): the forwarding path failed.  Tear the BGP session down at once:
   NOTIFICATION Cease, subcode 10 "BFD Down" (RFC 9384), log the reason and
   count it.  Reconnect as usual (BGP does not wait for BFD to come back).
-* ``State.DOWN`` with reason ``Diag.ADMIN_DOWN``: the peer administratively
+* ``BfdState.DOWN`` with reason ``Diag.ADMIN_DOWN``: the peer administratively
   disabled BFD (RFC 5882 §3.2).  Do NOT touch the BGP session.
-* ``State.UP``: informational (log, metrics).
-* ``State.ADMIN_DOWN`` never reaches the callback (local admin-down is
+* ``BfdState.UP``: informational (log, metrics).
+* ``BfdState.ADMIN_DOWN`` never reaches the callback (local admin-down is
   ``remove``, which is silent).
 
-On config reload: removing the BFDProfile from a BGPPeer → ``remove(peer)``
+Sessions are keyed by (VRF device, peer address).
+
+On config reload: removing the BFDProfile from a BGPPeer → ``remove(peer, vrf)``
 (sends AdminDown to the peer, whose BGP therefore stays up); the BGP session
 is not reset.  Changing the profile's values → ``update_profile`` (Poll
 Sequence, the session stays Up).  A callback never fires for a removed
@@ -59,8 +62,9 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..bfd.packet import (MULTI_HOP_PORT, SINGLE_HOP_PORT, SINGLE_HOP_TTL, SOURCE_PORT_MAX,
-                          SOURCE_PORT_MIN, BfdDropped, Diag, DropReason, State, decode)
-from ..bfd.session import Output, Session, SessionParams
+                          SOURCE_PORT_MIN, BfdDropped, Diag, DropReason, BfdState, decode)
+from ..bfd.session import BfdSession, SessionParams, StateChange, Transmit
+from .timer import Deadline
 
 log = logging.getLogger("speakerd.bfd")
 
@@ -74,11 +78,15 @@ TOS_CS6 = 0xC0
 _ANC_SIZE = socket.CMSG_SPACE(4) * 2 + socket.CMSG_SPACE(20)
 _INT = struct.Struct("=i")
 
-OnState = Callable[[State, Diag], None]
+OnState = Callable[[BfdState, Diag], None]
 
 
 def _family(address: str) -> int:
     return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
+def _in_vrf(vrf: str | None) -> str:
+    return f" in VRF {vrf}" if vrf else ""
 
 
 def _addr_key(family: int, address: str) -> bytes:
@@ -103,12 +111,12 @@ class _Entry:
     multihop: bool
     vrf: str | None
     min_ttl: int
-    session: Session
+    session: BfdSession
     tx: socket.socket
     dest: tuple
     on_state: OnState
     rx_key: tuple
-    timer: asyncio.TimerHandle | None = None
+    timer: Deadline | None = None
     created: float = 0.0
     last_change: float = 0.0
     tx_errors: int = 0
@@ -164,7 +172,7 @@ class BfdManager:
         self._dest_port = {False: peer_single_hop_port or single_hop_port,
                            True: peer_multi_hop_port or multi_hop_port}
         self._rx: dict[tuple, _RxSocket] = {}
-        self._by_peer: dict[str, _Entry] = {}
+        self._by_peer: dict[tuple[str | None, str], _Entry] = {}  # (VRF device, peer address)
         self._by_discr: dict[int, _Entry] = {}
         self._by_addr: dict[tuple, _Entry] = {}
         self._draining: set[socket.socket] = set()
@@ -176,12 +184,14 @@ class BfdManager:
             vrf: str | None, on_state: OnState) -> None:
         """Start a session with ``profile`` (a config.model.BFDProfile).
 
-        Raises OSError when a socket cannot be opened (e.g. port 3784 taken by
-        another BFD daemon in the namespace, or an unknown VRF device) and
-        ValueError for a duplicate peer; nothing is left behind in either case.
+        Sessions are keyed by (VRF device, peer address): one router address
+        in two VRFs has two sessions.  Raises OSError when a socket cannot be
+        opened (e.g. port 3784 taken by another BFD daemon in the namespace, or
+        an unknown VRF device) and ValueError for a duplicate (VRF, peer);
+        nothing is left behind in either case.
         """
-        if peer_address in self._by_peer:
-            raise ValueError(f"BFD session for {peer_address} already exists")
+        if (vrf, peer_address) in self._by_peer:
+            raise ValueError(f"BFD session for {peer_address}{_in_vrf(vrf)} already exists")
         family = _family(peer_address)
         peer_key = _addr_key(family, peer_address)
         rx_key = (family, multihop, vrf)
@@ -198,20 +208,21 @@ class BfdManager:
         discr = self._new_discr()
         entry = _Entry(peer=peer_address, local=local_address, family=family, peer_key=peer_key,
                        multihop=multihop, vrf=vrf, min_ttl=profile.minimum_ttl,
-                       session=Session(discr, SessionParams.from_profile(profile), now, self._rand),
+                       session=BfdSession(discr, SessionParams.from_profile(profile), now, self._rand),
                        tx=tx, dest=dest, on_state=on_state, rx_key=rx_key, created=now,
                        last_change=now)
+        entry.timer = Deadline(self._loop, lambda: self._fire(entry))
         rx.users += 1
-        self._by_peer[peer_address] = entry
+        self._by_peer[(vrf, peer_address)] = entry
         self._by_discr[discr] = entry
         self._by_addr[(peer_key, vrf, multihop)] = entry
         log.info("bfd %s: session added (discr %d, %s)", peer_address, discr,
                  "multihop" if multihop else "single-hop")
-        self._rearm(entry)
+        self._drain(entry)
 
-    def remove(self, peer_address: str) -> None:
+    def remove(self, peer_address: str, vrf: str | None = None) -> None:
         """Stop the session: AdminDown to the peer, then forget it (no callback)."""
-        entry = self._by_peer.pop(peer_address, None)
+        entry = self._by_peer.pop((vrf, peer_address), None)
         if entry is None:
             return
         del self._by_discr[entry.session.local_discr]
@@ -219,8 +230,11 @@ class BfdManager:
         if entry.timer:
             entry.timer.cancel()
         interval = entry.session.tx_interval_us / 1e6
-        out = entry.session.admin_down(self._loop.time())
-        for raw in out.packets:
+        entry.session.admin_down(self._loop.time())
+        for act in entry.session.pop_actions():
+            if type(act) is not Transmit:
+                continue  # a removed session reports nothing
+            raw = act.packet
             self._send(entry, raw)
             # Two more copies at the negotiated rate, so one lost datagram
             # does not turn a planned shutdown into a detected failure.
@@ -231,12 +245,12 @@ class BfdManager:
         self._release_rx(entry.rx_key)
         log.info("bfd %s: session removed", peer_address)
 
-    def update_profile(self, peer_address: str, profile) -> None:
+    def update_profile(self, peer_address: str, profile, vrf: str | None = None) -> None:
         """New profile values for an existing session (Poll Sequence when Up)."""
-        entry = self._by_peer[peer_address]
+        entry = self._by_peer[(vrf, peer_address)]
         entry.min_ttl = profile.minimum_ttl
-        self._apply(entry, entry.session.set_params(SessionParams.from_profile(profile),
-                                                    self._loop.time()))
+        entry.session.set_params(SessionParams.from_profile(profile), self._loop.time())
+        self._drain(entry)
 
     def sessions(self) -> list[BfdPeerInfo]:
         now = self._loop.time()
@@ -259,8 +273,8 @@ class BfdManager:
                 down_transitions=s.counters.down_transitions))
         return rows
 
-    def state(self, peer_address: str) -> State | None:
-        entry = self._by_peer.get(peer_address)
+    def state(self, peer_address: str, vrf: str | None = None) -> BfdState | None:
+        entry = self._by_peer.get((vrf, peer_address))
         return entry.session.state if entry else None
 
     def close(self) -> None:
@@ -269,8 +283,10 @@ class BfdManager:
         for entry in list(self._by_peer.values()):
             if entry.timer:
                 entry.timer.cancel()
-            for raw in entry.session.admin_down(now).packets:
-                self._send(entry, raw)
+            entry.session.admin_down(now)
+            for act in entry.session.pop_actions():
+                if type(act) is Transmit:
+                    self._send(entry, act.packet)
             entry.tx.close()
         self._by_peer.clear()
         self._by_discr.clear()
@@ -407,39 +423,31 @@ class BfdManager:
             entry.drops[DropReason.BAD_TTL] += 1
             self.drops[DropReason.BAD_TTL] += 1
             return
-        self._apply(entry, entry.session.receive(pkt, self._loop.time()))
+        entry.session.receive(pkt, self._loop.time())
+        self._drain(entry)
 
     # ---- timers and outputs ---------------------------------------------
 
     def _fire(self, entry: _Entry) -> None:
-        entry.timer = None
-        if self._by_peer.get(entry.peer) is entry:
-            self._apply(entry, entry.session.tick(self._loop.time()))
+        if self._by_peer.get((entry.vrf, entry.peer)) is entry:
+            entry.session.tick(self._loop.time())
+            self._drain(entry)
 
-    def _apply(self, entry: _Entry, out: Output) -> None:
-        for raw in out.packets:
-            self._send(entry, raw)
-        for ev in out.events:
+    def _drain(self, entry: _Entry) -> None:
+        for act in entry.session.pop_actions():
+            if type(act) is Transmit:
+                self._send(entry, act.packet)
+                continue
+            ev: StateChange = act
             entry.last_change = self._loop.time()
-            log.info("bfd %s: %s -> %s (%s)", entry.peer, ev.old.name, ev.new.name,
-                     getattr(ev.reason, "name", ev.reason))
-            if ev.new is not State.UP and ev.old is not State.UP:
+            log.info("bfd %s: %s -> %s (%s)", entry.peer, ev.old.name, ev.new.name, ev.reason.name)
+            if ev.new is not BfdState.UP and ev.old is not BfdState.UP:
                 continue  # Down <-> Init churn is not the client's business
             try:
                 entry.on_state(ev.new, ev.reason)
             except Exception:  # a broken callback must not stop BFD
                 log.exception("bfd %s: on_state callback failed", entry.peer)
-        self._rearm(entry)
-
-    def _rearm(self, entry: _Entry) -> None:
-        deadline = entry.session.next_deadline()
-        if entry.timer is not None:
-            if deadline is not None and entry.timer.when() == deadline:
-                return
-            entry.timer.cancel()
-            entry.timer = None
-        if deadline is not None:
-            entry.timer = self._loop.call_at(deadline, self._fire, entry)
+        entry.timer.set(entry.session.next_deadline())
 
     def _new_discr(self) -> int:
         while True:
@@ -484,7 +492,7 @@ def _main(argv: list[str] | None = None) -> int:
         mgr = BfdManager()
         done = asyncio.Event()
 
-        def on_state(state: State, diag: Diag) -> None:
+        def on_state(state: BfdState, diag: Diag) -> None:
             emit({"event": "state", "peer": args.peer, "state": state.name.lower(),
                   "diag": int(diag), "diag_name": getattr(diag, "name", str(diag)).lower()})
 
@@ -497,10 +505,10 @@ def _main(argv: list[str] | None = None) -> int:
             elif words[:1] == ["show"]:
                 emit({"event": "sessions", "sessions": [r.as_dict() for r in mgr.sessions()]})
             elif words[:1] == ["profile"] and len(words) == 4:
-                mgr.update_profile(args.peer, profile(*map(int, words[1:])))
+                mgr.update_profile(args.peer, profile(*map(int, words[1:])), args.vrf)
                 emit({"event": "ok", "cmd": "profile"})
             elif words[:1] == ["remove"]:
-                mgr.remove(args.peer)
+                mgr.remove(args.peer, args.vrf)
                 emit({"event": "ok", "cmd": "remove"})
 
         mgr.add(args.peer, args.local, profile(args.tx, args.rx, args.mult), args.multihop,

@@ -3,7 +3,7 @@
 An incoming connection is matched on its source address.  One from an
 address that is not a configured peer is closed at once (it never sees an
 OPEN) and logged, at most once per address per ``LOG_INTERVAL``.  Otherwise
-it is handed to :meth:`speakerd.net.peer.Peer.accept_connection`, which
+it is handed to :meth:`speakerd.net.peer.PeerTransport.accept_connection`, which
 decides (collision rules) whether to keep it.
 
 TCP-MD5 keys are installed on the listening socket for every registered peer
@@ -17,7 +17,7 @@ import logging
 import time
 from typing import Coroutine
 
-from .peer import Peer, _Conn
+from .peer import PeerTransport, _Conn
 from .sockopts import listening_socket, set_md5
 
 log = logging.getLogger("speakerd.listener")
@@ -37,7 +37,7 @@ class Listener:
         self.host = host
         self.port = port
         self.device = device
-        self.peers: dict[str, Peer] = {}
+        self.peers: dict[str, PeerTransport] = {}
         self.rejected = 0  # connections from unconfigured addresses
         self._server: asyncio.AbstractServer | None = None
         self._sock = None
@@ -67,19 +67,19 @@ class Listener:
     def bound_port(self) -> int:
         return self._sock.getsockname()[1] if self._sock is not None else self.port
 
-    def register(self, peer: Peer) -> None:
+    def register(self, peer: PeerTransport) -> None:
         self.peers[normalize(peer.settings.peer_address)] = peer
         if self._sock is not None:
             self._install_key(peer)
 
-    def unregister(self, peer: Peer) -> None:
+    def unregister(self, peer: PeerTransport) -> None:
         key = normalize(peer.settings.peer_address)
         if self.peers.get(key) is peer:
             del self.peers[key]
             if self._sock is not None and peer.settings.password:
                 set_md5(self._sock, peer.settings.peer_address, None)
 
-    def _install_key(self, peer: Peer) -> None:
+    def _install_key(self, peer: PeerTransport) -> None:
         if peer.settings.password:
             set_md5(self._sock, peer.settings.peer_address, peer.settings.password)
 

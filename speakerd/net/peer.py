@@ -1,23 +1,16 @@
-"""One BGP peer over asyncio: the thin transport around the session machine.
+"""One BGP peer over asyncio: the thin transport around its session machines.
 
-The protocol lives in :class:`speakerd.fsm.Session`; this module only moves
-bytes and time in and actions out (the way uvicorn's ``h11_impl`` wraps h11
+The protocol, the collision rule and the choice of the connection to keep
+live in :class:`speakerd.fsm.SessionPair`; this module only moves bytes and
+time in and carries actions out (the way uvicorn's ``h11_impl`` wraps h11
 and aioquic's asyncio protocol wraps ``QuicConnection``):
 
 * every input (bytes read, connection made/lost, write buffer full/drained,
-  timer) is passed to the machine with ``now = loop.time()``;
-* the machine's queued actions are carried out in order (write, connect,
-  close, report);
-* one timer per peer is re-armed from the machine's next deadline.
-
-Collisions (RFC 4271 §6.8): an incoming connection that arrives while the
-main machine has its own connection or connect attempt in flight (Connect,
-OpenSent, OpenConfirm) is given a second machine (the candidate).  As soon as either knows the peer's BGP identifier,
-:func:`speakerd.fsm.resolve_collision` picks the connection to keep; the
-other machine sends Cease 6/7 and is dropped.  A main machine still in
-Connect has no connection to compare, so the candidate wins once it has
-the peer's OPEN (the connect attempt is abandoned).  While Established, a new
-incoming connection is answered with Cease 6/7 and closed.
+  timer) is passed to the pair with ``now = loop.time()``;
+* the pair's queued actions are carried out in order, each on the
+  connection of the machine it belongs to (write, connect, close), and its
+  reports are recorded (history, last NOTIFICATION) and passed on;
+* one timer per peer follows the pair's next deadline (:mod:`.timer`).
 
 Nothing here blocks: a peer that never answers only costs its own connect
 task and timer.
@@ -26,64 +19,28 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import dataclasses
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
-from ..fsm import Keep, Session, SessionConfig, State, resolve_collision
-from ..fsm.actions import (Close, Connect, EndOfRib, NotificationReceived, NotificationSent,
-                           Received, RoutesReceived, Send, StateChanged, Cause)
-from ..wire.capabilities import IPV4_UNICAST, IPV6_UNICAST, Family, Negotiated
-from ..wire.constants import BGP_PORT, CeaseSubcode
-from ..wire.framing import encode
+from ..fsm import Session, SessionPair, SessionSettings, State
+from ..fsm.open import local_capabilities
+from ..rib.adj_out import next_hops
+from ..fsm.actions import (Cause, Close, CollisionResolved, Connect, EndOfRib, MessageRejected,
+                           NotificationReceived, NotificationSent, PrefixLimitExceeded, Received,
+                           RoutesReceived, Send, StateChanged)
+from ..wire.capabilities import Negotiated
+from ..wire.constants import CeaseSubcode
 from ..wire.messages import Notification
-from .sockopts import SockOptError, connecting_socket, peer_ttl, set_md5, set_ttl
+from .sockopts import SockOptError, connecting_socket, peer_ttl, set_ttl
+from .timer import Deadline
 
 log = logging.getLogger("speakerd.peer")
 
 WRITE_HIGH_WATER = 256 * 1024
 CLOSE_FLUSH_TIMEOUT = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class PeerSettings:
-    name: str
-    peer_address: str
-    local_asn: int
-    peer_asn: int
-    router_id: int
-    peer_port: int = BGP_PORT
-    hold_time: int = 90
-    keepalive_time: float | None = None
-    connect_retry: float = 120.0
-    source_address: str | None = None
-    password: str | None = field(default=None, repr=False)
-    vrf: str | None = None
-    ebgp_multihop: bool = False
-    gtsm: bool = False
-    graceful_restart: bool = False
-    restart_state: bool = False  # RFC 4724 R bit in the first session's OPEN
-    passive: bool = False
-    next_hop4: str | None = None
-    next_hop6: str | None = None
-    families: tuple[Family, ...] = (IPV4_UNICAST, IPV6_UNICAST)
-    connect_retry_cap: float = 600.0
-    send_hold_time: float | None = None  # None = RFC 9687 default
-
-    @property
-    def ibgp(self) -> bool:
-        return self.local_asn == self.peer_asn
-
-    def session_config(self) -> SessionConfig:
-        return SessionConfig(
-            local_asn=self.local_asn, peer_asn=self.peer_asn, router_id=self.router_id,
-            hold_time=self.hold_time, keepalive_time=self.keepalive_time,
-            connect_retry=self.connect_retry, connect_retry_cap=self.connect_retry_cap,
-            passive=self.passive, families=self.families, graceful_restart=self.graceful_restart,
-            restart_state=self.restart_state and self.graceful_restart,
-            send_hold_time=self.send_hold_time, next_hop4=self.next_hop4, next_hop6=self.next_hop6)
+LOGGED_MESSAGE_BYTES = 4096  # of a rejected message, as hex in the log line
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +53,9 @@ class HistoryEntry:
 
 
 class _Conn(asyncio.Protocol):
-    """One TCP connection; forwards everything to its owner Peer."""
+    """One TCP connection; forwards everything to its owner."""
 
-    def __init__(self, owner: "Peer | None" = None, on_made: Callable | None = None) -> None:
+    def __init__(self, owner: "PeerTransport | None" = None, on_made: Callable | None = None) -> None:
         self.owner = owner
         self.on_made = on_made  # listener hook: identifies the peer
         self.transport: asyncio.Transport | None = None
@@ -144,33 +101,29 @@ class _Conn(asyncio.Protocol):
 
 
 class _Link:
-    """A machine and the connection it runs on."""
-    __slots__ = ("machine", "conn", "connect_task")
+    """The I/O of one machine: its connection and its connect attempt."""
+    __slots__ = ("conn", "connect_task")
 
-    def __init__(self, machine: Session) -> None:
-        self.machine = machine
+    def __init__(self) -> None:
         self.conn: _Conn | None = None
         self.connect_task: asyncio.Task | None = None
 
 
-class Peer:
+class PeerTransport:
     """A BGP peer: ``start()``, ``await stop(message)``, ``set_routes(routes)``."""
 
-    def __init__(self, settings: PeerSettings,
-                 on_event: Callable[["Peer", object], None] | None = None,
+    def __init__(self, settings: SessionSettings,
+                 on_event: Callable[["PeerTransport", object], None] | None = None,
                  on_message: Callable[[str, float, bytes], None] | None = None) -> None:
         self.settings = settings
         self.on_event = on_event
         self.on_message = on_message
-        self._cfg = settings.session_config()
-        self._link = _Link(self._new_machine())
-        self._candidate: _Link | None = None
-        self._routes: dict = {}
-        self._timer: asyncio.TimerHandle | None = None
+        self.sessions = SessionPair(settings, trace=on_message is not None)
+        self._links: dict[Session, _Link] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: Deadline | None = None
         self.history: collections.deque[HistoryEntry] = collections.deque(maxlen=100)
         self.sent_by_type = [0] * 6
-        self._received_base = [0] * 6
         self.last_state_change = time.time()
         self.established_since: float | None = None
         self.last_notification_sent: Notification | None = None
@@ -188,42 +141,61 @@ class Peer:
 
     @property
     def state(self) -> State:
-        return self._link.machine.state
+        return self.sessions.main.state
 
     @property
     def negotiated(self) -> Negotiated | None:
-        return self._link.machine.negotiated
+        return self.sessions.main.negotiated
 
     @property
     def adj_rib_in(self):
-        return self._link.machine.adj_rib_in
+        return self.sessions.main.adj_rib_in
 
     @property
     def adj_rib_out(self):
-        return self._link.machine.adj_rib_out
+        return self.sessions.main.adj_rib_out
 
     @property
     def wanted_routes(self) -> dict:
         """The routes last given to :meth:`set_routes` (read-only)."""
-        return self._routes
+        return self.sessions.routes
+
+    @property
+    def advertised_routes(self) -> dict:
+        """The routes the peer was sent and not withdrawn (read-only)."""
+        return self.sessions.main.adj_rib_out.sent
+
+    def next_hops(self) -> tuple[int | None, bytes | None]:
+        """The (IPv4, IPv6) next hops the current connection announces routes with."""
+        return next_hops(self.sessions.main.local_address, self.settings.next_hop4,
+                         self.settings.next_hop6)
+
+    def local_capabilities(self) -> tuple:
+        """The capabilities our OPEN carries (or will carry) on this session."""
+        return local_capabilities(self.settings, self.sessions.main.restart_state)
 
     @property
     def ignored_updates(self) -> dict[str, int]:
         """UPDATEs not kept: looped (our AS in the path) and un-negotiated families."""
-        m = self._link.machine
+        m = self.sessions.main
         return {"looped": m.looped_updates, "unnegotiated_family": m.unnegotiated_updates}
 
     @property
+    def prefix_limit_hits(self) -> int:
+        """Sessions ended because the peer sent more than ``max_prefixes`` of a family."""
+        return self.sessions.main.prefix_limit_hits
+
+    @property
     def received_by_type(self) -> list[int]:
-        return [a + b for a, b in zip(self._received_base, self._link.machine.received_counts)]
+        return self.sessions.received_counts
 
     @property
     def uptime(self) -> float | None:
         return time.time() - self.established_since if self.established_since else None
 
     def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._link.machine.start(self._now())
+        self._bind_loop()
+        self.sessions.start(self._now())
         self._process()
 
     async def stop(self, message: str = "", subcode: int = CeaseSubcode.ADMINISTRATIVE_SHUTDOWN,
@@ -232,18 +204,14 @@ class Peer:
 
         ``notify=False``: close without a NOTIFICATION (graceful restart, see
         :meth:`speakerd.fsm.Session.stop`)."""
-        links = [self._link] + ([self._candidate] if self._candidate else [])
-        conns = [l.conn for l in links if l.conn is not None]
-        now = self._now()
-        for link in links:
-            link.machine.stop(now, message, subcode, notify=notify)
+        conns = [l.conn for l in self._links.values() if l.conn is not None]
+        self.sessions.stop(self._now(), message, subcode, notify=notify)
         self._process()
-        for link in links:
+        for link in self._links.values():
             if link.connect_task is not None:
                 link.connect_task.cancel()
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
         for c in conns:
             try:
                 await asyncio.wait_for(asyncio.shield(c.closed), CLOSE_FLUSH_TIMEOUT)
@@ -253,166 +221,138 @@ class Peer:
 
     def reset(self, reason: str = "", subcode: int = CeaseSubcode.ADMINISTRATIVE_RESET) -> None:
         """Drop the session (Cease 6/4 by default) and reconnect."""
-        self._link.machine.reset(self._now(), reason, subcode)
+        self.sessions.reset(self._now(), reason, subcode)
         self._process()
 
     def set_routes(self, routes: dict) -> None:
-        self._routes = dict(routes)
-        now = self._now()
-        self._link.machine.set_routes(now, routes)
-        if self._candidate is not None:
-            self._candidate.machine.set_routes(now, routes)
+        self.sessions.set_routes(self._now(), routes)
         self._process()
 
     def update_routes(self, delta: dict) -> None:
         """Change part of the wanted routes (``(afi, key) -> RouteAttrs``, None = withdraw)."""
-        routes = self._routes
-        for rk, ra in delta.items():
-            if ra is None:
-                routes.pop(rk, None)
-            else:
-                routes[rk] = ra
-        now = self._now()
-        self._link.machine.update_routes(now, delta)
-        if self._candidate is not None:
-            self._candidate.machine.update_routes(now, delta)
+        self.sessions.update_routes(self._now(), delta)
         self._process()
-
-    def route_refresh_request(self) -> bool:
-        ok = self._link.machine.request_refresh(self._now())
-        self._process()
-        return ok
 
     # -------------------------------------------------------- incoming (listener)
     def accept_connection(self, conn: _Conn) -> None:
         """A connection from this peer's address, accepted by a listener."""
-        self._loop = asyncio.get_running_loop()
-        now = self._now()
-        conn.owner = self
+        self._bind_loop()
         self._apply_ttl(conn)
-        main = self._link
-        st = main.machine.state
-        if st == State.ACTIVE or (st == State.CONNECT and main.connect_task is None and main.conn is None):
-            main.conn = conn
-            main.machine.connection_made(now, conn.addresses()[0], outgoing=False)
-            self._set_addresses(conn)
-        elif st in (State.CONNECT, State.OPENSENT, State.OPENCONFIRM) and self._candidate is None:
-            # our own connection (or attempt) is in flight: keep both until
-            # the BGP identifiers decide (RFC 4271 §6.8)
-            cand = _Link(self._new_machine())
-            cand.conn = conn
-            cand.machine.set_routes(now, self._routes)
-            cand.machine.accept(now, conn.addresses()[0])
-            self._candidate = cand
-        else:
-            # Idle (stopped), Established, or a second collision: refuse.
-            if main.machine.state == State.ESTABLISHED:
-                conn.transport.write(encode(Notification(6, CeaseSubcode.CONNECTION_COLLISION_RESOLUTION)))
+        machine, reply = self.sessions.incoming(self._now(), conn.addresses()[0])
+        if machine is None:
+            if reply:
+                conn.transport.write(reply)
             conn.owner = None
             conn.transport.close()
+            self._process()
             return
+        conn.owner = self
+        self._link(machine).conn = conn
+        if machine is self.sessions.main:
+            self._set_addresses(conn)
         self._process()
 
     # ------------------------------------------------------------ callbacks
-    def _link_of(self, conn: _Conn) -> _Link | None:
-        if self._link.conn is conn:
-            return self._link
-        if self._candidate is not None and self._candidate.conn is conn:
-            return self._candidate
+    def _machine_of(self, conn: _Conn) -> Session | None:
+        for m, link in self._links.items():
+            if link.conn is conn:
+                return m
         return None
 
     def _on_data(self, conn: _Conn, data: bytes) -> None:
-        link = self._link_of(conn)
-        if link is None:
-            return
-        link.machine.data_received(data, self._now())
-        self._process()
+        m = self._machine_of(conn)
+        if m is not None:
+            self.sessions.data_received(m, data, self._now())
+            self._process()
 
     def _on_lost(self, conn: _Conn, exc) -> None:
-        link = self._link_of(conn)
-        if link is None:
+        m = self._machine_of(conn)
+        if m is None:
             return
-        link.conn = None
-        link.machine.connection_failed(self._now(), str(exc) if exc else "connection closed by peer")
+        self._links[m].conn = None
+        self.sessions.connection_failed(m, self._now(), str(exc) if exc else "connection closed by peer")
         self._process()
 
     def _on_blocked(self, conn: _Conn, blocked: bool) -> None:
-        link = self._link_of(conn)
-        if link is None:
-            return
-        if blocked:
-            link.machine.send_blocked(self._now())
-        else:
-            link.machine.send_unblocked(self._now())
-        self._process()
+        m = self._machine_of(conn)
+        if m is not None:
+            self.sessions.send_blocked(m, self._now(), blocked)
+            self._process()
 
     def _on_timer(self) -> None:
-        self._timer = None
-        now = self._now()
-        self._link.machine.handle_timer(now)
-        if self._candidate is not None:
-            self._candidate.machine.handle_timer(now)
+        self.sessions.tick(self._now())
         self._process()
 
     # ------------------------------------------------------------- actions
     def _process(self) -> None:
-        for _ in range(4):  # a collision decision can queue more actions
-            for link in (self._link, self._candidate):
-                if link is not None:
-                    self._run(link, link.machine.pop_actions())
-            if not self._resolve_collision():
-                break
-        if self._candidate is not None and self._candidate.machine.state == State.IDLE:
-            self._candidate = None
-        self._arm()
+        main = self.sessions.main
+        for machine, act in self.sessions.pop_actions():
+            self._do(machine, act, machine is main)
+        live = set(self.sessions.machines())
+        for m in [m for m, l in self._links.items() if m not in live and l.conn is None
+                  and l.connect_task is None]:
+            del self._links[m]
+        if self._timer is not None:
+            self._timer.set(self.sessions.next_deadline())
 
-    def _run(self, link: _Link, actions: list) -> None:
-        main = link is self._link
-        tap = self.on_message
-        for act in actions:
-            if type(act) is Send:
-                conn = link.conn
-                if conn is not None and conn.transport is not None and not conn.transport.is_closing():
-                    conn.transport.write(act.data)
-                    self.sent_by_type[act.mtype] += 1
-                    if tap is not None:
-                        tap("out", time.time(), act.data)
-            elif type(act) is Received:
-                if tap is not None:
-                    tap("in", time.time(), act.data)
-            elif type(act) is Close:
-                if link.connect_task is not None:
-                    link.connect_task.cancel()
-                    link.connect_task = None
-                conn, link.conn = link.conn, None
-                if conn is not None and conn.transport is not None:
-                    conn.owner = None
-                    (conn.transport.abort if act.abort else conn.transport.close)()
-            elif type(act) is Connect:
-                link.connect_task = asyncio.get_running_loop().create_task(self._connect(link))
-            elif not main:
-                continue  # the candidate only reports once it is the main machine
-            elif type(act) is StateChanged:
-                self._state_changed(act)
-            elif type(act) is NotificationSent:
-                self.last_notification_sent = act.notification
-                self._emit(act)
-            elif type(act) is NotificationReceived:
-                self.last_notification_received = act.notification
-                self._emit(act)
-            elif type(act) in (RoutesReceived, EndOfRib):
-                self._emit(act)
+    def _do(self, machine: Session, act, main: bool) -> None:
+        kind = type(act)
+        if kind is Send:
+            conn = self._link(machine).conn
+            if conn is not None and conn.transport is not None and not conn.transport.is_closing():
+                conn.transport.write(act.data)
+                self.sent_by_type[act.mtype] += 1
+                if self.on_message is not None:
+                    self.on_message("out", time.time(), act.data)
+        elif kind is Received:
+            if self.on_message is not None:
+                self.on_message("in", time.time(), act.data)
+        elif kind is Close:
+            link = self._link(machine)
+            if link.connect_task is not None:
+                link.connect_task.cancel()
+                link.connect_task = None
+            conn, link.conn = link.conn, None
+            if conn is not None and conn.transport is not None:
+                conn.owner = None
+                (conn.transport.abort if act.abort else conn.transport.close)()
+        elif kind is Connect:
+            link = self._link(machine)
+            link.connect_task = asyncio.get_running_loop().create_task(self._connect(machine, link))
+        elif kind is MessageRejected:
+            shown = act.message[:LOGGED_MESSAGE_BYTES].hex()
+            more = f" (first {LOGGED_MESSAGE_BYTES} of {len(act.message)} bytes)" \
+                if len(act.message) > LOGGED_MESSAGE_BYTES else ""
+            log.warning("peer %s: %s; sending %s; message%s: %s", self.name, act.error,
+                        act.notification.name, more, shown or "-",
+                        extra={"peer": self.name, "message_type": act.mtype})
+        elif kind is StateChanged:
+            self._state_changed(machine, act)
+        elif kind is NotificationSent:
+            self.last_notification_sent = act.notification
+            self._emit(act)
+        elif kind is NotificationReceived:
+            self.last_notification_received = act.notification
+            self._emit(act)
+        elif kind is PrefixLimitExceeded:
+            log.warning("peer %s: %d prefixes of AFI %d/SAFI %d received, more than the maximum %d: "
+                        "ending the session (Cease 6/1)", self.name, act.received, act.afi, act.safi,
+                        act.limit, extra={"peer": self.name, "limit": act.limit})
+        elif kind is CollisionResolved:
+            log.info("peer %s: connection collision, keeping the %s connection", self.name,
+                     "outgoing" if act.kept_outgoing else "incoming")
+        elif kind in (RoutesReceived, EndOfRib):
+            self._emit(act)
 
-    def _state_changed(self, act: StateChanged) -> None:
+    def _state_changed(self, machine: Session, act: StateChanged) -> None:
         now = time.time()
         self.last_state_change = now
         self.history.append(HistoryEntry(now, act.old, act.new, act.cause, act.detail))
+        link = self._links.get(machine)
+        if act.cause is Cause.COLLISION and link is not None and link.conn is not None:
+            self._set_addresses(link.conn)  # the peer's connection replaced ours
         if act.new == State.ESTABLISHED:
             self.established_since = now
-            if self._cfg.restart_state:
-                # the restart is over once a session is up: later OPENs carry R=0
-                self._cfg = dataclasses.replace(self._cfg, restart_state=False)
-                self._link.machine.cfg = self._cfg
         elif act.old == State.ESTABLISHED:
             self.established_since = None
         log.info("peer %s: %s -> %s (%s%s)", self.name, act.old.label, act.new.label,
@@ -428,60 +368,8 @@ class Peer:
             except Exception:  # an observer must not break the session
                 log.exception("peer %s: on_event observer failed", self.name)
 
-    def _resolve_collision(self) -> bool:
-        cand = self._candidate
-        if cand is None or cand.machine.state == State.IDLE:
-            return False
-        main = self._link
-        if main.machine.state in (State.IDLE, State.ACTIVE):
-            # the main connection went away: the candidate simply takes over
-            self._promote(cand)
-            return True
-        remote_id = main.machine.remote_id or cand.machine.remote_id
-        if remote_id is None:
-            return False
-        if main.machine.state == State.CONNECT:
-            # our side is only a connect attempt: there is no second connection
-            # to compare with (RFC 4271 §6.8), and the attempt may never complete
-            keep_main = False
-        else:
-            keep = resolve_collision(self.settings.router_id, remote_id, self.settings.local_asn,
-                                     self.settings.peer_asn)
-            keep_main = (keep is Keep.OUTGOING) == main.machine.outgoing
-        now = self._now()
-        if keep_main:
-            cand.machine.collision_dump(now)
-            log.info("peer %s: connection collision, keeping the %s connection", self.name,
-                     "outgoing" if main.machine.outgoing else "incoming")
-        else:
-            main.machine.collision_dump(now)
-            self._run(main, main.machine.pop_actions())
-            self._promote(cand)
-            log.info("peer %s: connection collision, keeping the incoming connection", self.name)
-        return True
-
-    def _promote(self, cand: _Link) -> None:
-        old = self._link.machine
-        self._received_base = [a + b for a, b in zip(self._received_base, old.received_counts)]
-        cand.machine.adopt()
-        self._link = cand
-        self._candidate = None
-        if cand.conn is not None:
-            self._set_addresses(cand.conn)
-        self._state_changed(StateChanged(old.state, cand.machine.state, Cause.COLLISION,
-                                         "kept the connection initiated by the peer"))
-
-    def _arm(self) -> None:
-        ds = [d for l in (self._link, self._candidate) if l is not None
-              and (d := l.machine.get_timer()) is not None]
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if ds and self._loop is not None:
-            self._timer = self._loop.call_at(min(ds), self._on_timer)
-
     # ------------------------------------------------------------- connecting
-    async def _connect(self, link: _Link) -> None:
+    async def _connect(self, machine: Session, link: _Link) -> None:
         s = self.settings
         loop = asyncio.get_running_loop()
         ttl, min_ttl = peer_ttl(s.ibgp, s.ebgp_multihop, s.gtsm)
@@ -497,37 +385,38 @@ class Peer:
             if sock is not None:
                 sock.close()
             raise
-        except SockOptError as e:
+        except (SockOptError, OSError) as e:
             if sock is not None:
                 sock.close()
-            self.last_error = str(e)
-            log.error("peer %s: %s", self.name, e)
-            self._connect_failed(link, str(e))
-            return
-        except OSError as e:
-            if sock is not None:
-                sock.close()
-            self._connect_failed(link, e.strerror or str(e))
+            why = str(e) if isinstance(e, SockOptError) else (e.strerror or str(e))
+            if isinstance(e, SockOptError):
+                self.last_error = why
+                log.error("peer %s: %s", self.name, e)
+            link.connect_task = None
+            self.sessions.connection_failed(machine, self._now(), why)
+            self._process()
             return
         link.connect_task = None
-        if link.machine.state != State.CONNECT or link is not self._link:
+        link.conn = conn
+        if not self.sessions.connection_made(machine, self._now(), conn.addresses()[0]):
+            link.conn = None
             conn.owner = None
             conn.transport.close()
-            return
-        link.conn = conn
-        self._set_addresses(conn)
-        link.machine.connection_made(self._now(), conn.addresses()[0], outgoing=True)
+        else:
+            self._set_addresses(conn)
         self._process()
 
-    def _connect_failed(self, link: _Link, why: str) -> None:
-        link.connect_task = None
-        if link is self._link:
-            link.machine.connection_failed(self._now(), why)
-            self._process()
-
     # --------------------------------------------------------------- helpers
-    def _new_machine(self) -> Session:
-        return Session(self._cfg, trace=self.on_message is not None)
+    def _link(self, machine: Session) -> _Link:
+        link = self._links.get(machine)
+        if link is None:
+            link = self._links[machine] = _Link()
+        return link
+
+    def _bind_loop(self) -> None:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            self._timer = Deadline(self._loop, self._on_timer)
 
     def _now(self) -> float:
         loop = self._loop or asyncio.get_running_loop()
@@ -549,7 +438,7 @@ class Peer:
         self.local_port, self.remote_port = conn.ports()
 
     def __repr__(self) -> str:
-        return f"<Peer {self.name} {self.settings.peer_address} {self.state.label}>"
+        return f"<PeerTransport {self.name} {self.settings.peer_address} {self.state.label}>"
 
 
-__all__ = ["Peer", "PeerSettings", "HistoryEntry", "set_md5"]
+__all__ = ["PeerTransport", "HistoryEntry"]

@@ -15,7 +15,7 @@ from ..wire.constants import AFI, SAFI, AsPathSegmentType, CapabilityCode, Messa
 from ..wire.errors import BGPError
 from ..wire.messages import Keepalive, Notification, Open, RouteRefresh
 from ..wire.nlri import key_to_str
-from ..wire.update import MpReach, MpUnreach, PathAttributes, Update
+from ..wire.update import MpReach, MpUnreach, PathAttributes, Update, decodes_family
 from .record import Record
 
 
@@ -170,12 +170,18 @@ def update_fields(u: Update) -> dict:
         "end_of_rib": family_name(*u.end_of_rib) if u.end_of_rib else None,
     }
     r: MpReach | None = u.mp_reach
-    if r is not None:
+    if r is not None and not decodes_family(r.afi, r.safi):
+        out["mp_reach"] = {"afi": afi_name(r.afi), "safi": safi_name(r.safi),
+                           "not_decoded": f"SAFI {r.safi}", "nlri_hex": r.undecoded.hex()}
+    elif r is not None:
         out["mp_reach"] = {"afi": afi_name(r.afi), "safi": safi_name(r.safi),
                            "next_hop": next_hops(bytes(r.next_hop)),
                            "nlri": [prefix(r.afi, k) for k in r.nlri]}
     w: MpUnreach | None = u.mp_unreach
-    if w is not None:
+    if w is not None and not decodes_family(w.afi, w.safi):
+        out["mp_unreach"] = {"afi": afi_name(w.afi), "safi": safi_name(w.safi),
+                             "not_decoded": f"SAFI {w.safi}", "withdrawn_hex": w.undecoded.hex()}
+    elif w is not None:
         out["mp_unreach"] = {"afi": afi_name(w.afi), "safi": safi_name(w.safi),
                              "withdrawn": [prefix(w.afi, k) for k in w.withdrawn]}
     return out

@@ -8,9 +8,9 @@ import datetime as _dt
 
 from ..wire import capabilities as caps
 from ..wire.messages import Keepalive, Notification, Open, RouteRefresh
-from ..wire.update import Update
+from ..wire.update import Update, decodes_family
 from ..wire.constants import AFI
-from .fields import (attrs_fields, capability_fields, error_fields, family_name, message_fields, next_hops,
+from .fields import (afi_name, attrs_fields, capability_fields, error_fields, family_name, message_fields, next_hops,
                      prefix, type_name)
 from .record import Record
 
@@ -98,13 +98,19 @@ def _update_text(u: Update) -> str:
         parts.append(f"withdrawn {_plist(AFI.IPV4, u.withdrawn)}")
     if u.mp_unreach is not None:
         m = u.mp_unreach
-        parts.append(f"mp-withdrawn {family_name(m.afi, m.safi)} {_plist(m.afi, m.withdrawn)}".rstrip())
+        if not decodes_family(m.afi, m.safi):
+            parts.append(f"mp-withdrawn {afi_name(m.afi)} not decoded (SAFI {m.safi}, {len(m.undecoded)} bytes)")
+        else:
+            parts.append(f"mp-withdrawn {family_name(m.afi, m.safi)} {_plist(m.afi, m.withdrawn)}".rstrip())
     if u.attrs is not None:
         parts.extend(_attrs_text(attrs_fields(u.attrs)))
     if u.mp_reach is not None:
         m = u.mp_reach
-        parts.append(f"mp-reach {family_name(m.afi, m.safi)} nh {','.join(next_hops(bytes(m.next_hop)))} "
-                     f"nlri {_plist(m.afi, m.nlri)}")
+        if not decodes_family(m.afi, m.safi):
+            parts.append(f"mp-reach {afi_name(m.afi)} not decoded (SAFI {m.safi}, {len(m.undecoded)} bytes)")
+        else:
+            parts.append(f"mp-reach {family_name(m.afi, m.safi)} nh {','.join(next_hops(bytes(m.next_hop)))} "
+                         f"nlri {_plist(m.afi, m.nlri)}")
     if u.nlri:
         parts.append(f"nlri {_plist(AFI.IPV4, u.nlri)}")
     if u.treat_as_withdraw:

@@ -82,6 +82,11 @@ class FileSource:
         self.path_issues: tuple[ConfigIssue, ...] = ()
         self.units_parsed = 0  # units parsed by the last read (the rest were unchanged)
 
+    @property
+    def files(self) -> list[str]:
+        """The files last read."""
+        return list(self._files)
+
     def issues(self) -> list[ConfigIssue]:
         """Current read/parse/identity issues of every file."""
         out = list(self.path_issues)

@@ -82,7 +82,7 @@ class PathAttributes:
         return [a for _, seg in (self.as_path or ()) for a in seg]
 
 
-class Action(Enum):
+class ErrorAction(Enum):
     """RFC 7606 §2 approaches, strongest first."""
     RESET = "session-reset"
     WITHDRAW = "treat-as-withdraw"
@@ -106,7 +106,7 @@ class AttrSpec:
     flags: int  # expected Optional|Transitive bits
     decode: Callable[[bytes, bool], Any] | None  # (value, four_octet_as) -> field value
     encode: Callable[[Any, bool], bytes] | None  # (field value, four_octet_as) -> value bytes
-    action: Action
+    action: ErrorAction
 
     @property
     def name(self) -> str:
@@ -115,13 +115,6 @@ class AttrSpec:
 
 _LEN = UpdateSubcode.ATTRIBUTE_LENGTH_ERROR
 _OPTERR = UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR
-
-
-def _fixed(n: int):
-    def check(v: bytes) -> None:
-        if len(v) != n:
-            raise Malformed(_LEN, f"length {len(v)} != {n}")
-    return check
 
 
 # ---------------------------------------------------------------- decoders / encoders
@@ -271,7 +264,7 @@ def _enc_large(x, _4: bool) -> bytes:
     return struct.pack(f"!{3 * len(x)}I", *(i for t in x for i in t))
 
 
-W, D, R = Action.WITHDRAW, Action.DISCARD, Action.RESET
+W, D, R = ErrorAction.WITHDRAW, ErrorAction.DISCARD, ErrorAction.RESET
 _T = AttrType
 ATTRIBUTES: dict[int, AttrSpec] = {s.code: s for s in (
     AttrSpec(_T.ORIGIN, "origin", TRANS, _dec_origin, _enc_origin, W),
@@ -365,5 +358,5 @@ def merge_as4_path(as_path, as4_path):
     return tuple(head) + tuple(as4_path)
 
 
-__all__ = ["PathAttributes", "Action", "AttrSpec", "ATTRIBUTES", "Malformed", "encode_attributes",
+__all__ = ["PathAttributes", "ErrorAction", "AttrSpec", "ATTRIBUTES", "Malformed", "encode_attributes",
            "attr_header", "decode_as_path", "encode_as_path", "merge_as4_path", "as_count"]

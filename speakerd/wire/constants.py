@@ -9,6 +9,7 @@ from enum import IntEnum
 
 MARKER = b"\xff" * 16
 HEADER_LEN = 19
+TYPE_OFFSET = 18  # the header's type octet, after the marker and the length
 MAX_MESSAGE_LEN = 4096
 MAX_EXTENDED_MESSAGE_LEN = 65535
 BGP_VERSION = 4

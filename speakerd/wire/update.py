@@ -23,7 +23,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from .attributes import (ATTRIBUTES, EMPTY_FIELD, EXTLEN, OPT, PARTIAL, TRANS, Action, Malformed,
+from .attributes import (ATTRIBUTES, EMPTY_FIELD, EXTLEN, OPT, PARTIAL, TRANS, ErrorAction, Malformed,
                          PathAttributes, attr_header, encode_attributes, merge_as4_path)
 from .capabilities import DEFAULT_CONTEXT, Negotiated
 from .constants import AFI, AS_TRANS, SAFI, AttrType, MessageType, UpdateSubcode
@@ -38,16 +38,25 @@ _MP_HDR = struct.Struct("!HBB")
 INTERN_CACHE_SIZE = 4096
 
 
+def decodes_family(afi: int, safi: int) -> bool:
+    """The families whose NLRI the codec decodes: IPv4 and IPv6 unicast.
+
+    Any other (labeled unicast, flowspec, VPN, EVPN...) is carried as bytes
+    (``undecoded``), never installed and never an error."""
+    return safi == SAFI.UNICAST and afi in (AFI.IPV4, AFI.IPV6)
+
+
 @dataclass(slots=True, frozen=True)
 class MpReach:
     afi: int
     safi: int
     next_hop: bytes  # raw: 16 bytes (global) or 32 (global + link-local) for IPv6
     nlri: list[int] = field(default_factory=list)
+    undecoded: bytes = b""  # the NLRI of a family the codec does not decode
 
     def encode_value(self) -> bytes:
         return (_MP_HDR.pack(self.afi, self.safi, len(self.next_hop)) + self.next_hop + b"\0"
-                + pack_nlri(self.afi, self.nlri))
+                + (self.undecoded or pack_nlri(self.afi, self.nlri)))
 
 
 @dataclass(slots=True, frozen=True)
@@ -55,9 +64,10 @@ class MpUnreach:
     afi: int
     safi: int
     withdrawn: list[int] = field(default_factory=list)
+    undecoded: bytes = b""  # the withdrawn NLRI of a family the codec does not decode
 
     def encode_value(self) -> bytes:
-        return struct.pack("!HB", self.afi, self.safi) + pack_nlri(self.afi, self.withdrawn)
+        return struct.pack("!HB", self.afi, self.safi) + (self.undecoded or pack_nlri(self.afi, self.withdrawn))
 
 
 def malformed_attribute_list(reason: str) -> UpdateError:
@@ -85,7 +95,7 @@ class Update:
             return None
         if self.mp_unreach is None:
             return (AFI.IPV4, SAFI.UNICAST)
-        if self.mp_unreach.withdrawn:
+        if self.mp_unreach.withdrawn or self.mp_unreach.undecoded:
             return None
         return (self.mp_unreach.afi, self.mp_unreach.safi)
 
@@ -230,10 +240,10 @@ def _decode_plain(data: bytes, segs, four: bool) -> tuple:
         except Malformed as m:
             err = UpdateError(subcode=m.subcode, data=data[start:end] if m.data_is_attribute else b"",
                               reason=f"{spec.name}: {m.reason}")
-            if spec.action is Action.RESET:
+            if spec.action is ErrorAction.RESET:
                 raise err from None
             errors.append(err)
-            if spec.action is Action.WITHDRAW:
+            if spec.action is ErrorAction.WITHDRAW:
                 withdraw = True
     as4_path = values.pop("as4_path", None)
     as4_agg = values.pop("as4_aggregator", None)
@@ -288,12 +298,14 @@ def _decode_mp_reach(v: bytes, whole: bytes, ctx: Negotiated) -> MpReach:
     if pos + 1 > len(v):
         raise _mp_error(whole, f"MP_REACH_NLRI next hop length {nhlen} overruns the attribute")
     nh = v[4:pos]
+    if not decodes_family(afi, safi):
+        # a family we do not speak (flowspec has no next hop, labeled unicast
+        # carries labels): its own rules, not ours; kept as bytes, never installed
+        return MpReach(afi, safi, nh, [], bytes(v[pos + 1:]))
     if afi == AFI.IPV6 and nhlen not in (16, 32):
         raise _mp_error(whole, f"IPv6 next hop length {nhlen}")
     if afi == AFI.IPV4 and nhlen not in (4, 16, 32):
         raise _mp_error(whole, f"IPv4 next hop length {nhlen}")
-    if afi not in (AFI.IPV4, AFI.IPV6) or safi != SAFI.UNICAST:
-        return MpReach(afi, safi, nh, [])  # a family we do not speak: NLRI ignored
     ap = (afi, safi) in ctx.add_path_receive
     return MpReach(afi, safi, nh, unpack_nlri(afi, v[pos + 1:], ap))  # v[pos] is Reserved
 
@@ -302,8 +314,8 @@ def _decode_mp_unreach(v: bytes, whole: bytes, ctx: Negotiated) -> MpUnreach:
     if len(v) < 3:
         raise _mp_error(whole, f"MP_UNREACH_NLRI of {len(v)} bytes")
     afi, safi = struct.unpack_from("!HB", v)
-    if afi not in (AFI.IPV4, AFI.IPV6) or safi != SAFI.UNICAST:
-        return MpUnreach(afi, safi, [])
+    if not decodes_family(afi, safi):
+        return MpUnreach(afi, safi, [], bytes(v[3:]))
     ap = (afi, safi) in ctx.add_path_receive
     return MpUnreach(afi, safi, unpack_nlri(afi, v[3:], ap))
 

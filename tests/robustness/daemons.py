@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from speakerd.ctl import CtlError, call
-from speakerd.wire.constants import HEADER_LEN, MARKER
+from speakerd.wire.constants import HEADER_LEN, MARKER, TYPE_OFFSET
 
 DUT, HEALTHY, HOSTILE = "127.0.77.1", "127.0.77.2", "127.0.77.3"
 DUT_ASN, HEALTHY_ASN = 64512, 64513
@@ -200,7 +200,7 @@ class RawPeer:
             msg = self.recv_message()
             if msg is None:
                 return None, seen
-            if msg[18] == mtype:
+            if msg[TYPE_OFFSET] == mtype:
                 return msg, seen
             seen.append(msg)
 

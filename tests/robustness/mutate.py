@@ -241,13 +241,13 @@ PEER_ID = 0x0A000002
 
 def session_config(kind: int):
     """Four machine set-ups: eBGP 4-octet, iBGP, eBGP with a 2-octet peer, passive."""
-    from speakerd.fsm import SessionConfig
+    from speakerd.fsm import SessionSettings
     base = dict(router_id=LOCAL_ID, connect_retry=1.0, rand=lambda: 0.5, hold_time=9)
     return [
-        SessionConfig(local_asn=64512, peer_asn=4200000000, **base),
-        SessionConfig(local_asn=64512, peer_asn=64512, **base),
-        SessionConfig(local_asn=64512, peer_asn=65001, extended_message=False, **base),
-        SessionConfig(local_asn=64512, peer_asn=65001, passive=True, **base),
+        SessionSettings(local_asn=64512, peer_asn=4200000000, **base),
+        SessionSettings(local_asn=64512, peer_asn=64512, **base),
+        SessionSettings(local_asn=64512, peer_asn=65001, extended_message=False, **base),
+        SessionSettings(local_asn=64512, peer_asn=65001, passive=True, **base),
     ][kind % 4]
 
 
@@ -312,14 +312,14 @@ def run_session(kind: int, steps, inputs: list[bytes]) -> "object":
                 s.connection_failed(now, "reset")
             elif ev == "wait":
                 now += a / 10.0
-                t = s.get_timer()
+                t = s.next_deadline()
                 if t is not None and t <= now:
-                    s.handle_timer(now)
+                    s.tick(now)
             elif ev == "timer":
-                t = s.get_timer()
+                t = s.next_deadline()
                 if t is not None:
                     now = max(now, t)
-                    s.handle_timer(now)
+                    s.tick(now)
             elif ev == "blocked":
                 s.send_blocked(now)
             elif ev == "unblocked":
@@ -342,7 +342,7 @@ def run_session(kind: int, steps, inputs: list[bytes]) -> "object":
                         raise OracleFailure(f"machine emitted NOTIFICATION {n.code}/{n.subcode}")
                 elif isinstance(act, Send) and act.mtype == MessageType.NOTIFICATION:
                     check_notification_bytes(act.data)
-            t = s.get_timer()
+            t = s.next_deadline()
             if s.state in (State.OPENSENT, State.OPENCONFIRM, State.ESTABLISHED) and t is None \
                     and s.negotiated is not None and s.negotiated.hold_time:
                 raise OracleFailure(f"{s.state.label} with a hold time but no deadline")

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from speakerd.bfd.packet import ControlPacket, Diag, DropReason, State
+from speakerd.bfd.packet import BfdState, ControlPacket, Diag, DropReason
 from speakerd.config.model import BFDProfile
 from speakerd.net.bfd import BfdManager
 
@@ -26,7 +26,7 @@ def free_ports(family=socket.AF_INET, n=2) -> list[int]:
 
 class Recorder:
     def __init__(self):
-        self.events: list[tuple[State, Diag]] = []
+        self.events: list[tuple[BfdState, Diag]] = []
         self._changed = asyncio.Event()
 
     def __call__(self, state, diag):
@@ -53,8 +53,8 @@ async def up_pair(profile_a=FAST, profile_b=FAST):
     ra, rb = Recorder(), Recorder()
     a.add("127.0.0.2", "127.0.0.1", profile_a, False, None, ra)
     b.add("127.0.0.1", "127.0.0.2", profile_b, False, None, rb)
-    await ra.wait_for(State.UP)
-    await rb.wait_for(State.UP)
+    await ra.wait_for(BfdState.UP)
+    await rb.wait_for(BfdState.UP)
     return a, b, ra, rb, pa, pb
 
 
@@ -74,7 +74,7 @@ async def test_two_managers_come_up_and_report_negotiated_values():
         assert row.remote_discr == b.sessions()[0].local_discr
         assert row.uptime_s is not None and row.rx_packets > 0 and row.tx_packets > 0
         for mgr in (a, b):
-            port = mgr._by_peer[mgr.sessions()[0].peer].tx.getsockname()[1]
+            port = mgr._by_peer[(None, mgr.sessions()[0].peer)].tx.getsockname()[1]
             assert 49152 <= port <= 65535
     finally:
         a.close()
@@ -85,9 +85,9 @@ async def test_lost_packets_detected_with_diag_1():
     a, b, ra, rb, _, _ = await up_pair()
     try:
         a._send = lambda entry, raw: None  # a goes silent: the link is cut
-        await rb.wait_for(State.DOWN, Diag.CONTROL_DETECTION_EXPIRED)
+        await rb.wait_for(BfdState.DOWN, Diag.CONTROL_DETECTION_EXPIRED)
         # a hears b's Down (diag 3) once b falls back to the slow rate
-        await ra.wait_for(State.DOWN, Diag.NEIGHBOR_SIGNALED_DOWN)
+        await ra.wait_for(BfdState.DOWN, Diag.NEIGHBOR_SIGNALED_DOWN)
     finally:
         a.close()
         b.close()
@@ -97,13 +97,13 @@ async def test_remove_sends_admin_down_which_peer_reports_as_such():
     a, b, ra, rb, _, _ = await up_pair()
     try:
         a.remove("127.0.0.2")
-        await rb.wait_for(State.DOWN, Diag.ADMIN_DOWN)
+        await rb.wait_for(BfdState.DOWN, Diag.ADMIN_DOWN)
         assert a.sessions() == []
-        assert ra.events[-1] == (State.UP, Diag.NONE)  # no callback for a removed session
+        assert ra.events[-1] == (BfdState.UP, Diag.NONE)  # no callback for a removed session
         rb.events.clear()
         a.add("127.0.0.2", "127.0.0.1", FAST, False, None, ra)  # re-add: new discriminator
-        await rb.wait_for(State.UP)
-        assert all(s is not State.DOWN for s, _ in rb.events)
+        await rb.wait_for(BfdState.UP)
+        assert all(s is not BfdState.DOWN for s, _ in rb.events)
     finally:
         a.close()
         b.close()
@@ -120,7 +120,7 @@ async def test_update_profile_poll_sequence_keeps_session_up():
                 await asyncio.sleep(0.01)
         await asyncio.wait_for(applied(), 5)
         assert b.sessions()[0].tx_interval_ms == 100
-        assert ra.events == [(State.UP, Diag.NONE)] and rb.events == [(State.UP, Diag.NONE)]
+        assert ra.events == [(BfdState.UP, Diag.NONE)] and rb.events == [(BfdState.UP, Diag.NONE)]
     finally:
         a.close()
         b.close()
@@ -150,11 +150,11 @@ async def test_single_hop_ttl_must_be_255_and_invalid_packets_are_counted():
     rec = Recorder()
     try:
         m.add("127.0.0.1", "127.0.0.2", FAST, False, None, rec)
-        down = ControlPacket(state=State.DOWN, my_discr=99, your_discr=0, desired_min_tx_us=1_000_000,
+        down = ControlPacket(state=BfdState.DOWN, my_discr=99, your_discr=0, desired_min_tx_us=1_000_000,
                              required_min_rx_us=20_000, detect_mult=3).encode()
         _send_raw(port, down, ttl=64)
         await wait_until(lambda: m.drops[DropReason.BAD_TTL] == 1)
-        assert m.state("127.0.0.1") is State.DOWN
+        assert m.state("127.0.0.1") is BfdState.DOWN
         _send_raw(port, b"\x40" + down[1:], ttl=255)  # version 2
         await wait_until(lambda: m.drops[DropReason.BAD_VERSION] == 1)
         _send_raw(port, down[:20], ttl=255)
@@ -162,7 +162,7 @@ async def test_single_hop_ttl_must_be_255_and_invalid_packets_are_counted():
         _send_raw(port, down, ttl=255, src="127.0.0.3")  # unknown peer address
         await wait_until(lambda: m.drops[DropReason.UNKNOWN_SESSION] == 1)
         _send_raw(port, down, ttl=255)
-        await wait_until(lambda: m.state("127.0.0.1") is State.INIT)
+        await wait_until(lambda: m.state("127.0.0.1") is BfdState.INIT)
         assert rec.events == []  # Down -> Init is not reported to the client
     finally:
         m.close()
@@ -176,12 +176,12 @@ async def test_multihop_minimum_ttl():
     prof = BFDProfile(name="mh", minimum_ttl=250)
     try:
         m.add("127.0.0.1", "127.0.0.2", prof, True, None, rec)
-        down = ControlPacket(state=State.DOWN, my_discr=99, your_discr=0, desired_min_tx_us=1_000_000,
+        down = ControlPacket(state=BfdState.DOWN, my_discr=99, your_discr=0, desired_min_tx_us=1_000_000,
                              required_min_rx_us=300_000, detect_mult=3).encode()
         _send_raw(port, down, ttl=249)
         await wait_until(lambda: m.drops[DropReason.BAD_TTL] == 1)
         _send_raw(port, down, ttl=250)
-        await wait_until(lambda: m.state("127.0.0.1") is State.INIT)
+        await wait_until(lambda: m.state("127.0.0.1") is BfdState.INIT)
     finally:
         m.close()
 
@@ -196,8 +196,8 @@ async def test_ipv6_loopback_comes_up():
     try:
         a.add("::1", "::1", FAST, False, None, ra)
         b.add("::1", "::1", FAST, False, None, rb)
-        await ra.wait_for(State.UP)
-        await rb.wait_for(State.UP)
+        await ra.wait_for(BfdState.UP)
+        await rb.wait_for(BfdState.UP)
     finally:
         a.close()
         b.close()
@@ -211,16 +211,16 @@ async def test_your_discriminator_from_another_address_is_dropped():
     try:
         m.add("127.0.0.1", "127.0.0.2", FAST, False, None, rec)
         discr = m.sessions()[0].local_discr
-        init = ControlPacket(state=State.INIT, my_discr=99, your_discr=discr,
+        init = ControlPacket(state=BfdState.INIT, my_discr=99, your_discr=discr,
                              desired_min_tx_us=1_000_000, required_min_rx_us=20_000,
                              detect_mult=3).encode()
         _send_raw(port, init, ttl=255, src="127.0.0.3")
         await wait_until(lambda: m.drops[DropReason.WRONG_SOURCE] == 1)
         _send_raw(port, init[:8] + (discr + 1).to_bytes(4, "big") + init[12:], ttl=255)
         await wait_until(lambda: m.drops[DropReason.UNKNOWN_SESSION] == 1)
-        assert m.state("127.0.0.1") is State.DOWN
+        assert m.state("127.0.0.1") is BfdState.DOWN
         _send_raw(port, init, ttl=255)
-        await rec.wait_for(State.UP)
+        await rec.wait_for(BfdState.UP)
     finally:
         m.close()
 
@@ -239,3 +239,31 @@ async def test_duplicate_peer_rejected_and_failed_add_leaves_nothing():
         assert m.sessions() == [] and m.listen_port(socket.AF_INET, False) is None
     finally:
         m.close()
+
+
+async def test_one_router_address_in_two_vrfs_has_two_sessions():
+    # "lo" stands in for a VRF device (SO_BINDTODEVICE): packets from the peer
+    # arrive on lo, so the device-bound session is the one that comes up.
+    a, b, pa, pb = pair()
+    ra_vrf, ra_plain, rb = Recorder(), Recorder(), Recorder()
+    try:
+        a.add("127.0.0.2", "127.0.0.1", FAST, False, "lo", ra_vrf)
+        a.add("127.0.0.2", "127.0.0.1", FAST, False, None, ra_plain)
+        with pytest.raises(ValueError, match="in VRF lo"):
+            a.add("127.0.0.2", "127.0.0.1", FAST, False, "lo", Recorder())
+        b.add("127.0.0.1", "127.0.0.2", FAST, False, None, rb)
+        await ra_vrf.wait_for(BfdState.UP)
+        await rb.wait_for(BfdState.UP)
+        assert a.state("127.0.0.2", "lo") is BfdState.UP
+        assert a.state("127.0.0.2") is not BfdState.UP and ra_plain.events == []
+        assert sorted((r.vrf or "", r.peer) for r in a.sessions()) == [("", "127.0.0.2"), ("lo", "127.0.0.2")]
+        # each is changed and removed on its own
+        a.update_profile("127.0.0.2", FAST, "lo")
+        a.remove("127.0.0.2")
+        assert [(r.vrf, r.peer) for r in a.sessions()] == [("lo", "127.0.0.2")]
+        assert a.state("127.0.0.2", "lo") is BfdState.UP
+        a.remove("127.0.0.2", "lo")
+        assert a.sessions() == []
+    finally:
+        a.close()
+        b.close()

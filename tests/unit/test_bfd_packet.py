@@ -4,11 +4,11 @@ import struct
 import pytest
 from hypothesis import given, strategies as st
 
-from speakerd.bfd.packet import (BfdDropped, ControlPacket, Diag, DropReason, State, decode)
+from speakerd.bfd.packet import (BfdDropped, ControlPacket, Diag, DropReason, BfdState, decode)
 
 
 def pkt(**kw) -> ControlPacket:
-    base = dict(state=State.UP, my_discr=0x01020304, your_discr=0x0A0B0C0D,
+    base = dict(state=BfdState.UP, my_discr=0x01020304, your_discr=0x0A0B0C0D,
                 desired_min_tx_us=50_000, required_min_rx_us=60_000, detect_mult=3)
     base.update(kw)
     return ControlPacket(**base)
@@ -20,7 +20,7 @@ def test_encode_layout_known_bytes():
         "!III", 50_000, 60_000, 7)
 
 
-@given(state=st.sampled_from(list(State)), diag=st.integers(0, 31),
+@given(state=st.sampled_from(list(BfdState)), diag=st.integers(0, 31),
        my=st.integers(1, 2**32 - 1), your=st.integers(1, 2**32 - 1),
        tx=st.integers(0, 2**32 - 1), rx=st.integers(0, 2**32 - 1), echo=st.integers(0, 2**32 - 1),
        mult=st.integers(1, 255), flags=st.sampled_from([(False, False), (True, False), (False, True)]),
@@ -88,12 +88,12 @@ def test_zero_my_discriminator():
     assert drop_reason(pkt(my_discr=0).encode()) is DropReason.ZERO_MY_DISCR
 
 
-@pytest.mark.parametrize("state", [State.INIT, State.UP])
+@pytest.mark.parametrize("state", [BfdState.INIT, BfdState.UP])
 def test_zero_your_discriminator_when_not_down(state):
     assert drop_reason(pkt(state=state, your_discr=0).encode()) is DropReason.ZERO_YOUR_DISCR
 
 
-@pytest.mark.parametrize("state", [State.DOWN, State.ADMIN_DOWN])
+@pytest.mark.parametrize("state", [BfdState.DOWN, BfdState.ADMIN_DOWN])
 def test_zero_your_discriminator_allowed_when_down(state):
     assert decode(pkt(state=state, your_discr=0).encode()).your_discr == 0
 

@@ -165,3 +165,40 @@ def test_asn_shown_is_the_four_octet_one():
     assert recs[0].msg.my_as == AS_TRANS
     from speakerd.render import record_fields, record_line
     assert record_fields(recs[0])["asn"] == 4200000001 and " as 4200000001 " in record_line(recs[0])
+
+
+def test_cli_says_which_link_type_it_cannot_read(capsys, tmp_path):
+    # a capture with one packet of link type 107 (Frame Relay): nothing to print, exit 2
+    path = tmp_path / "fr.pcap"
+    path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 107)
+                     + struct.pack("<IIII", 0, 0, 4, 4) + b"\x00\x01\x03\x08")
+    assert cli.main(["decode", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "link type 107 (Frame Relay)" in err and "Cisco HDLC" in err and "PPP" in err
+
+
+def _mp_update(attr_code: int, value: bytes) -> bytes:
+    mp = bytes((0x90, attr_code)) + struct.pack("!H", len(value)) + value
+    attrs = bytes((0x40, 1, 1, 0)) + bytes((0x40, 2, 0)) + mp
+    body = struct.pack("!H", 0) + struct.pack("!H", len(attrs)) + attrs
+    return b"\xff" * 16 + struct.pack("!HB", 19 + len(body), 2) + body
+
+
+@pytest.mark.parametrize("safi,value", [
+    (133, struct.pack("!HBB", 1, 133, 0) + b"\x00" + bytes((5, 1, 24, 10, 0, 0))),  # flowspec: no next hop
+    (4, struct.pack("!HBB", 1, 4, 4) + bytes((10, 0, 0, 1)) + b"\x00" + bytes((48, 0, 0x10, 0x01, 10, 0, 1))),
+])
+def test_non_unicast_families_are_not_decoded_rather_than_malformed(safi, value):
+    from speakerd.commands.decode import decode_message
+    from speakerd.render import record_fields, record_line
+    from speakerd.wire.capabilities import DEFAULT_CONTEXT
+    rec = decode_message(_mp_update(14, value), DEFAULT_CONTEXT)
+    assert rec.error is None
+    line = record_line(rec)
+    assert f"not decoded (SAFI {safi}" in line and "MALFORMED" not in line
+    assert record_fields(rec)["mp_reach"]["not_decoded"] == f"SAFI {safi}"
+    # a withdrawal of such a family is not an End-of-RIB either
+    unreach = decode_message(_mp_update(15, struct.pack("!HB", 1, safi) + bytes((5, 1, 24, 10, 0, 0))),
+                             DEFAULT_CONTEXT)
+    assert unreach.error is None and unreach.msg.end_of_rib is None
+    assert f"not decoded (SAFI {safi}" in record_line(unreach)

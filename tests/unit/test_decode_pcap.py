@@ -98,6 +98,16 @@ def _relink(frames, linktype: int):
             hdr = struct.pack(">I", 24 if v6 else 2)
         elif linktype == pcap.LINKTYPE_ETHERNET:  # add an 802.1Q tag
             hdr = f[:12] + struct.pack("!HH", 0x8100, 100) + f[12:14]
+        elif linktype == pcap.LINKTYPE_C_HDLC:  # unicast address, control 0, EtherType
+            hdr = struct.pack("!BBH", 0x0F, 0x00, etype)
+        elif linktype == pcap.LINKTYPE_C_HDLC_WITH_DIR:
+            hdr = b"\x01" + struct.pack("!BBH", 0x8F, 0x00, etype)
+        elif linktype == pcap.LINKTYPE_PPP:  # protocol field compressed to one octet (RFC 1661 §6.5)
+            hdr = bytes((0x57 if v6 else 0x21,))
+        elif linktype == pcap.LINKTYPE_PPP_HDLC:  # address/control, two-octet protocol
+            hdr = b"\xff\x03" + struct.pack("!H", 0x0057 if v6 else 0x0021)
+        elif linktype == pcap.LINKTYPE_PPP_WITH_DIR:
+            hdr = b"\x00\xff\x03" + struct.pack("!H", 0x0057 if v6 else 0x0021)
         out.append((ts, hdr + ip))
     return out
 
@@ -124,10 +134,24 @@ def test_pcapng_both_byte_orders_and_resolutions(endian, tsresol):
 
 
 @pytest.mark.parametrize("linktype", [pcap.LINKTYPE_ETHERNET, pcap.LINKTYPE_LINUX_SLL, pcap.LINKTYPE_LINUX_SLL2,
-                                      pcap.LINKTYPE_RAW, pcap.LINKTYPE_NULL, pcap.LINKTYPE_LOOP])
+                                      pcap.LINKTYPE_RAW, pcap.LINKTYPE_NULL, pcap.LINKTYPE_LOOP,
+                                      pcap.LINKTYPE_C_HDLC, pcap.LINKTYPE_C_HDLC_WITH_DIR, pcap.LINKTYPE_PPP,
+                                      pcap.LINKTYPE_PPP_HDLC, pcap.LINKTYPE_PPP_WITH_DIR])
 def test_link_types(linktype):
     data = _pcap(_relink(_frames(_session_pcap()), linktype), linktype)
     assert _types(data) == EXPECTED
+
+
+def test_ppp_control_protocols_are_skipped():
+    lcp = pcap.Packet(0, pcap.LINKTYPE_PPP_HDLC, b"\xff\x03\xc0\x21" + b"\x01\x01\x00\x04", 1)
+    assert pcap.dissect(lcp) is None
+
+
+def test_an_unreadable_link_type_is_an_error_naming_it():
+    frames = _frames(_session_pcap())
+    data = _pcap([(ts, f[14:]) for ts, f in frames], 107)  # Frame Relay
+    with pytest.raises(pcap.UnsupportedLinkType, match=r"link type 107 \(Frame Relay\).*Cisco HDLC"):
+        list(pcap.tcp_segments(io.BytesIO(data)))
 
 
 def test_nanosecond_timestamps_are_kept():
@@ -166,9 +190,8 @@ def test_non_tcp_and_fragments_are_ignored():
     udp = bytes.fromhex("4500001c000100004011") + b"\0\0" + bytes([10, 0, 0, 1, 10, 0, 0, 2]) + b"\0" * 8
     frag = bytearray(_frames(_session_pcap())[3][1][14:])
     frag[6:8] = b"\x00\x10"  # fragment offset 16
-    pkts = [pcap.Packet(0, pcap.LINKTYPE_RAW, udp, 1), pcap.Packet(0, pcap.LINKTYPE_RAW, bytes(frag), 2),
-            pcap.Packet(0, 999, b"\0" * 40, 3)]
-    assert [pcap.dissect(p) for p in pkts] == [None, None, None]
+    pkts = [pcap.Packet(0, pcap.LINKTYPE_RAW, udp, 1), pcap.Packet(0, pcap.LINKTYPE_RAW, bytes(frag), 2)]
+    assert [pcap.dissect(p) for p in pkts] == [None, None]
 
 
 # ------------------------------------------------------------------ reassembly

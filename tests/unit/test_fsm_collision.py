@@ -1,12 +1,17 @@
-"""§6.8 collision resolution: the connection of the higher BGP identifier survives."""
+"""§6.8 collision resolution, on the real :class:`SessionPair` of both speakers.
+
+Two pairs are wired back to back over simulated TCP connections: each
+``Send`` of a machine is delivered to the machine at the other end of its
+connection, each ``Close`` closes that connection (the other end sees it
+fail).  Nothing here decides a collision: the pairs do.
+"""
 from __future__ import annotations
 
 from test_fsm_harness import ID_A, ID_B, cfg
 
-from speakerd.fsm import Keep, Session, State, resolve_collision
-from speakerd.fsm.actions import CLOSE, Send
-from speakerd.wire.framing import encode
-from speakerd.wire.messages import Notification
+from speakerd.fsm import Cause, Keep, SessionPair, State, resolve_collision
+from speakerd.fsm.actions import Close, CollisionResolved, Connect, Send, StateChanged
+from speakerd.wire.framing import decode_stream
 
 
 def test_rule():
@@ -16,79 +21,159 @@ def test_rule():
     assert resolve_collision(5, 5, 65001, 65002) is Keep.INCOMING
 
 
-def _wire(x: Session, y: Session, now: float) -> None:
-    """Deliver queued bytes both ways until both are quiet (one connection)."""
-    for _ in range(50):
-        moved = False
-        for s, o in ((x, y), (y, x)):
-            for act in s.pop_actions():
-                if isinstance(act, Send):
-                    o.data_received(act.data, now)
+class Wire:
+    """Simulated TCP connections between the machines of two pairs."""
+
+    def __init__(self, left: SessionPair, right: SessionPair) -> None:
+        self.pairs = (left, right)
+        self.ends: dict = {}  # machine -> (the other end's pair, the machine there, connection id)
+        self.carried: dict[int, list[tuple[str, bytes]]] = {}  # connection id -> messages
+        self.reports = {id(left): [], id(right): []}
+        self.connects = {id(left): [], id(right): []}  # machines that asked to connect
+        self.now = 0.0
+
+    def connect(self, pair: SessionPair, machine, other: SessionPair, cid: int):
+        """``machine``'s connect attempt reaches ``other``: both ends learn of it."""
+        remote, reply = other.incoming(self.now, "192.0.2.2" if other is self.pairs[1] else "192.0.2.1")
+        assert remote is not None and reply == b""
+        assert pair.connection_made(machine, self.now, "192.0.2.9")
+        self.ends[machine] = (other, remote, cid)
+        self.ends[remote] = (pair, machine, cid)
+        self.carried[cid] = []
+        return remote
+
+    def pump(self) -> None:
+        for _ in range(100):
+            moved = False
+            for pair in self.pairs:
+                for machine, act in pair.pop_actions():
                     moved = True
-        if not moved:
-            return
+                    self._do(pair, machine, act)
+            if not moved:
+                return
+        raise AssertionError("never quiet")
+
+    def _do(self, pair, machine, act) -> None:
+        if isinstance(act, Connect):
+            self.connects[id(pair)].append(machine)
+        elif isinstance(act, Send):
+            end = self.ends.get(machine)
+            if end is not None:
+                other_pair, other, cid = end
+                self.carried[cid].append((pair is self.pairs[0] and "L" or "R", act.data))
+                other_pair.data_received(other, act.data, self.now)
+        elif isinstance(act, Close):
+            end = self.ends.pop(machine, None)
+            if end is not None:
+                other_pair, other, _ = end
+                self.ends.pop(other, None)
+                other_pair.connection_failed(other, self.now, "closed by the other end")
+        else:
+            self.reports[id(pair)].append(act)
 
 
 def _collide(local_id: int, remote_id: int):
-    """Both sides connect at once: two connections, each with a machine per side.
-
-    Local: main machine ``lo_out`` (we connected) + candidate ``lo_in`` (peer's connection).
-    Remote: the mirror image.  Returns the four machines once both OPENs crossed.
-    """
-    now = 0.0
-    lo_out = Session(cfg(65001, 65002, local_id))
-    re_out = Session(cfg(65002, 65001, remote_id))
-    lo_out.start(now)
-    re_out.start(now)
-    lo_in = Session(cfg(65001, 65002, local_id))
-    re_in = Session(cfg(65002, 65001, remote_id))
-    # connection 1: local -> remote; connection 2: remote -> local
-    lo_out.connection_made(now, "192.0.2.1", outgoing=True)
-    re_in.accept(now, "192.0.2.2")
-    re_out.connection_made(now, "192.0.2.2", outgoing=True)
-    lo_in.accept(now, "192.0.2.1")
-    for s in (lo_out, re_out, lo_in, re_in):
-        s.pop_actions()
-    # deliver the OPENs on both connections
-    lo_out.data_received(encode(re_in.cfg.open_message()), now)
-    re_in.data_received(encode(lo_out.cfg.open_message()), now)
-    re_out.data_received(encode(lo_in.cfg.open_message()), now)
-    lo_in.data_received(encode(re_out.cfg.open_message()), now)
-    for s in (lo_out, re_out, lo_in, re_in):
-        assert s.state == State.OPENCONFIRM  # KEEPALIVEs stay queued
-    return lo_out, lo_in, re_out, re_in
+    left = SessionPair(cfg(65001, 65002, local_id))
+    right = SessionPair(cfg(65002, 65001, remote_id))
+    w = Wire(left, right)
+    left.start(w.now)
+    right.start(w.now)
+    w.pump()
+    lo_out, re_out = left.main, right.main
+    assert lo_out.state == re_out.state == State.CONNECT
+    # both connect attempts complete at once: connection 1 is ours, 2 the peer's
+    re_in = w.connect(left, lo_out, right, 1)
+    lo_in = w.connect(right, re_out, left, 2)
+    assert left.candidate is lo_in and right.candidate is re_in
+    w.pump()
+    return w, left, right, lo_out, lo_in
 
 
-def _resolve(main: Session, cand: Session, now: float) -> Session:
-    keep = resolve_collision(main.cfg.router_id, main.remote_id, main.cfg.local_asn, main.cfg.peer_asn)
-    winner = main if (keep is Keep.OUTGOING) == main.outgoing else cand
-    loser = cand if winner is main else main
-    loser.collision_dump(now)
-    winner.adopt()
-    return winner
+def _notifications(w: Wire, cid: int) -> list:
+    return [m for _, raw in w.carried[cid] for m in decode_stream(raw) if type(m).__name__ == "Notification"]
 
 
-def _check(local_id: int, remote_id: int, survivor_is_local_outgoing: bool):
-    lo_out, lo_in, re_out, re_in = _collide(local_id, remote_id)
-    lw = _resolve(lo_out, lo_in, 1.0)
-    rw = _resolve(re_out, re_in, 1.0)
-    # both sides pick the same TCP connection
-    assert (lw is lo_out) == (rw is re_in) == survivor_is_local_outgoing
-    loser_l = lo_in if lw is lo_out else lo_out
-    acts = loser_l.pop_actions()
-    n = [a for a in acts if isinstance(a, Send)][-1]
-    assert n.data[19:21] == bytes((6, 7)) and CLOSE in acts
-    assert loser_l.last_notification_sent == Notification(6, 7)
-    assert loser_l.state == State.IDLE and loser_l.get_timer() is None  # the loser stays down
-    # the surviving connection reaches Established
-    peer_of = {id(lo_out): re_in, id(lo_in): re_out}
-    _wire(lw, peer_of[id(lw)], 1.0)
-    assert lw.state == State.ESTABLISHED and peer_of[id(lw)].state == State.ESTABLISHED
+def _check(local_id: int, remote_id: int, our_connection_survives: bool) -> None:
+    w, left, right, lo_out, lo_in = _collide(local_id, remote_id)
+    kept, dumped = (1, 2) if our_connection_survives else (2, 1)
+    # both speakers kept the same TCP connection, Established, and no candidate is left
+    assert left.candidate is None and right.candidate is None
+    assert left.main is (lo_out if our_connection_survives else lo_in)
+    assert left.main.state == right.main.state == State.ESTABLISHED
+    assert w.ends[left.main][2] == kept
+    # the other connection carried Cease / Connection Collision Resolution and is closed
+    notes = _notifications(w, dumped)
+    assert notes and all((n.code, n.subcode) == (6, 7) for n in notes)
+    assert not _notifications(w, kept)
+    assert not any(end[2] == dumped for end in w.ends.values())
+    # the dumped machine stays down; only the kept one has timers
+    loser = lo_in if our_connection_survives else lo_out
+    assert loser.state == State.IDLE and loser.next_deadline() is None
+    # each side says which connection it kept
+    for pair, ours in ((left, our_connection_survives), (right, not our_connection_survives)):
+        decided = [a for a in w.reports[id(pair)] if isinstance(a, CollisionResolved)]
+        assert decided == [CollisionResolved(kept_outgoing=ours)]
 
 
 def test_collision_higher_local_id_keeps_our_connection():
-    _check(ID_B, ID_A, survivor_is_local_outgoing=True)
+    _check(ID_B, ID_A, our_connection_survives=True)
 
 
 def test_collision_higher_remote_id_keeps_their_connection():
-    _check(ID_A, ID_B, survivor_is_local_outgoing=False)
+    _check(ID_A, ID_B, our_connection_survives=False)
+
+
+def test_the_peers_connection_replacing_ours_is_reported_as_one_collision_transition():
+    w, left, *_ = _collide(ID_A, ID_B)
+    changes = [a for a in w.reports[id(left)] if isinstance(a, StateChanged)]
+    promoted = [c for c in changes if c.cause is Cause.COLLISION and c.old is State.IDLE]
+    assert len(promoted) == 1 and promoted[0].new in (State.OPENSENT, State.OPENCONFIRM)
+    assert changes[-1].new is State.ESTABLISHED
+
+
+def test_incoming_connection_while_established_is_refused_with_cease_6_7():
+    w, left, *_ = _collide(ID_B, ID_A)
+    machine, reply = left.incoming(w.now, "192.0.2.1")
+    assert machine is None and reply[18] == 3 and reply[19:21] == bytes((6, 7))
+    assert left.main.state == State.ESTABLISHED and left.candidate is None
+
+
+def test_incoming_connection_wins_over_a_connect_attempt_in_flight():
+    # our connect attempt never completes: the peer's connection must be kept
+    # even though our identifier is higher (there is nothing to compare with)
+    left = SessionPair(cfg(65001, 65002, ID_B))
+    right = SessionPair(cfg(65002, 65001, ID_A))
+    w = Wire(left, right)
+    left.start(w.now)
+    right.start(w.now)
+    w.pump()
+    attempt = left.main
+    w.connect(right, right.main, left, 1)
+    w.pump()
+    assert left.main is not attempt and left.main.state == State.ESTABLISHED
+    assert right.main.state == State.ESTABLISHED
+    assert attempt.state == State.IDLE
+    assert left.candidate is None
+
+
+def test_candidate_failing_before_the_open_leaves_the_main_machine_alone():
+    left = SessionPair(cfg(65001, 65002, ID_B))
+    left.start(0.0)
+    left.pop_actions()
+    main = left.main
+    assert left.connection_made(main, 0.0, "192.0.2.9")
+    left.pop_actions()
+    cand, _ = left.incoming(0.0, "192.0.2.9")
+    assert cand is left.candidate
+    left.connection_failed(cand, 0.1, "reset")
+    assert left.candidate is None and left.main is main and main.state == State.OPENSENT
+    reported = [a for m, a in left.pop_actions() if isinstance(a, StateChanged)]
+    assert reported == []  # the candidate's own transitions are not the peer's
+
+
+def test_a_third_connection_during_a_collision_is_closed():
+    left = SessionPair(cfg(65001, 65002, ID_B))
+    left.start(0.0)
+    assert left.connection_made(left.main, 0.0, "192.0.2.9")
+    assert left.incoming(0.0, "192.0.2.9")[0] is not None
+    assert left.incoming(0.0, "192.0.2.9") == (None, b"")

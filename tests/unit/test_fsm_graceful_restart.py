@@ -33,7 +33,7 @@ def test_stop_without_notification_closes_silently_and_stays_idle():
     acts = p.a.pop_actions()
     assert not [a for a in acts if isinstance(a, (Send, NotificationSent))]
     assert CLOSE in acts
-    assert p.a.state == State.IDLE and p.a.get_timer() is None
+    assert p.a.state == State.IDLE and p.a.next_deadline() is None
     assert p.a.sent_counts[MessageType.NOTIFICATION] == 0
 
 

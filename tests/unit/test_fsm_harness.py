@@ -6,7 +6,7 @@ recorded so tests can assert on it.
 """
 from __future__ import annotations
 
-from speakerd.fsm import Session, SessionConfig, State
+from speakerd.fsm import Session, SessionSettings, State
 from speakerd.fsm.actions import Close, Connect, Send, StateChanged
 from speakerd.wire.framing import decode_stream
 
@@ -14,16 +14,16 @@ ID_A = 0x0A000001  # 10.0.0.1
 ID_B = 0x0A000002
 
 
-def cfg(local_asn=65001, peer_asn=65002, router_id=ID_A, **kw) -> SessionConfig:
+def cfg(local_asn=65001, peer_asn=65002, router_id=ID_A, **kw) -> SessionSettings:
     kw.setdefault("connect_retry", 5.0)
     kw.setdefault("rand", lambda: 0.0)
-    return SessionConfig(local_asn=local_asn, peer_asn=peer_asn, router_id=router_id, **kw)
+    return SessionSettings(local_asn=local_asn, peer_asn=peer_asn, router_id=router_id, **kw)
 
 
 class Pair:
     """A connects out, B listens (passive) unless told otherwise."""
 
-    def __init__(self, cfg_a: SessionConfig | None = None, cfg_b: SessionConfig | None = None,
+    def __init__(self, cfg_a: SessionSettings | None = None, cfg_b: SessionSettings | None = None,
                  now: float = 1000.0) -> None:
         self.a = Session(cfg_a or cfg())
         self.b = Session(cfg_b or cfg(65002, 65001, ID_B, passive=True))
@@ -79,12 +79,12 @@ class Pair:
         """Move the clock, firing every deadline on the way in order."""
         end = self.now + seconds
         while True:
-            ds = [(d, s) for s in (self.a, self.b) if (d := s.get_timer()) is not None and d <= end]
+            ds = [(d, s) for s in (self.a, self.b) if (d := s.next_deadline()) is not None and d <= end]
             if not ds:
                 break
             d, s = min(ds, key=lambda x: x[0])
             self.now = max(self.now, d)
-            s.handle_timer(self.now)
+            s.tick(self.now)
             self.pump()
         self.now = end
 

@@ -50,7 +50,7 @@ def test_configured_keepalive_is_capped_by_hold_over_three():
 
 def test_hold_time_zero_disables_keepalives_and_hold():
     p = Pair(cfg(hold_time=0), None).start()
-    assert p.established() and p.a.get_timer() is None and p.b.get_timer() is None
+    assert p.established() and p.a.next_deadline() is None and p.b.next_deadline() is None
     p.advance(10_000)
     assert p.established()
     assert p.a.sent_counts[MessageType.KEEPALIVE] == 1
@@ -64,19 +64,19 @@ def test_hold_timer_expiry_sends_4_0_and_restarts_with_backoff():
     assert s.state == State.ESTABLISHED
     s.pop_actions()
     # keepalives go out every 3 s, nothing comes back
-    s.handle_timer(3.5)
-    s.handle_timer(6.5)
+    s.tick(3.5)
+    s.tick(6.5)
     acts = s.pop_actions()
     assert [a.mtype for a in acts if isinstance(a, Send)] == [4, 4]
-    assert s.get_timer() == 9.5
-    s.handle_timer(9.5)
+    assert s.next_deadline() == 9.5
+    s.tick(9.5)
     acts = s.pop_actions()
     assert Send(bytes.fromhex("ff" * 16 + "0015030400"), MessageType.NOTIFICATION) in acts
     assert CLOSE in acts
     assert s.state == State.ACTIVE
     assert s.last_notification_sent == Notification(4, 0)
     # the first reconnect after an Established session: 0.75 x the 1 s idle hold (rand()=0)
-    assert s.get_timer() == 9.5 + 0.75
+    assert s.next_deadline() == 9.5 + 0.75
 
 
 def test_notification_received_goes_down_with_cause():
@@ -112,10 +112,10 @@ def test_connect_retry_backoff_is_exponential_capped_and_reset():
     for _ in range(6):
         s.connection_failed(now, "refused")
         assert s.state == State.ACTIVE
-        deadline = s.get_timer()
+        deadline = s.next_deadline()
         delays.append(deadline - now)
         now = deadline
-        s.handle_timer(now)
+        s.tick(now)
         assert s.state == State.CONNECT and CONNECT in s.pop_actions()
     want = [min(16.0, 2.0 * 2 ** i) * (0.75 + 0.25 * expected.random()) for i in range(6)]
     assert delays == pytest.approx(want)
@@ -136,9 +136,9 @@ def test_after_a_session_drops_the_first_retry_is_quick_then_backs_off():
     delays, now = [], 10.0
     for _ in range(3):
         assert s.state == State.ACTIVE
-        delays.append(s.get_timer() - now)
-        now = s.get_timer()
-        s.handle_timer(now)
+        delays.append(s.next_deadline() - now)
+        now = s.next_deadline()
+        s.tick(now)
         assert s.state == State.CONNECT
         s.connection_failed(now, "refused")
     # 1 s idle hold first, then the ConnectRetry backoff: 30, 60 (x 0.75 jitter floor)
@@ -149,8 +149,8 @@ def test_connect_attempt_timeout_retries():
     s = Session(cfg(connect_retry=5.0))
     s.start(0.0)
     s.pop_actions()
-    assert s.get_timer() == 5.0
-    s.handle_timer(5.0)
+    assert s.next_deadline() == 5.0
+    s.tick(5.0)
     assert s.pop_actions() == [CLOSE, CONNECT]
     assert s.state == State.CONNECT
 
@@ -159,7 +159,7 @@ def test_passive_never_connects():
     s = Session(cfg(passive=True))
     s.start(0.0)
     assert CONNECT not in s.pop_actions() and s.state == State.ACTIVE
-    assert s.get_timer() is None
+    assert s.next_deadline() is None
 
 
 def test_unexpected_messages_send_rfc6608_fsm_errors():
@@ -223,11 +223,11 @@ def test_send_hold_timer_tears_down_with_code_8():
     s.connection_made(0.0, "192.0.2.1")
     s.data_received(encode(Open.build(65002, 0, ID_B, [])) + encode(KEEPALIVE), 0.0)
     s.send_blocked(10.0)
-    assert s.get_timer() == 30.0
+    assert s.next_deadline() == 30.0
     s.send_unblocked(15.0)
-    assert s.get_timer() is None
+    assert s.next_deadline() is None
     s.send_blocked(16.0)
-    s.handle_timer(36.0)
+    s.tick(36.0)
     acts = s.pop_actions()
     assert s.last_notification_sent == Notification(8, 0)
     assert ABORT in acts
@@ -268,7 +268,7 @@ def test_stopped_machine_refuses_connections():
     s.start(0.0)
     s.stop(0.0)
     assert s.state == State.IDLE and not s.connection_made(0.0)
-    assert s.get_timer() is None
+    assert s.next_deadline() is None
 
 
 def test_reset_sends_6_4_and_reconnects():
@@ -326,3 +326,119 @@ def test_reset_causes_are_recorded_with_their_cease_subcodes():
         p.pump()
         assert p.b.last_notification_received == Notification(6, sub)
         assert (State.ESTABLISHED, State.IDLE, cause) in p.states(p.a)
+
+
+# --------------------------------------------------- exceptions while handling input
+
+def _established_session() -> tuple[Pair, Session]:
+    p = Pair().start()
+    assert p.established()
+    p.a.pop_actions()
+    return p, p.a
+
+
+def test_an_unexpected_exception_in_the_decoder_ends_the_session_with_cease_6_0(monkeypatch):
+    from speakerd.fsm.actions import MessageRejected, NotificationSent
+    from speakerd.wire import update as update_mod
+    from speakerd.wire import builder
+
+    def broken(body, ctx):
+        raise ValueError("decoder bug")
+
+    p, s = _established_session()
+    monkeypatch.setattr(update_mod.Update, "decode_body", staticmethod(broken))
+    msg = builder.end_of_rib(1)
+    s.data_received(msg, p.now)
+    acts = s.pop_actions()
+    rejected = [a for a in acts if isinstance(a, MessageRejected)]
+    assert len(rejected) == 1
+    assert rejected[0].message == msg and rejected[0].mtype == MessageType.UPDATE
+    assert "ValueError: decoder bug" in rejected[0].error
+    sent = [a.notification for a in acts if isinstance(a, NotificationSent)]
+    assert [(n.code, n.subcode) for n in sent] == [(6, 0)]
+    assert CLOSE in acts
+    # the machine is not left half-updated: down, then restarting
+    assert s.state == State.ACTIVE and s.negotiated is None and not s.adj_rib_in.tables.get(1)
+
+
+def test_a_protocol_error_sends_its_own_notification_and_reports_the_message():
+    from speakerd.fsm.actions import MessageRejected, NotificationSent
+    from speakerd.wire.framing import frame
+
+    p, s = _established_session()
+    bad = frame(MessageType.UPDATE, b"\x00\x00\x00\x00\x21\x0a\x00\x00\x01\x01")  # NLRI /33
+    s.data_received(bad, p.now)
+    acts = s.pop_actions()
+    rejected = [a for a in acts if isinstance(a, MessageRejected)]
+    sent = [a.notification for a in acts if isinstance(a, NotificationSent)]
+    assert len(rejected) == 1 and rejected[0].message == bad
+    assert sent and sent[0].code == 3 and rejected[0].notification == sent[0]
+
+
+def test_a_bad_header_reports_the_bytes_read():
+    from speakerd.fsm.actions import MessageRejected
+
+    p, s = _established_session()
+    junk = b"\x00" * 19
+    s.data_received(junk, p.now)
+    rejected = [a for a in s.pop_actions() if isinstance(a, MessageRejected)]
+    assert len(rejected) == 1 and rejected[0].message == junk and rejected[0].mtype is None
+    assert (rejected[0].notification.code, rejected[0].notification.subcode) == (1, 1)
+
+
+def test_the_transport_logs_a_rejected_message_with_its_bytes(caplog):
+    from speakerd.fsm import SessionSettings
+    from speakerd.fsm.actions import MessageRejected
+    from speakerd.net.peer import PeerTransport
+
+    t = PeerTransport(SessionSettings(local_asn=1, peer_asn=2, router_id=1, name="rtr1"))
+    act = MessageRejected(2, bytes.fromhex("ffff00aa"), Notification(6, 0), "ValueError: x")
+    with caplog.at_level("WARNING", logger="speakerd.peer"):
+        t._do(t.sessions.main, act, True)
+    line = caplog.records[-1].getMessage()
+    assert "rtr1" in line and "ValueError: x" in line and "ffff00aa" in line and "Cease" in line
+
+
+# ------------------------------------------------------------ maximum prefixes
+
+def _routes(afi: int, n: int) -> dict:
+    from speakerd.policy.types import RouteAttrs
+    base = 0xC6336400 if afi == 1 else 0x20010DB8 << 96
+    width = 32 if afi == 1 else 128
+    return {(afi, ((base + i) << 8) | width): RouteAttrs() for i in range(n)}
+
+
+@pytest.mark.parametrize("afi", [1, 2])
+def test_more_prefixes_than_the_maximum_end_the_session_with_cease_6_1(afi):
+    import struct
+    from speakerd.fsm.actions import PrefixLimitExceeded
+    p = Pair(cfg(max_prefixes=3), None).start()
+    p.b.set_routes(p.now, _routes(afi, 3))
+    p.pump()
+    assert p.established() and len(p.a.adj_rib_in) == 3  # at the maximum: fine
+    p.b.set_routes(p.now, _routes(afi, 4))
+    p.pump()
+    notes = [m for m in p.messages(p.a) if isinstance(m, Notification)]
+    # RFC 4486 §4: AFI (2 octets), SAFI (1), the upper bound (4)
+    assert notes == [Notification(6, 1, struct.pack("!HBI", afi, 1, 3))]
+    assert [a for a in p.actions[id(p.a)] if isinstance(a, PrefixLimitExceeded)] == \
+        [PrefixLimitExceeded(afi, 1, 3, 4)]
+    assert p.a.prefix_limit_hits == 1
+    left = [(o, n, c) for o, n, c in p.states(p.a) if o == State.ESTABLISHED]
+    assert left == [(State.ESTABLISHED, State.IDLE, Cause.MAX_PREFIXES)]
+    # the routes are gone, and the next attempt waits ConnectRetry (5 s, jittered),
+    # not the one-second idle hold that follows other session ends
+    assert len(p.a.adj_rib_in) == 0 and p.a.state == State.ACTIVE
+    assert p.a.next_deadline() - p.now >= 0.75 * 5.0
+
+
+def test_no_maximum_when_max_prefixes_is_none():
+    p = Pair(cfg(max_prefixes=None), None).start()
+    p.b.set_routes(p.now, _routes(1, 50))
+    p.pump()
+    assert p.established() and len(p.a.adj_rib_in) == 50
+
+
+def test_the_default_maximum_is_generous():
+    from speakerd.fsm.settings import DEFAULT_MAX_PREFIXES
+    assert cfg().max_prefixes == DEFAULT_MAX_PREFIXES >= 2_000_000

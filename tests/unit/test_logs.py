@@ -39,8 +39,8 @@ def lines(buf):
 
 def test_text_format_with_peer_context_and_extras(capture):
     buf = capture("text")
-    log = logs.peer_logger("speakerd.peer", "rtr1")
-    log.info("session %s", "established", extra={"hold": 90, "why": "two words"})
+    log = logging.getLogger("speakerd.peer")
+    log.info("session %s", "established", extra={"peer": "rtr1", "hold": 90, "why": "two words"})
     log.debug("not shown at info")
     [line] = lines(buf)
     ts, level, name, *rest = line.split(" ")
@@ -63,8 +63,8 @@ def test_text_is_one_line_even_with_newlines_and_tracebacks(capture):
 
 def test_json_format(capture):
     buf = capture("json", level="debug")
-    log = logs.peer_logger("speakerd.peer", "rtr1", address="192.0.2.1")
-    log.debug("hold timer expired", extra={"hold": 3})
+    log = logging.getLogger("speakerd.peer")
+    log.debug("hold timer expired", extra={"peer": "rtr1", "address": "192.0.2.1", "hold": 3})
     logging.getLogger("speakerd.config").warning("no peers")
     first, second = (json.loads(l) for l in lines(buf))
     assert first["level"] == "debug" and first["logger"] == "speakerd.peer"
@@ -72,14 +72,6 @@ def test_json_format(capture):
     assert first["peer"] == "rtr1" and first["address"] == "192.0.2.1" and first["hold"] == 3
     assert first["ts"].endswith("Z")
     assert "peer" not in second and second["level"] == "warning"
-
-
-def test_call_extra_merges_with_adapter_context(capture):
-    buf = capture("json")
-    log = logs.peer_logger("speakerd.peer", "rtr1")
-    log.info("x", extra={"state": "Idle"})
-    rec = json.loads(lines(buf)[0])
-    assert rec["peer"] == "rtr1" and rec["state"] == "Idle"
 
 
 def test_level_filtering_and_bad_values(capture):
@@ -105,7 +97,7 @@ def test_redaction_in_message_args_extras_and_exceptions(capture, fmt):
     buf = capture(fmt)
     capture.redactor.add("s3cr3t-md5")
     capture.redactor.add(b"bytes-key")
-    log = logs.peer_logger("speakerd.peer", "rtr1")
+    log = logging.getLogger("speakerd.peer")
     log.info("password is %s", "s3cr3t-md5")
     log.info("literal s3cr3t-md5 in the message")
     log.info("extra", extra={"cfg": {"password": "s3cr3t-md5"}, "key": "bytes-key"})

@@ -1,4 +1,4 @@
-"""Two Peer objects over loopback (127.0.0.0/8 only): sessions, routes, MD5, rejects."""
+"""Two PeerTransport objects over loopback (127.0.0.0/8 only): sessions, routes, MD5, rejects."""
 from __future__ import annotations
 
 import asyncio
@@ -6,10 +6,10 @@ import socket
 
 import pytest
 
-from speakerd.fsm import State
+from speakerd.fsm import SessionSettings, State
 from speakerd.fsm.actions import NotificationReceived
 from speakerd.net.listener import Listener
-from speakerd.net.peer import Peer, PeerSettings
+from speakerd.net.peer import PeerTransport
 from speakerd.policy.types import RouteAttrs
 from speakerd.wire.nlri import str_to_key
 
@@ -36,9 +36,9 @@ class Watch:
         await asyncio.wait_for(loop(), timeout)
 
 
-def settings(name, peer_ip, port, local_asn, peer_asn, rid, **kw) -> PeerSettings:
+def settings(name, peer_ip, port, local_asn, peer_asn, rid, **kw) -> SessionSettings:
     kw.setdefault("connect_retry", 1.0)
-    return PeerSettings(name=name, peer_address=peer_ip, peer_port=port, local_asn=local_asn,
+    return SessionSettings(name=name, peer_address=peer_ip, peer_port=port, local_asn=local_asn,
                         peer_asn=peer_asn, router_id=rid, **kw)
 
 
@@ -53,9 +53,9 @@ class Lab:
         self.listener = Listener(B_IP, 0)
         await self.listener.start()
         port = self.listener.bound_port
-        self.a = Peer(settings("b", B_IP, port, 65001, 65002, 0x01010101, source_address=A_IP, **self.a_kw),
+        self.a = PeerTransport(settings("b", B_IP, port, 65001, 65002, 0x01010101, source_address=A_IP, **self.a_kw),
                       on_event=self.wa, on_message=self.tap)
-        self.b = Peer(settings("a", A_IP, 179, 65002, 65001, 0x02020202, passive=True, **self.b_kw),
+        self.b = PeerTransport(settings("a", A_IP, 179, 65002, 65001, 0x02020202, passive=True, **self.b_kw),
                       on_event=self.wb)
         self.listener.register(self.b)
         self.b.start()
@@ -177,7 +177,7 @@ async def test_silent_peer_does_not_block_another():
     silent.bind(("127.0.0.4", 0))
     silent.listen(1)
     w = Watch()
-    stuck = Peer(settings("silent", "127.0.0.4", silent.getsockname()[1], 65001, 65004, 0x01010101,
+    stuck = PeerTransport(settings("silent", "127.0.0.4", silent.getsockname()[1], 65001, 65004, 0x01010101,
                           source_address=A_IP), on_event=w)
     try:
         stuck.start()
@@ -203,8 +203,8 @@ async def test_ipv6_session_over_loopback_sends_ipv4_routes_only_with_next_hop4(
     listener = Listener("::1", 0)
     await listener.start()
     wa, wb = Watch(), Watch()
-    a = Peer(settings("b", "::1", listener.bound_port, 65001, 65002, 1, next_hop4="192.0.2.9"), on_event=wa)
-    b = Peer(settings("a", "::1", 179, 65002, 65001, 2, passive=True), on_event=wb)
+    a = PeerTransport(settings("b", "::1", listener.bound_port, 65001, 65002, 1, next_hop4="192.0.2.9"), on_event=wa)
+    b = PeerTransport(settings("a", "::1", 179, 65002, 65001, 2, passive=True), on_event=wb)
     listener.register(b)
     try:
         a.set_routes(ROUTES)
@@ -230,11 +230,11 @@ async def test_incoming_connection_wins_over_a_connect_attempt_still_in_flight()
     listener = Listener(B_IP, 0)
     await listener.start()
     wa, wb = Watch(), Watch()
-    a = Peer(settings("b", B_IP, listener.bound_port, 65001, 65002, 0x01010101, source_address=A_IP),
+    a = PeerTransport(settings("b", B_IP, listener.bound_port, 65001, 65002, 0x01010101, source_address=A_IP),
              on_event=wa)
-    b = Peer(settings("a", A_IP, 179, 65002, 65001, 0x02020202, connect_retry=30.0), on_event=wb)
+    b = PeerTransport(settings("a", A_IP, 179, 65002, 65001, 0x02020202, connect_retry=30.0), on_event=wb)
 
-    async def connect_never_completes(link):
+    async def connect_never_completes(machine, link):
         await asyncio.Event().wait()
 
     b._connect = connect_never_completes

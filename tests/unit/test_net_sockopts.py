@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import struct
 
 import pytest
 
-from speakerd.fsm import State
+from speakerd.fsm import SessionSettings, State
 from speakerd.net.listener import Listener, normalize
-from speakerd.net.peer import Peer, PeerSettings
+from speakerd.net.peer import PeerTransport
 from speakerd.net.sockopts import (SockOptError, bind_device, connecting_socket, md5sig_struct,
                                    peer_ttl, set_md5)
 
@@ -36,11 +37,70 @@ def test_md5_key_too_long_is_rejected():
         md5sig_struct(socket.AF_INET, "192.0.2.1", "x" * 81)
 
 
-def test_md5_set_and_remove_on_a_socket():
-    with socket.socket() as s:
-        set_md5(s, "127.0.0.9", "secret")
-        set_md5(s, "127.0.0.9", None)
-        set_md5(s, "127.0.0.10", None)  # removing a key never set is fine
+def _tcp_ext(counter: str) -> int:
+    """One TcpExt counter of this network namespace (/proc/net/netstat)."""
+    with open("/proc/net/netstat") as f:
+        rows = [line.split() for line in f if line.startswith("TcpExt:")]
+    names, values = rows[0], rows[1]
+    return int(values[names.index(counter)])
+
+
+def _wait_for(cond, timeout: float = 5.0) -> bool:
+    """Poll a condition (kernel counters have no event to wait on)."""
+    import time
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return cond()
+
+
+def test_md5_key_set_and_removed_on_a_listening_socket():
+    """A key set for 127.0.0.9 makes the kernel drop that address's unsigned SYNs;
+    removing it lets the same client in; a keyed client gets in while it is set."""
+    with socket.socket() as srv:
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(4)
+        srv.setblocking(False)
+        port = srv.getsockname()[1]
+        set_md5(srv, "127.0.0.9", "secret")
+        set_md5(srv, "127.0.0.10", None)  # removing a key never set is fine
+
+        # a client with the same key connects
+        with socket.socket() as c:
+            c.bind(("127.0.0.9", 0))
+            set_md5(c, "127.0.0.1", "secret")
+            c.settimeout(5)
+            c.connect(("127.0.0.1", port))
+        assert _wait_for(lambda: _accept(srv))
+
+        # an unsigned client from that address is dropped by the kernel
+        before = _tcp_ext("TCPMD5NotFound")
+        with socket.socket() as c:
+            c.bind(("127.0.0.9", 0))
+            c.setblocking(False)
+            assert c.connect_ex(("127.0.0.1", port)) in (errno.EINPROGRESS, errno.EAGAIN)
+            assert _wait_for(lambda: _tcp_ext("TCPMD5NotFound") > before)
+            assert not _accept(srv)
+
+        # key removed: the unsigned client is let in
+        set_md5(srv, "127.0.0.9", None)
+        with socket.socket() as c:
+            c.bind(("127.0.0.9", 0))
+            c.settimeout(5)
+            c.connect(("127.0.0.1", port))
+        assert _wait_for(lambda: _accept(srv))
+
+
+def _accept(srv: socket.socket) -> bool:
+    try:
+        conn, _ = srv.accept()
+    except BlockingIOError:
+        return False
+    conn.close()
+    return True
 
 
 def test_missing_device_is_a_clear_error():
@@ -76,7 +136,7 @@ def test_password_is_never_in_repr():
 
 async def test_missing_vrf_device_fails_that_peer_only():
     w = Watch()
-    p = Peer(settings("x", "127.0.0.5", 1790, 65001, 65002, 1, vrf="does-not-exist0"), on_event=w)
+    p = PeerTransport(settings("x", "127.0.0.5", 1790, 65001, 65002, 1, vrf="does-not-exist0"), on_event=w)
     try:
         p.start()
         await w.until(lambda: p.state == State.ACTIVE)
@@ -90,8 +150,8 @@ async def test_simultaneous_open_ends_with_one_session():
     await la.start()
     await lb.start()
     wa, wb = Watch(), Watch()
-    a = Peer(settings("b", B_IP, lb.bound_port, 65001, 65002, 0x01010101, source_address=A_IP), on_event=wa)
-    b = Peer(settings("a", A_IP, la.bound_port, 65002, 65001, 0x02020202, source_address=B_IP), on_event=wb)
+    a = PeerTransport(settings("b", B_IP, lb.bound_port, 65001, 65002, 0x01010101, source_address=A_IP), on_event=wa)
+    b = PeerTransport(settings("a", A_IP, la.bound_port, 65002, 65001, 0x02020202, source_address=B_IP), on_event=wb)
     la.register(a)
     lb.register(b)
     try:

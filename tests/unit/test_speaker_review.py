@@ -56,14 +56,15 @@ async def test_stop_waits_for_a_reload_in_progress_and_leaves_nothing_running(tm
         reload_task = asyncio.ensure_future(sp.reload("test"))
         await entered.wait()
         stop_task = asyncio.ensure_future(sp.stop())
-        for _ in range(50):  # let stop run as far as it can without the reload
+        while not sp._stopping:  # stop has begun and now waits for the reload
             await asyncio.sleep(0)
+        assert not stop_task.done()
         gate.set()
         result = await reload_task
         await stop_task
         assert result["ok"] and result["added"] == ["new"]
         # the session the reload started was stopped too, and no listener is left open
-        assert all(rt.peer._link.machine.stopped for rt in sp.peers.values())
+        assert all(rt.peer.sessions.main.stopped for rt in sp.peers.values())
         assert sp.listeners == {}
         # a reload after stop starts nothing
         cfg.write_text(peer_yaml("later", b, a, port))
@@ -84,21 +85,21 @@ spec: {receiveInterval: 300, transmitInterval: 300}
 
 
 class _OneSessionPerAddress:
-    """A BfdManager stand-in with its rule: one session per peer address."""
+    """A BfdManager stand-in with its rule: one session per (VRF, peer address)."""
 
     def __init__(self):
         self.sessions_by_peer = {}
 
     def add(self, peer_address, local, profile, multihop, vrf, on_state):
-        if peer_address in self.sessions_by_peer:
+        if (vrf, peer_address) in self.sessions_by_peer:
             raise ValueError(f"BFD session for {peer_address} already exists")
-        self.sessions_by_peer[peer_address] = profile
+        self.sessions_by_peer[(vrf, peer_address)] = profile
 
-    def remove(self, peer_address):
-        self.sessions_by_peer.pop(peer_address, None)
+    def remove(self, peer_address, vrf=None):
+        self.sessions_by_peer.pop((vrf, peer_address), None)
 
-    def update_profile(self, peer_address, profile):
-        self.sessions_by_peer[peer_address] = profile
+    def update_profile(self, peer_address, profile, vrf=None):
+        self.sessions_by_peer[(vrf, peer_address)] = profile
 
     def close(self):
         pass
@@ -106,7 +107,7 @@ class _OneSessionPerAddress:
 
 @pytest.mark.asyncio
 async def test_two_peers_with_bfd_to_one_address_do_not_stop_the_daemon(tmp_path):
-    # the same router on two ports (or in two VRFs), both with a BFD profile
+    # the same router on two ports of one VRF, both with a BFD profile
     a, b, port = loopback_endpoints()
     cfg = tmp_path / "peers.yaml"
     bfd = "  bfdProfile: fast\n"
@@ -122,12 +123,23 @@ async def test_two_peers_with_bfd_to_one_address_do_not_stop_the_daemon(tmp_path
         await sp.stop()
 
 
-async def _established(sp: Speaker, name: str, deadline: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while sp.peers[name].peer.state.label != "Established":
-        assert loop.time() < end, f"{name} not Established: {sp.peers[name].peer.state.label}"
-        await asyncio.sleep(0.02)
+async def _established(sp: Speaker, name: str, timeout: float = 10.0) -> None:
+    """Wait until the session ``name`` is Established, woken by its own events."""
+    changed = asyncio.Event()
+    real = sp._on_peer_event
+
+    def spy(rt, event) -> None:
+        real(rt, event)
+        changed.set()
+
+    sp._on_peer_event = spy  # the speaker's per-peer callbacks call self._on_peer_event
+    try:
+        async with asyncio.timeout(timeout):  # a safety net, not a synchronisation
+            while sp.peers[name].peer.state.label != "Established":
+                changed.clear()
+                await changed.wait()
+    finally:
+        del sp._on_peer_event
 
 
 @pytest.mark.asyncio

@@ -3,7 +3,7 @@ import struct
 
 import pytest
 
-from speakerd.wire.attributes import ATTRIBUTES, Action
+from speakerd.wire.attributes import ATTRIBUTES, ErrorAction
 from speakerd.wire.capabilities import DEFAULT_CONTEXT, Negotiated
 from speakerd.wire.constants import AS_TRANS
 from speakerd.wire.errors import UpdateError
@@ -180,10 +180,10 @@ def test_attribute_rows(name, a, subcode, data_is_attr, action):
 
 
 def test_table_actions_match_rfc7606():
-    want = {1: Action.WITHDRAW, 2: Action.WITHDRAW, 3: Action.WITHDRAW, 4: Action.WITHDRAW,
-            5: Action.WITHDRAW, 6: Action.DISCARD, 7: Action.DISCARD, 8: Action.WITHDRAW,
-            9: Action.WITHDRAW, 10: Action.WITHDRAW, 14: Action.RESET, 15: Action.RESET,
-            16: Action.WITHDRAW, 17: Action.DISCARD, 18: Action.DISCARD, 32: Action.WITHDRAW}
+    want = {1: ErrorAction.WITHDRAW, 2: ErrorAction.WITHDRAW, 3: ErrorAction.WITHDRAW, 4: ErrorAction.WITHDRAW,
+            5: ErrorAction.WITHDRAW, 6: ErrorAction.DISCARD, 7: ErrorAction.DISCARD, 8: ErrorAction.WITHDRAW,
+            9: ErrorAction.WITHDRAW, 10: ErrorAction.WITHDRAW, 14: ErrorAction.RESET, 15: ErrorAction.RESET,
+            16: ErrorAction.WITHDRAW, 17: ErrorAction.DISCARD, 18: ErrorAction.DISCARD, 32: ErrorAction.WITHDRAW}
     assert {c: s.action for c, s in ATTRIBUTES.items()} == want
 
 

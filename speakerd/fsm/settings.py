@@ -1,0 +1,79 @@
+"""What one BGP session is configured with: the one settings type.
+
+:class:`SessionSettings` is built once per peer from the validated
+configuration (:meth:`SessionSettings.from_peer`) and read by every layer
+that runs the session: the session machine (ASNs, timers, families, the
+OPEN it sends, see :mod:`.open`), the collision rule (identifiers) and the
+transport (address, port, MD5 password, VRF, TTL security).  Nothing copies
+it into a second settings type.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..wire.capabilities import IPV4_UNICAST, IPV6_UNICAST, Family
+from ..wire.constants import BGP_PORT
+
+# Received prefixes per family before the session is ended with Cease 6/1
+# (RFC 4486).  Generous: a full IPv4 Internet table (about 1M routes) fits
+# twice; a speaker for service IPs normally receives a handful.
+DEFAULT_MAX_PREFIXES = 2_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    local_asn: int
+    peer_asn: int
+    router_id: int
+    name: str = ""
+    peer_address: str = ""
+    peer_port: int = BGP_PORT
+    hold_time: int = 90
+    keepalive_time: float | None = None
+    connect_retry: float = 120.0  # ConnectRetry base of the backoff
+    connect_retry_cap: float = 600.0
+    passive: bool = False
+    families: tuple[Family, ...] = (IPV4_UNICAST, IPV6_UNICAST)
+    graceful_restart: bool = False
+    restart_time: int = 120
+    # RFC 4724 R bit: set in the OPENs of a freshly started process until the
+    # session is first Established (like FRR during its startup period)
+    restart_state: bool = False
+    route_refresh: bool = True
+    enhanced_route_refresh: bool = True
+    extended_message: bool = True
+    open_hold_time: float = 240.0  # RFC 4271 §8.2.2 "large value" in OpenSent
+    send_hold_time: float | None = None  # None = RFC 9687 max(8 min, 2 x hold)
+    next_hop4: str | None = None  # next hop for IPv4 routes (else the local address)
+    next_hop6: str | None = None  # next hop for IPv6 routes (else the local address)
+    max_prefixes: int | None = DEFAULT_MAX_PREFIXES  # per family; None: no limit
+    # transport
+    source_address: str | None = None
+    password: str | None = field(default=None, repr=False)
+    vrf: str | None = None
+    ebgp_multihop: bool = False
+    gtsm: bool = False
+    rand: Callable[[], float] = field(default=random.random, compare=False, repr=False)
+
+    @property
+    def ibgp(self) -> bool:
+        return self.local_asn == self.peer_asn
+
+    @classmethod
+    def from_peer(cls, peer, router_id: int, restarting: bool = False) -> "SessionSettings":
+        """From a validated ``speakerd.config.model.Peer`` (MetalLB's BGPPeer).
+
+        ``restarting``: the process just started, so the first OPEN carries the
+        RFC 4724 Restart State bit (only sent when graceful restart is on).
+        """
+        return cls(
+            name=peer.name, peer_address=peer.peer_address, peer_port=peer.peer_port,
+            local_asn=peer.my_asn, peer_asn=peer.peer_asn, router_id=router_id,
+            hold_time=peer.hold_time,
+            keepalive_time=peer.keepalive_time if peer.hold_time else None,
+            connect_retry=float(peer.connect_time), source_address=peer.source_address,
+            password=peer.password, vrf=peer.vrf, ebgp_multihop=peer.ebgp_multihop,
+            graceful_restart=peer.graceful_restart,
+            restart_state=restarting and peer.graceful_restart)
