@@ -29,7 +29,17 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from bench.kubegen import service  # noqa: E402
-from speakerd.controller.kubeapi import Api, Credentials, Reflector  # noqa: E402
+import aiohttp  # noqa: E402
+
+from speakerd.controller.loop import NAMESPACES  # noqa: E402
+from speakerd.kube.config import load_client  # noqa: E402
+from speakerd.kube.kinds import IPADDRESSPOOLS, LEASES, SERVICES  # noqa: E402
+from speakerd.kube.reflector import Reflector  # noqa: E402
+
+
+async def stats(url: str) -> dict:
+    async with aiohttp.ClientSession() as s, s.get(url + "/_emulator/stats") as r:
+        return await r.json()
 
 
 def free_port() -> int:
@@ -62,20 +72,19 @@ async def run(n: int) -> dict:
     kubeconfig.write(f"apiVersion: v1\nkind: Config\ncurrent-context: e\nclusters: [{{name: e, cluster: {{server: '{url}'}}}}]\n"
                      "contexts: [{name: e, context: {cluster: e, user: u}}]\nusers: [{name: u, user: {}}]\n")
     kubeconfig.close()
-    api = Api(Credentials(url))
+    api = await load_client(kubeconfig.name)
     ctl = None
     try:
-        await api.request("POST", "/api/v1/namespaces", {"metadata": {"name": "metallb-system"}})
+        await api.create(NAMESPACES, None, {"metadata": {"name": "metallb-system"}})
         for ns in ("default", "payments", "checkout", "search", "media", "edge", "data", "auth", "ops", "web"):
-            await api.request("POST", "/api/v1/namespaces", {"metadata": {"name": ns}})
-        await api.request("POST", "/apis/metallb.io/v1beta1/namespaces/metallb-system/ipaddresspools",
-                          {"metadata": {"name": "bench"}, "spec": {"addresses": ["198.18.0.0/15"]}})
+            await api.create(NAMESPACES, None, {"metadata": {"name": ns}})
+        await api.create(IPADDRESSPOOLS, "metallb-system",
+                         {"metadata": {"name": "bench"}, "spec": {"addresses": ["198.18.0.0/15"]}})
         ctl = subprocess.Popen([sys.executable, "-m", "speakerd.cli", "controller", "--kubeconfig", kubeconfig.name,
                                 "--namespace", "metallb-system", "--identity", "bench", "--log-level", "warning"])
-        leases = "/apis/coordination.k8s.io/v1/namespaces/metallb-system/leases/speakerd-controller"
         while True:  # the controller holds the Lease (poll of the setup, not of the measurement)
             try:
-                if (await api.request("GET", leases))["spec"]["holderIdentity"] == "bench":
+                if (await api.get(LEASES, "metallb-system", "speakerd-controller"))["spec"]["holderIdentity"] == "bench":
                     break
             except Exception:
                 pass
@@ -96,10 +105,10 @@ async def run(n: int) -> dict:
                 if w is not None:
                     w.set_result(None)
 
-        watch = Reflector(api, "/api/v1/services", on_event, "bench")
-        wt = asyncio.create_task(watch.run())
+        watch = Reflector(api, SERVICES, on_event=on_event)
+        wt = watch.start()
         await watch.synced.wait()
-        before = await api.request("GET", "/_emulator/stats")
+        before = await stats(url)
         rng = random.Random(1)
         objs = [service(i, rng) for i in range(n)]
         for o in objs:
@@ -114,7 +123,7 @@ async def run(n: int) -> dict:
             async with sem:
                 md = o["metadata"]
                 s = time.perf_counter()
-                await api.request("POST", f"/api/v1/namespaces/{md['namespace']}/services", o)
+                await api.create(SERVICES, md["namespace"], o)
                 e = time.perf_counter()
                 created[f"{md['namespace']}/{md['name']}"] = e
                 rtt.append(e - s)
@@ -122,7 +131,7 @@ async def run(n: int) -> dict:
         await asyncio.gather(*(create(o) for o in objs))
         await asyncio.wait_for(done.wait(), 600)
         total = time.perf_counter() - t0
-        after = await api.request("GET", "/_emulator/stats")
+        after = await stats(url)
         cpu_ctl, cpu_emu = cpu_seconds(ctl.pid), cpu_seconds(emu.pid)
         lat = [assigned[k] - created[k] for k in created]
         steady: list[float] = []
@@ -134,13 +143,13 @@ async def run(n: int) -> dict:
             md = o["metadata"]
             key = f"{md['namespace']}/{md['name']}"
             waiters[key] = asyncio.get_running_loop().create_future()
-            await api.request("POST", f"/api/v1/namespaces/{md['namespace']}/services", o)
+            await api.create(SERVICES, md["namespace"], o)
             t = time.perf_counter()
             await asyncio.wait_for(waiters[key], 60)
             steady.append(assigned[key] - t)
         wt.cancel()
         d = {k: after["requests"].get(k, 0) - before["requests"].get(k, 0) for k in set(after["requests"]) | set(before["requests"])}
-        ctl_requests = sum(d.values()) - n - 1  # minus this client's creates and its stats call
+        ctl_requests = sum(d.values()) - n  # minus this client's creates (stats calls are not counted)
         ctl_writes = d.get("patch", 0) + d.get("create", 0) - n
         return {"n": n, "total_s": total, "p50_ms": 1e3 * statistics.median(lat), "p99_ms": 1e3 * pct(lat, 99),
                 "max_ms": 1e3 * max(lat), "create_rtt_p99_ms": 1e3 * pct(rtt, 99),
@@ -169,12 +178,12 @@ async def failover(n: int = 100) -> dict:
     kubeconfig.write(f"apiVersion: v1\nkind: Config\ncurrent-context: e\nclusters: [{{name: e, cluster: {{server: '{url}'}}}}]\n"
                      "contexts: [{name: e, context: {cluster: e, user: u}}]\nusers: [{name: u, user: {}}]\n")
     kubeconfig.close()
-    api = Api(Credentials(url))
+    api = await load_client(kubeconfig.name)
     ctls: dict[str, subprocess.Popen] = {}
     try:
-        await api.request("POST", "/api/v1/namespaces", {"metadata": {"name": "metallb-system"}})
-        await api.request("POST", "/apis/metallb.io/v1beta1/namespaces/metallb-system/ipaddresspools",
-                          {"metadata": {"name": "bench"}, "spec": {"addresses": ["198.18.0.0/15"]}})
+        await api.create(NAMESPACES, None, {"metadata": {"name": "metallb-system"}})
+        await api.create(IPADDRESSPOOLS, "metallb-system",
+                         {"metadata": {"name": "bench"}, "spec": {"addresses": ["198.18.0.0/15"]}})
         for ident in ("one", "two"):
             ctls[ident] = subprocess.Popen([sys.executable, "-m", "speakerd.cli", "controller", "--kubeconfig",
                                             kubeconfig.name, "--namespace", "metallb-system", "--identity", ident,
@@ -189,8 +198,8 @@ async def failover(n: int = 100) -> dict:
                 holder["t"] = time.perf_counter()
                 changed.set()
 
-        leases = Reflector(api, "/apis/coordination.k8s.io/v1/namespaces/metallb-system/leases", on_lease, "leases")
-        lt = asyncio.create_task(leases.run())
+        leases = Reflector(api, LEASES, namespace="metallb-system", on_event=on_lease)
+        lt = leases.start()
         await asyncio.wait_for(changed.wait(), 60)
         first = holder["now"]
         assigned: dict[str, tuple] = {}
@@ -205,8 +214,8 @@ async def failover(n: int = 100) -> dict:
                 if w is not None and not w.done():
                     w.set_result(time.perf_counter())
 
-        svcs = Reflector(api, "/api/v1/services", on_svc, "services")
-        st = asyncio.create_task(svcs.run())
+        svcs = Reflector(api, SERVICES, on_event=on_svc)
+        st = svcs.start()
         await svcs.synced.wait()
         rng = random.Random(2)
         for i in range(n):
@@ -214,7 +223,7 @@ async def failover(n: int = 100) -> dict:
             o["metadata"] = {k: v for k, v in o["metadata"].items() if k in ("name", "namespace", "labels", "annotations")}
             o.pop("status")
             waiters[o["metadata"]["name"]] = asyncio.get_running_loop().create_future()
-            await api.request("POST", f"/api/v1/namespaces/{o['metadata']['namespace']}/services", o)
+            await api.create(SERVICES, o["metadata"]["namespace"], o)
         await asyncio.wait_for(asyncio.gather(*list(waiters.values())), 120)
         before = dict(assigned)
         changed.clear()
@@ -225,7 +234,7 @@ async def failover(n: int = 100) -> dict:
         o.pop("status")
         name = o["metadata"]["name"]
         waiters[name] = asyncio.get_running_loop().create_future()
-        await api.request("POST", f"/api/v1/namespaces/{o['metadata']['namespace']}/services", o)
+        await api.create(SERVICES, o["metadata"]["namespace"], o)
         t_assigned = await asyncio.wait_for(waiters[name], 120)
         await asyncio.wait_for(changed.wait(), 60)
         moved = [k for k, v in before.items() if assigned.get(k) != v]

@@ -15,8 +15,8 @@ import signal
 import socket
 import sys
 
-from ..controller.kubeapi import Api, in_cluster, load_kubeconfig
 from ..controller.loop import Controller
+from ..kube.config import ConfigError, load_client, pod_namespace
 
 
 def register(sub):
@@ -34,10 +34,14 @@ def register(sub):
     return p
 
 
-async def _run(args, creds) -> int:
-    ns = args.namespace or (creds.namespace if not args.kubeconfig else None) or "metallb-system"
-    api = Api(creds)
-    ctl = Controller(api, namespace=ns, identity=args.identity, lease_name=args.lease_name, lb_class=args.lb_class)
+async def _run(args) -> int:
+    try:
+        client = await load_client(args.kubeconfig)
+    except ConfigError as exc:
+        print(f"speakerd controller: no API credentials: {exc}", file=sys.stderr)
+        return 1
+    ns = args.namespace or pod_namespace()
+    ctl = Controller(client, namespace=ns, identity=args.identity, lease_name=args.lease_name, lb_class=args.lb_class)
     task = asyncio.create_task(ctl.run())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -45,19 +49,13 @@ async def _run(args, creds) -> int:
         loop.add_signal_handler(sig, stop.set)
     waiter = asyncio.create_task(stop.wait())
     await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    task.cancel()  # no more writes nor renewals...
+    task.cancel()  # no more writes; the Lease is given up: the other replica takes over at once
     waiter.cancel()
     await asyncio.gather(task, waiter, return_exceptions=True)
-    await ctl.stop()  # ...then give the Lease up: the other replica takes over at once
-    await api.close()
+    await client.close()
     return 0
 
 
 def main(args) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        creds = load_kubeconfig(args.kubeconfig) if args.kubeconfig else in_cluster()
-    except (OSError, KeyError, ValueError, StopIteration) as exc:
-        print(f"speakerd controller: no API credentials: {exc}", file=sys.stderr)
-        return 1
-    return asyncio.run(_run(args, creds))
+    return asyncio.run(_run(args))

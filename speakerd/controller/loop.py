@@ -17,12 +17,14 @@ import secrets
 from collections import Counter
 from collections.abc import Callable
 
-import aiohttp
+from datetime import datetime, timezone
 
+from ..kube.client import TRANSIENT, ApiError, KubeClient
+from ..kube.kinds import CORE_EVENTS, IPADDRESSPOOLS, SERVICES, Kind
+from ..kube.leader import ElectionConfig, LeaderElector, micro_time
+from ..kube.reflector import Reflector
 from ..rbac import Access
 from .allocator import Allocator, Decision, Event
-from .kubeapi import MERGE, Api, ApiError, Reflector, obj_key
-from .lease import LeaderElector, micro_time
 from .objects import ALLOCATED_FROM, namespace_labels, pools_from_objects, service_from_object
 
 log = logging.getLogger("speakerd.controller")
@@ -41,6 +43,14 @@ ACCESS = (
 )
 
 
+NAMESPACES = Kind("", "v1", "namespaces", "Namespace", namespaced=False)
+
+
+def obj_key(obj: dict) -> str:
+    md = obj.get("metadata") or {}
+    return f"{md.get('namespace')}/{md.get('name')}" if md.get("namespace") else md.get("name", "")
+
+
 class NotLeader(Exception):
     """The Lease was lost between deciding and writing: the write is not made."""
 
@@ -57,17 +67,18 @@ def _rebuild_order(obj: dict) -> tuple:
 
 
 class Controller:
-    def __init__(self, api: Api, *, namespace: str, identity: str | None = None, lease_name: str = "speakerd-controller",
-                 lb_class: str | None = None, lease: float = 15.0, renew_deadline: float = 10.0, retry: float = 2.0,
-                 workers: int = 16) -> None:
-        self.api, self.namespace, self.lb_class = api, namespace, lb_class
-        self.identity = identity or f"speakerd-{secrets.token_hex(4)}"
-        self.elector = LeaderElector(api, namespace, lease_name, self.identity, lease=lease,
-                                     renew_deadline=renew_deadline, retry=retry)
-        self.services = Reflector(api, "/api/v1/services", self._on_service, "services")
-        self.pools = Reflector(api, f"/apis/metallb.io/v1beta1/namespaces/{namespace}/ipaddresspools", self._on_config,
-                               "ipaddresspools")
-        self.namespaces = Reflector(api, "/api/v1/namespaces", self._on_config, "namespaces")
+    def __init__(self, client: KubeClient, *, namespace: str, identity: str | None = None,
+                 lease_name: str = "speakerd-controller", lb_class: str | None = None,
+                 election: ElectionConfig = ElectionConfig(), workers: int = 16) -> None:
+        self.client, self.namespace, self.lb_class = client, namespace, lb_class
+        self.elector = LeaderElector(client, namespace, lease_name, identity=identity, config=election,
+                                     on_started_leading=self._started, on_stopped_leading=self._stopped)
+        self.identity = self.elector.identity
+        self.leading = asyncio.Event()  # set while this replica leads
+        self.lost = asyncio.Event()  # set when leading ends
+        self.services = Reflector(client, SERVICES, on_event=self._on_service)
+        self.pools = Reflector(client, IPADDRESSPOOLS, namespace=namespace, on_event=self._on_config)
+        self.namespaces = Reflector(client, NAMESPACES, on_event=self._on_config)
         self.allocator: Allocator | None = None
         self._config_seen: tuple = ()
         self._stale: dict[str, set[str]] = {}  # per Service: resourceVersions older than our last write
@@ -82,12 +93,35 @@ class Controller:
         self._idle = asyncio.Event()  # set when nothing is queued or being written
         self.written: Counter[str] = Counter()  # API writes made: annotation, status, event, pool-status
         self.on_written: Callable[[str, tuple[str, ...]], None] | None = None  # hook: key, ingress written
-        self._tasks: list[asyncio.Task] = []
+        self.release_on_exit = True
+
+    # ---- leadership (callbacks of the elector; the work itself runs in run())
+
+    @property
+    def is_leader(self) -> bool:
+        return self.elector.leading
+
+    def _started(self) -> None:
+        self.lost.clear()
+        self.leading.set()
+
+    def _stopped(self) -> None:
+        self.leading.clear()
+        self.lost.set()
+
+    def _service(self, key: str) -> dict | None:
+        ns, _, name = key.partition("/")
+        return self.services.get(ns, name)
+
+    def _service_keys(self) -> list[str]:
+        """Every Service, those with addresses first (they keep them), then oldest, then by key."""
+        objs = sorted(self.services.cache.values(), key=_rebuild_order)
+        return [obj_key(o) for o in objs]
 
     # ---- events from the reflectors (every replica)
 
     def _on_service(self, etype: str, obj: dict) -> None:
-        if not self.elector.is_leader or self.allocator is None:
+        if not self.is_leader or self.allocator is None:
             return
         key = obj_key(obj)
         if etype == "DELETED":
@@ -102,9 +136,9 @@ class Controller:
         self._enqueue(key)
 
     def _on_config(self, etype: str, obj: dict) -> None:
-        if self.elector.is_leader and self.allocator is not None and self._config_key() != self._config_seen:
+        if self.is_leader and self.allocator is not None and self._config_key() != self._config_seen:
             self._apply_config()
-            for key in sorted(self.services.cache, key=lambda k: _rebuild_order(self.services.cache[k])):
+            for key in self._service_keys():
                 self._enqueue(key)
 
     def _config_key(self) -> tuple:
@@ -141,23 +175,28 @@ class Controller:
 
     async def run(self) -> None:
         """Reflect always; lead when elected; stop leading when the Lease is lost."""
-        self._tasks = [asyncio.create_task(r.run(), name=f"reflect-{r.name}")
-                       for r in (self.services, self.pools, self.namespaces)]
-        self._tasks.append(asyncio.create_task(self.elector.run(), name="lease"))
+        for r in (self.services, self.pools, self.namespaces):
+            r.start()
+        self.elector.start()
         term: list[asyncio.Task] = []
         try:
             while True:
-                await self.elector.leading.wait()
-                term = [asyncio.create_task(self._lead(), name="lead"), asyncio.create_task(self.elector.lost.wait())]
+                await self.leading.wait()
+                term = [asyncio.create_task(self._lead(), name="lead"), asyncio.create_task(self.lost.wait())]
                 await asyncio.wait(term, return_when=asyncio.FIRST_COMPLETED)
                 for t in term:
                     t.cancel()
                 await asyncio.gather(*term, return_exceptions=True)
                 self._stop_leading()
         finally:
-            for t in [*term, *self._tasks]:  # the leader's workers too: no write after run() ends
+            for t in term:  # the leader's workers too: no write after run() ends
                 t.cancel()
-            await asyncio.gather(*term, *self._tasks, return_exceptions=True)
+            await asyncio.gather(*term, return_exceptions=True)
+            # then the Lease: given up (the other replica leads at once) unless the exit is to look
+            # like a crash (release_on_exit False: tests of a killed leader)
+            await self.elector.stop(release=self.release_on_exit)
+            for r in (self.services, self.pools, self.namespaces):
+                await r.stop()
 
     @property
     def writes(self) -> int:
@@ -173,20 +212,18 @@ class Controller:
         self._pool_status.clear()
         self._stale.clear()
 
-    async def stop(self) -> None:
-        await self.elector.release()
-
     async def _lead(self) -> None:
-        for r in (self.services, self.pools, self.namespaces):
+        # a fresh list of each (what the previous leader wrote last, not what a watch brought so far)
+        for r in (self.pools, self.namespaces, self.services):
+            await r.stop()
+            r.synced.clear()
+            r.start()
             await r.synced.wait()
-        await self.pools.relist()  # what the previous leader wrote last, not what a watch brought so far
-        await self.namespaces.relist()
-        await self.services.relist()
         self.allocator = None
         self._apply_config()
         log.info("%s leads: %d Services, %d IPAddressPools", self.identity, len(self.services.cache),
                  len(self.allocator.pools) if self.allocator else 0)
-        for key in sorted(self.services.cache, key=lambda k: _rebuild_order(self.services.cache[k])):
+        for key in self._service_keys():
             self._enqueue(key)
         workers = [asyncio.create_task(self._worker()) for _ in range(self.workers)]
         workers.append(asyncio.create_task(self._pool_status_writer()))
@@ -212,7 +249,7 @@ class Controller:
                     log.warning("service %s: %s", key, exc)
                     self._again.add(key)
                     await asyncio.sleep(1.0)  # the API server refuses: do not spin
-            except (OSError, asyncio.TimeoutError, aiohttp.ClientError) as exc:
+            except TRANSIENT as exc:
                 log.warning("service %s: %s; retrying", key, exc)
                 self._again.add(key)
                 await asyncio.sleep(1.0)  # API server unreachable: retry, not spin
@@ -227,7 +264,7 @@ class Controller:
                     self._idle.set()
 
     async def _converge(self, key: str) -> None:
-        obj = self.services.cache.get(key)
+        obj = self._service(key)
         alloc = self.allocator
         if obj is None or alloc is None or obj["metadata"].get("resourceVersion") in self._stale.get(key, ()):
             return
@@ -249,7 +286,6 @@ class Controller:
         md = obj["metadata"]
         ns, name = md.get("namespace"), md["name"]
         key = obj_key(obj)
-        base = f"/api/v1/namespaces/{ns}/services/{name}"
         ann = md.get("annotations") or {}
         write_ann = ann.get(ALLOCATED_FROM) != d.pool and (d.pool is not None or ALLOCATED_FROM in ann)
         write_status = _ingress(obj) != list(d.ips)
@@ -259,8 +295,8 @@ class Controller:
         rv = md["resourceVersion"]
         if write_ann:
             self._check_leader()
-            updated = await self.api.request("PATCH", base, {"metadata": {
-                "resourceVersion": rv, "annotations": {ALLOCATED_FROM: d.pool}}}, MERGE)
+            updated = await self.client.patch(SERVICES, ns, name, {"metadata": {
+                "resourceVersion": rv, "annotations": {ALLOCATED_FROM: d.pool}}})
             self.written["annotation"] += 1
             rv = (updated.get("metadata") or {}).get("resourceVersion", rv)
         if write_status:
@@ -268,19 +304,20 @@ class Controller:
                 superseded.add(rv)
             self._check_leader()
             status = {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"} for ip in d.ips]} if d.ips else {}}
-            await self.api.request("PATCH", base + "/status", {"metadata": {"resourceVersion": rv}, "status": status}, MERGE)
+            await self.client.patch(SERVICES, ns, name, {"metadata": {"resourceVersion": rv}, "status": status},
+                                    subresource="status")
             self.written["status"] += 1
             if self.on_written is not None:
                 self.on_written(key, d.ips)
 
     def _check_leader(self) -> None:
-        if not self.elector.is_leader:
+        if not self.is_leader:
             raise NotLeader()
 
     async def _event(self, obj: dict, ev: Event) -> None:
         self._check_leader()
         md = obj["metadata"]
-        now = micro_time()
+        now = micro_time(datetime.now(timezone.utc))
         body = {"apiVersion": "v1", "kind": "Event",
                 "metadata": {"name": f"{md['name']}.{secrets.token_hex(8)}", "namespace": md.get("namespace")},
                 "involvedObject": {"apiVersion": "v1", "kind": "Service", "name": md["name"],
@@ -291,7 +328,7 @@ class Controller:
                 "reportingInstance": self.identity, "firstTimestamp": now[:19] + "Z", "lastTimestamp": now[:19] + "Z",
                 "eventTime": now, "action": "Allocate", "count": 1}
         try:
-            await self.api.request("POST", f"/api/v1/namespaces/{md.get('namespace')}/events", body)
+            await self.client.create(CORE_EVENTS, md.get("namespace"), body)
             self.written["event"] += 1
         except ApiError as exc:
             log.warning("event on %s: %s", obj_key(obj), exc)
@@ -307,15 +344,14 @@ class Controller:
                 continue
             for name in sorted(alloc.pools):
                 status = alloc.counters(name).status()
-                obj = self.pools.cache.get(f"{self.namespace}/{name}")
+                obj = self.pools.get(self.namespace, name)
                 if obj is None or self._pool_status.get(name) == status or obj.get("status") == status:
                     self._pool_status[name] = status
                     continue
-                if not self.elector.is_leader:
+                if not self.is_leader:
                     return
                 try:
-                    await self.api.request("PATCH", f"/apis/metallb.io/v1beta1/namespaces/{self.namespace}/ipaddresspools/{name}/status",
-                                           {"status": status}, MERGE)
+                    await self.client.patch(IPADDRESSPOOLS, self.namespace, name, {"status": status}, subresource="status")
                     self.written["pool-status"] += 1
                     self._pool_status[name] = status
                 except ApiError as exc:

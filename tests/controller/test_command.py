@@ -6,22 +6,19 @@ import os
 import signal
 import sys
 
-from .objs import svc
-from .test_controller_emu import NS, Watcher, cluster, create, ingress, pool
+from speakerd.kube.kinds import LEASES
 
-LEASES = f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases"
+from .emu import NS, Watcher, cluster, create, ingress, kubeconfig
+from .objs import pool, svc
 
 
 async def test_command_assigns_and_releases_the_lease_on_sigterm(tmp_path):
     async with cluster(pool("p", "192.0.2.0/28")) as (emu, api, services, events):
-        kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(f"apiVersion: v1\nkind: Config\ncurrent-context: e\n"
-                              f"clusters: [{{name: e, cluster: {{server: '{emu.url}'}}}}]\n"
-                              "contexts: [{name: e, context: {cluster: e, user: u}}]\nusers: [{name: u, user: {}}]\n")
+        path = kubeconfig(emu.url, str(tmp_path / "kubeconfig"))
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "speakerd.cli", "controller", "--kubeconfig", str(kubeconfig), "--namespace", NS,
+            sys.executable, "-m", "speakerd.cli", "controller", "--kubeconfig", path, "--namespace", NS,
             "--identity", "replica-a", env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-        leases = Watcher(api, LEASES)
+        leases = Watcher(api, LEASES, NS)
         try:
             await leases.until(lambda s: (s.get(f"{NS}/speakerd-controller", {}).get("spec") or {})
                                .get("holderIdentity") == "replica-a", "replica-a leads")
@@ -29,7 +26,7 @@ async def test_command_assigns_and_releases_the_lease_on_sigterm(tmp_path):
             await services.until(lambda s: ingress(s.get("default/web", {})) == ("192.0.2.0",), "web assigned")
             proc.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(proc.wait(), 30) == 0
-            lease = await api.request("GET", f"{LEASES}/speakerd-controller")
+            lease = await api.get(LEASES, NS, "speakerd-controller")
             assert lease["spec"]["holderIdentity"] == "" and lease["spec"]["leaseDurationSeconds"] == 1
         finally:
             if proc.returncode is None:

@@ -6,99 +6,10 @@ import contextlib
 
 import pytest
 
-from speakerd.controller.kubeapi import Api, ApiError, Credentials, Reflector
-from speakerd.controller.loop import Controller
-from tests.kubeemu import Emulator
+from speakerd.kube.kinds import IPADDRESSPOOLS, LEASES, SERVICES
 
-from .objs import namespace, pool, svc
-
-NS = "metallb-system"
-FAST = dict(lease=1.0, renew_deadline=0.6, retry=0.1)  # client-go's 15/10/2 s, scaled down for tests
-TIMEOUT = 30.0
-
-
-class Watcher:
-    """A test-side view of one collection, woken by watch events (no sleeping)."""
-
-    def __init__(self, api: Api, path: str) -> None:
-        self.cond = asyncio.Condition()
-        self.r = Reflector(api, path, self._on, "test")
-        self.task = asyncio.create_task(self.r.run())
-
-    async def _on(self, etype, obj):
-        async with self.cond:
-            self.cond.notify_all()
-
-    async def until(self, pred, what: str):
-        async def wait():
-            async with self.cond:
-                await self.cond.wait_for(lambda: pred(self.r.cache))
-        try:
-            await asyncio.wait_for(wait(), TIMEOUT)
-        except asyncio.TimeoutError:
-            raise AssertionError(f"timed out waiting for {what}") from None
-
-    async def close(self):
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
-
-
-def ingress(obj) -> tuple[str, ...]:
-    return tuple(e["ip"] for e in ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or ())
-
-
-def strip(obj: dict) -> dict:
-    """An object as a client sends it (no uid/resourceVersion/status)."""
-    md = {k: v for k, v in obj["metadata"].items() if k not in ("uid", "resourceVersion", "creationTimestamp")}
-    return {**{k: v for k, v in obj.items() if k != "status"}, "metadata": md}
-
-
-@contextlib.asynccontextmanager
-async def cluster(*pools_, namespaces=()):
-    async with Emulator() as emu:
-        api = Api(Credentials(emu.url))
-        await api.request("POST", "/api/v1/namespaces", namespace(NS))
-        for n in namespaces:
-            await api.request("POST", "/api/v1/namespaces", n)
-        for p in pools_:
-            await api.request("POST", f"/apis/metallb.io/v1beta1/namespaces/{NS}/ipaddresspools", strip(p))
-        services = Watcher(api, "/api/v1/services")
-        events = Watcher(api, "/api/v1/events")
-        try:
-            yield emu, api, services, events
-        finally:
-            await services.close()
-            await events.close()
-            await api.close()
-
-
-async def create(api: Api, obj: dict, status=()):
-    md = obj["metadata"]
-    created = await api.request("POST", f"/api/v1/namespaces/{md['namespace']}/services", strip(obj))
-    if status:
-        await api.request("PATCH", f"/api/v1/namespaces/{md['namespace']}/services/{md['name']}/status",
-                          {"status": {"loadBalancer": {"ingress": [{"ip": ip} for ip in status]}}},
-                          "application/merge-patch+json")
-    return created
-
-
-@contextlib.asynccontextmanager
-async def controller(url: str, **kw):
-    api = Api(Credentials(url))
-    c = Controller(api, namespace=NS, **{**FAST, **kw})
-    task = asyncio.create_task(c.run())
-    try:
-        yield c, task
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await api.close()
-
-
-def events_for(cache, name: str):
-    return sorted((e["type"], e["reason"], e["message"]) for e in cache.values() if e["involvedObject"]["name"] == name)
+from .emu import NS, Watcher, cluster, controller, create, events_for, ingress, stats
+from .objs import pool, svc
 
 
 async def test_assigns_publishes_status_annotation_event_and_pool_status():
@@ -106,17 +17,17 @@ async def test_assigns_publishes_status_annotation_event_and_pool_status():
             controller(emu.url) as (c, _):
         await create(api, svc("web"))
         await services.until(lambda s: ingress(s.get("default/web", {})) == ("192.0.2.0",), "web assigned")
-        obj = services.r.cache["default/web"]
+        obj = services.cache["default/web"]
         assert obj["metadata"]["annotations"]["metallb.io/ip-allocated-from-pool"] == "p"
         await events.until(lambda e: events_for(e, "web"), "the IPAllocated event")
-        assert events_for(events.r.cache, "web") == [("Normal", "IPAllocated", 'Assigned IP ["192.0.2.0"]')]
-        pools = Watcher(api, f"/apis/metallb.io/v1beta1/namespaces/{NS}/ipaddresspools")
+        assert events_for(events.cache, "web") == [("Normal", "IPAllocated", 'Assigned IP ["192.0.2.0"]')]
+        pools = Watcher(api, IPADDRESSPOOLS, NS)
         await pools.until(lambda s: (s.get(f"{NS}/p", {}).get("status") or {}).get("assignedIPv4") == 1, "pool status")
-        assert pools.r.cache[f"{NS}/p"]["status"] == {"assignedIPv4": 1, "assignedIPv6": 0, "availableIPv4": 3,
-                                                      "availableIPv6": 4}
+        assert pools.cache[f"{NS}/p"]["status"] == {"assignedIPv4": 1, "assignedIPv6": 0, "availableIPv4": 3,
+                                                    "availableIPv6": 4}
         await pools.close()
         # deleted -> released: the next Service gets the address
-        await api.request("DELETE", "/api/v1/namespaces/default/services/web")
+        await api.delete(SERVICES, "default", "web")
         await create(api, svc("api"))
         await services.until(lambda s: ingress(s.get("default/api", {})) == ("192.0.2.0",), "api gets the freed address")
 
@@ -161,7 +72,7 @@ async def test_rule_against_the_api(rule):
                 await services.until(lambda s: ingress(s.get(f"default/{name}", {})) == want, f"{name} gets {want}")
             else:
                 await events.until(lambda e: any(m == warning for _, _, m in events_for(e, name)), f"{name}: {warning}")
-                assert ingress(services.r.cache[f"default/{name}"]) == ()
+                assert ingress(services.cache[f"default/{name}"]) == ()
 
 
 async def test_lb_class_services_of_another_class_are_left_alone():
@@ -170,8 +81,8 @@ async def test_lb_class_services_of_another_class_are_left_alone():
         await create(api, svc("theirs"))  # no class: not ours under --lb-class
         await create(api, svc("ours", lb_class="speakerd"))
         await services.until(lambda s: ingress(s.get("default/ours", {})) == ("192.0.2.0",), "ours assigned")
-        assert ingress(services.r.cache["default/theirs"]) == ()
-        assert events_for(events.r.cache, "theirs") == []
+        assert ingress(services.cache["default/theirs"]) == ()
+        assert events_for(events.cache, "theirs") == []
 
 
 async def test_restart_rebuilds_from_status_and_never_renumbers():
@@ -182,28 +93,29 @@ async def test_restart_rebuilds_from_status_and_never_renumbers():
         async with controller(emu.url) as (c, _):
             await services.until(lambda s: ingress(s.get("default/a", {})) == ("192.0.2.1",), "a gets the lowest free")
             await events.until(lambda e: events_for(e, "a"), "a's event")
-        cache = services.r.cache
+        cache = services.cache
         assert ingress(cache["default/b"]) == ("192.0.2.9",) and ingress(cache["default/c"]) == ("192.0.2.0",)
         # b and c get only the annotation (their status is already right), a gets annotation + status;
         # one Event, for a: nothing to say about b and c
         assert (c.written["annotation"], c.written["status"], c.written["event"]) == (3, 1, 1)
-        assert events_for(events.r.cache, "b") == events_for(events.r.cache, "c") == []
+        assert events_for(events.cache, "b") == events_for(events.cache, "c") == []
 
 
 async def test_two_controllers_one_leader_the_other_writes_nothing_then_takes_over():
     async with cluster(pool("p", "192.0.2.0/24")) as (emu, api, services, events), \
             controller(emu.url, identity="one") as (one, t1), controller(emu.url, identity="two") as (two, t2):
-        leases = Watcher(api, f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases")
+        leases = Watcher(api, LEASES, NS)
         await leases.until(lambda s: (s.get(f"{NS}/speakerd-controller", {}).get("spec") or {}).get("holderIdentity"),
                            "a lease holder")
         for i in range(20):
             await create(api, svc(f"s{i}"))
         await services.until(lambda s: all(ingress(s.get(f"default/s{i}", {})) for i in range(20)), "20 assigned")
-        leader, other, other_task = (one, two, t2) if one.elector.is_leader else (two, one, t1)
+        leader, other = (one, two) if one.is_leader else (two, one)
         leader_task = t1 if leader is one else t2
-        assert not other.elector.is_leader and other.writes == 0
-        before = {k: ingress(v) for k, v in services.r.cache.items()}
+        assert not other.is_leader and other.writes == 0
+        before = {k: ingress(v) for k, v in services.cache.items()}
         # the leader dies without giving the Lease up (kill -9): the other waits for it to expire
+        leader.release_on_exit = False
         leader_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await leader_task
@@ -211,9 +123,9 @@ async def test_two_controllers_one_leader_the_other_writes_nothing_then_takes_ov
                            "the other takes the lease")
         await create(api, svc("late"))
         await services.until(lambda s: ingress(s.get("default/late", {})), "late assigned by the new leader")
-        after = {k: ingress(v) for k, v in services.r.cache.items() if k != "default/late"}
+        after = {k: ingress(v) for k, v in services.cache.items() if k != "default/late"}
         assert after == before  # no address changed
-        got = [ip for v in services.r.cache.values() for ip in ingress(v)]
+        got = [ip for v in services.cache.values() for ip in ingress(v)]
         assert len(got) == len(set(got)) == 21
         assert other.writes > 0
         await leases.close()
@@ -225,17 +137,18 @@ async def test_deleted_and_recreated_while_the_leader_changes():
         for n in ("a", "b"):
             await create(api, svc(n))
         await services.until(lambda s: ingress(s.get("default/a", {})) and ingress(s.get("default/b", {})), "a, b")
-        b_ip = ingress(services.r.cache["default/b"])
+        b_ip = ingress(services.cache["default/b"])
+        one.release_on_exit = False  # killed
         t1.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await t1
         # no leader: a is deleted and created again (new uid, empty status); c arrives
-        await api.request("DELETE", "/api/v1/namespaces/default/services/a")
+        await api.delete(SERVICES, "default", "a")
         await create(api, svc("a", share="new"))
         await create(api, svc("c"))
         async with controller(emu.url, identity="two") as (two, _):
             await services.until(lambda s: all(ingress(s.get(f"default/{n}", {})) for n in "abc"), "a, b, c assigned")
-        cache = services.r.cache
+        cache = services.cache
         assert ingress(cache["default/b"]) == b_ip
         got = [ip for n in "abc" for ip in ingress(cache[f"default/{n}"])]
         assert len(set(got)) == 3
@@ -244,14 +157,14 @@ async def test_deleted_and_recreated_while_the_leader_changes():
 async def test_a_thousand_services_at_once():
     async with cluster(pool("p", "198.18.0.0/20")) as (emu, api, services, events):
         async with controller(emu.url) as (c, _):
-            await c.elector.leading.wait()
-            before = await api.request("GET", "/_emulator/stats")
+            await c.leading.wait()
+            before = await stats(emu)
             await asyncio.gather(*(create(api, svc(f"s{i}", ns=f"ns{i % 10}")) for i in range(1000)))
             await services.until(lambda s: sum(1 for v in s.values() if ingress(v)) == 1000, "1000 assigned")
-            got = [ip for v in services.r.cache.values() for ip in ingress(v)]
+            got = [ip for v in services.cache.values() for ip in ingress(v)]
             assert len(got) == len(set(got)) == 1000
             await events.until(lambda e: len(e) == 1000, "1000 events")
-            after = await api.request("GET", "/_emulator/stats")
+            after = await stats(emu)
         writes = {k: after["requests"].get(k, 0) - before["requests"].get(k, 0) for k in ("patch", "update", "create")}
         # the controller's writes: per Service the annotation and the status (patches, made before its Event)
         # and one Event (create), plus IPAddressPool status patches; the test's own 1000 creates are the rest

@@ -10,41 +10,33 @@ import re
 
 import yaml
 
-from speakerd.controller.kubeapi import Api, Credentials
 from speakerd import rbac
 from speakerd.controller.loop import ACCESS, Controller
+from speakerd.kube.client import KubeClient
+from speakerd.kube.kinds import IPADDRESSPOOLS
 
-from .objs import svc
-from .test_controller_emu import FAST, NS, Watcher, cluster, create, events_for, ingress, pool
+from .emu import FAST, NS, Watcher, client_for, cluster, create, events_for, ingress
+from .objs import pool, svc
 
 DEPLOY = os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "controller.yaml")
 PATH = re.compile(r"^/(?:api/(?P<cv>v1)|apis/(?P<g>[^/]+)/(?P<v>[^/]+))(?:/namespaces/(?P<ns>[^/]+))?/(?P<res>[^/]+)"
                   r"(?:/(?P<name>[^/]+))?(?:/(?P<sub>[^/]+))?$")
 
 
-class RecordingApi(Api):
-    def __init__(self, creds):
-        super().__init__(creds)
-        self.calls: set[tuple[str, str, str, str | None]] = set()  # (group, resource, verb, namespace)
+class RecordingClient(KubeClient):
+    """Records (group, resource, verb, namespace) of every call at the one place calls go through."""
 
-    def _record(self, method: str, path: str, watch: bool = False) -> None:
+    calls: set
+
+    async def _call(self, method, path, query=None, body=None, content_type="application/json", timeout=30.0):
         m = PATH.match(path)
         assert m, path
         res = m["res"] + (f"/{m['sub']}" if m["sub"] else "")
-        ns = m["ns"]
-        named = m["name"] is not None
-        verb = {"GET": ("watch" if watch else ("get" if named else "list")), "POST": "create", "PUT": "update",
+        watch = any(k == "watch" for k, _ in query or ())
+        verb = {"GET": ("watch" if watch else ("get" if m["name"] else "list")), "POST": "create", "PUT": "update",
                 "PATCH": "patch", "DELETE": "delete"}[method]
-        self.calls.add((m["g"] or "", res, verb, ns))
-
-    async def request(self, method, path, body=None, content_type="application/json", params=None):
-        self._record(method, path)
-        return await super().request(method, path, body, content_type, params)
-
-    async def watch(self, path, rv, timeout=300):
-        self._record("GET", path, watch=True)
-        async for ev in super().watch(path, rv, timeout):
-            yield ev
+        self.calls.add((m["g"] or "", res, verb, m["ns"]))
+        return await super()._call(method, path, query, body, content_type, timeout)
 
 
 def norm(rules) -> set:
@@ -69,21 +61,21 @@ def test_deploy_grants_exactly_the_declared_access():
 
 async def test_rbac_is_exactly_what_the_controller_calls():
     async with cluster(pool("p", "192.0.2.0/31")) as (emu, api, services, events):
-        rec = RecordingApi(Credentials(emu.url))
-        c = Controller(rec, namespace=NS, **FAST)
+        rec = await client_for(emu.url, RecordingClient)
+        rec.calls = set()
+        c = Controller(rec, namespace=NS, election=FAST)
         task = asyncio.create_task(c.run())
         await create(api, svc("a"))
         await create(api, svc("b", ips="10.0.0.1"))  # a failure Event
         await create(api, svc("c", svc_type="LoadBalancer"))
         await services.until(lambda s: ingress(s.get("default/a", {})) and ingress(s.get("default/c", {})), "a, c")
         await events.until(lambda e: events_for(e, "b"), "b's failure")
-        pools = Watcher(api, f"/apis/metallb.io/v1beta1/namespaces/{NS}/ipaddresspools")
+        pools = Watcher(api, IPADDRESSPOOLS, NS)
         await pools.until(lambda s: (s.get(f"{NS}/p", {}).get("status") or {}).get("assignedIPv4") == 2, "pool status")
         await pools.close()
-        task.cancel()
+        task.cancel()  # stops, and gives the Lease up (update)
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await c.stop()  # gives the Lease up (update)
         await rec.close()
     declared = {(a.group, a.resource, v, a.scope) for a in ACCESS for v in a.verbs}
     made = set()
