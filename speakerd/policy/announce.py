@@ -76,6 +76,9 @@ class AnnounceOptions:
     ignore_exclude_lb: bool = False  # MetalLB's --ignore-exclude-lb
     # True: always; False: never; None: once any EndpointSlice is known (files without any keep announcing)
     check_endpoints: bool | None = True
+    # only addresses a controller wrote to status.loadBalancer.ingress (Kubernetes mode, as MetalLB's
+    # speaker); False: also requested or locally allocated addresses (file mode)
+    require_ingress: bool = False
 
 
 def service_verdict(service: Service, options: AnnounceOptions) -> Verdict:
@@ -212,7 +215,7 @@ def decide(service: Service | None, node: Verdict, endpoints: EndpointIndex, nod
     v = service_verdict(service, options)
     if not v.announce:
         return v
-    if ips is not None and not ips:
+    if (ips is not None and not ips) or (options.require_ingress and not service.ingress_ips):
         return Verdict.NO_IP
     if not node.announce:
         return node

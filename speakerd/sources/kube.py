@@ -1,134 +1,95 @@
 """Kubernetes mode: the API server's objects -> store events, by list+watch.
 
-One reflector per :data:`speakerd.kubewatch.WATCHES` entry (this node's
-namespace for the MetalLB kinds and Secrets, cluster-wide for Services and
-EndpointSlices, this node's own Node). Each reflector lists, then watches from
-the list's resourceVersion; a 410 Gone re-lists and reports only the
-difference (an unchanged object is no event, so nothing is withdrawn and
-re-announced); a lost connection retries with backoff from the last version.
-While the API server is unreachable nothing is reported: the store, and so
-the routes, stay as they were.
+One :class:`speakerd.kube.Reflector` per :data:`speakerd.kubewatch.WATCHES`
+entry (this node's namespace for the MetalLB kinds and Secrets, cluster-wide
+for Services and EndpointSlices, this node's own Node). A reflector lists,
+then watches from the list's resourceVersion; a 410 Gone re-lists and reports
+only the difference (an unchanged object is no event, so nothing is withdrawn
+and re-announced); a lost connection retries with backoff from the last
+version, keeping its cache. While the API server is unreachable nothing is
+reported: the store, and so the routes, stay as they were.
 
 Events go to ``on_events(batch)`` in batches: whatever arrived while the
 previous batch was being applied is the next one, so a burst costs one
-planning pass, not one per object. :attr:`KubeSource.synced` is set when every
-reflector has finished its first list and that state was handed over — the
-daemon plans nothing before it, so a start never announces a half-listed
-cluster.
-
-List items come without ``kind``/``apiVersion``; they are filled in from the
-watch, as the store identifies objects by them.
+planning pass, not one per object. :attr:`KubeSource.synced` is set once every
+reflector finished its first list and that state was handed over — nothing
+is planned from a half-listed cluster.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
-from urllib.parse import urlencode
 
-from ..controller.kubeapi import Api, ApiError, Reflector
+from ..kube import ApiError, Kind, KubeClient, Reflector
 from ..kubewatch import WATCHES, Watch
 from ..store import Event
 
 log = logging.getLogger("speakerd.kube")
 
-STATES = ("listing", "watching", "retrying")
+
+def kind_of(w: Watch, version: str) -> Kind:
+    return Kind(w.group, version, w.plural, w.kind, namespaced=w.namespaced)
 
 
 class KubeSource:
-    def __init__(self, api: Api, namespace: str, node: str,
-                 on_events: Callable[[list[Event]], Awaitable[None] | None],
-                 watches: tuple[Watch, ...] = WATCHES) -> None:
-        self.api, self.namespace, self.node = api, namespace, node
+    def __init__(self, client: KubeClient, namespace: str, node: str,
+                 on_events: Callable[[list[Event]], Awaitable[None] | None], *,
+                 watches: tuple[Watch, ...] = WATCHES, on_state: Callable[[Reflector], None] | None = None) -> None:
+        self.client, self.namespace, self.node = client, namespace, node
         self.on_events = on_events
         self.watches = watches
+        self.on_state = on_state  # e.g. speakerd.kube.metrics.WatchMetrics.update
         self.synced = asyncio.Event()
-        self.state: dict[str, str] = {w.kind: "listing" for w in watches}  # kind -> listing/watching/retrying
-        self.since: dict[str, float] = {w.kind: time.time() for w in watches}
-        self.versions: dict[str, str] = {}  # kind -> the API version served and watched
+        self.reflectors: dict[str, Reflector] = {}  # by object kind ("Service", ...)
         self.events_in = 0
         self._pending: list[Event] = []
         self._wake = asyncio.Event()
-        self._reflectors: dict[str, Reflector] = {}
-        self._all_created = asyncio.Event()
-
-    def _set_state(self, kind: str, state: str, why: str = "") -> None:
-        if self.state.get(kind) != state:
-            self.state[kind] = state
-            self.since[kind] = time.time()
-            (log.warning if state == "retrying" else log.info)(
-                "watch %s: %s%s", kind, state, f" ({why})" if why else "")
 
     async def _version(self, w: Watch) -> str:
         """The first of the watch's versions the API server serves (BGPPeer: v1beta2, else v1beta1)."""
         for version in w.versions[:-1]:
-            try:
-                await self.api.request("GET", w.path(version, self.namespace), params={"limit": "1"})
-                return version
-            except ApiError as exc:
-                if exc.status != 404:
-                    raise
+            k = kind_of(w, version)
+            while True:
+                try:
+                    await self.client.list(k, self.namespace if w.namespaced else None, limit=1)
+                    return version
+                except ApiError as exc:
+                    if exc.not_found:
+                        log.info("%s %s is not served; using the next version", w.kind, k.api_version)
+                        break
+                    log.warning("cannot list %s (%s); retrying", k.label, exc)
+                except (OSError, asyncio.TimeoutError) as exc:
+                    log.warning("cannot reach the API server for %s (%s); retrying", k.label, exc)
+                await asyncio.sleep(1.0)
         return w.versions[-1]
 
-    def _handler(self, w: Watch, version: str):
-        api_version = f"{w.group}/{version}" if w.group else version
+    def _handler(self, etype: str, obj: dict) -> None:
+        self._pending.append(Event(etype, obj, "api"))
+        self.events_in += 1
+        self._wake.set()
 
-        def on_event(etype: str, obj: dict) -> None:
-            obj.setdefault("kind", w.kind)
-            obj.setdefault("apiVersion", api_version)
-            self._pending.append(Event(etype, obj, "api"))
-            self.events_in += 1
-            self._wake.set()
-        return on_event
-
-    async def _run_one(self, w: Watch) -> None:
-        backoff = 0.2
-        while True:
-            try:
-                version = await self._version(w)
-                break
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - unreachable API server: keep trying
-                self._set_state(w.kind, "retrying", str(exc))
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
-        self.versions[w.kind] = version
+    async def _reflector(self, w: Watch) -> Reflector:
+        version = await self._version(w)
         params = w.params(self.node)
-        path = w.path(version, self.namespace) + (f"?{urlencode(params)}" if params else "")
-        r = Reflector(self.api, path, self._handler(w, version), name=w.kind)
-        self._reflectors[w.kind] = r
-        if len(self._reflectors) == len(self.watches):
-            self._all_created.set()
-        mark = asyncio.create_task(self._mark_watching(w.kind, r))
-        try:
-            await r.run()
-        finally:
-            mark.cancel()
-
-    async def _mark_watching(self, kind: str, r: Reflector) -> None:
-        await r.synced.wait()
-        self._set_state(kind, "watching")
+        return Reflector(self.client, kind_of(w, version), namespace=self.namespace if w.namespaced else None,
+                         label_selector=params.get("labelSelector"), field_selector=params.get("fieldSelector"),
+                         on_event=self._handler, on_state=self.on_state)
 
     async def run(self) -> None:
-        tasks = [asyncio.create_task(self._run_one(w), name=f"watch-{w.kind}") for w in self.watches]
         try:
-            await self._first_sync()
+            for w, r in zip(self.watches, await asyncio.gather(*(self._reflector(w) for w in self.watches))):
+                self.reflectors[w.kind] = r
+                r.start()
+            await asyncio.gather(*(r.synced.wait() for r in self.reflectors.values()))
+            await self._flush()
+            self.synced.set()
+            log.info("initial list of every watched kind done (%d objects)", self.events_in)
             while True:
                 await self._wake.wait()
                 await self._flush()
         finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _first_sync(self) -> None:
-        await self._all_created.wait()
-        await asyncio.gather(*(r.synced.wait() for r in self._reflectors.values()))
-        await self._flush()
-        self.synced.set()
-        log.info("initial list of every watched kind done (%d objects)", self.events_in)
+            await asyncio.gather(*(r.stop() for r in self.reflectors.values()), return_exceptions=True)
 
     async def _flush(self) -> None:
         self._wake.clear()
@@ -138,5 +99,11 @@ class KubeSource:
             if asyncio.iscoroutine(r):
                 await r
 
+    def states(self) -> dict[str, dict]:
+        """Per watched kind: state, up, resourceVersion, objects, relists (for logs and speakerctl)."""
+        return {k: {"state": r.state, "up": r.up, "resourceVersion": r.resource_version,
+                    "objects": len(r.cache), "relists": r.relists, "error": r.last_error}
+                for k, r in self.reflectors.items()}
 
-__all__ = ["KubeSource", "STATES"]
+
+__all__ = ["KubeSource", "kind_of"]

@@ -68,6 +68,8 @@ _METALLB_V1BETA1 = [
 
 METALLB = [ResourceInfo("metallb.io", "v1beta1", p, k, True, s) for p, k, s in _METALLB_V1BETA1]
 METALLB.append(ResourceInfo("metallb.io", "v1beta2", "bgppeers", "BGPPeer", True, _STATUS))
+# frr-k8s's group: where MetalLB (FRR-K8s mode) and speakerd publish BGPSessionState
+METALLB.append(ResourceInfo("frrk8s.metallb.io", "v1beta1", "bgpsessionstates", "BGPSessionState", True, _STATUS))
 
 DEFAULT_RESOURCES: list[ResourceInfo] = CORE + METALLB
 

@@ -147,6 +147,14 @@ def test_no_ip_allocated():
     assert reason(svc(), [], Node(ME, network_unavailable=True), ips=()) == "noIPAllocated"
 
 
+def test_kubernetes_mode_needs_the_ingress_a_controller_wrote():
+    opts = AnnounceOptions(require_ingress=True)
+    requested_only = svc(ips=("10.20.30.1",), ingress_ips=(), requested_ips=("10.20.30.1",))
+    assert reason(requested_only, [slice_(ep(ME))], options=opts) == "noIPAllocated"
+    assert reason(requested_only, [slice_(ep(ME))]) == ""  # file mode: the manifest's address is enough
+    assert reason(svc(), [slice_(ep(ME))], options=opts) == ""
+
+
 def test_deleted_service():
     assert decide(None, Verdict.ANNOUNCE, EndpointIndex(), ME) is Verdict.DELETED
 

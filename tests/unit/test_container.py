@@ -122,7 +122,8 @@ def test_dockerignore_keeps_the_context_small():
 
 @pytest.fixture(scope="module")
 def manifests():
-    docs = [d for d in yaml.safe_load_all((ROOT / "deploy" / "daemonset.yaml").read_text()) if d]
+    docs = [d for f in ("daemonset.yaml", "rbac.yaml")
+            for d in yaml.safe_load_all((ROOT / "deploy" / f).read_text()) if d]
     return {d["kind"]: d for d in docs}
 
 
@@ -130,7 +131,8 @@ def test_manifest_kinds(manifests):
     assert {"ServiceAccount", "DaemonSet"} <= set(manifests)
     ns = manifests["DaemonSet"]["metadata"]["namespace"]
     assert manifests["ServiceAccount"]["metadata"]["namespace"] == ns
-    assert manifests["ServiceAccount"]["automountServiceAccountToken"] is False
+    # the speaker talks to the API server with its ServiceAccount token
+    assert manifests["ServiceAccount"].get("automountServiceAccountToken", True) is True
     if "Namespace" in manifests:
         assert manifests["Namespace"]["metadata"]["name"] == ns
 
@@ -156,12 +158,10 @@ def test_daemonset_pod(manifests):
     assert args[args.index("--metrics") + 1].endswith(":7473")
     assert {"name": "metrics", "containerPort": 7473, "protocol": "TCP"} in c["ports"]
 
-    # config from the ConfigMap at /etc/speakerd, read-only, not via subPath (so updates arrive)
+    # config from the API server: no ConfigMap, no config files
     mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
-    cfg = mounts["/etc/speakerd"]
-    assert cfg["readOnly"] is True and "subPath" not in cfg
-    vols = {v["name"]: v for v in pod["volumes"]}
-    assert "configMap" in vols[cfg["name"]]
+    assert "/etc/speakerd" not in mounts and "--kubernetes" in args and "-c" not in args
+    assert not any("configMap" in v for v in pod["volumes"])
     sock_dir = "/run/speakerd"
     assert sock_dir in mounts  # writable socket dir under a read-only root
     assert args[args.index("--socket") + 1].startswith(sock_dir + "/")

@@ -1,21 +1,31 @@
 """The speaker's watches, against the API emulator: each selector keeps out what the speaker must not read."""
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
+import aiohttp
 import pytest
 
-from speakerd.controller.kubeapi import Api, Credentials
 from speakerd.kubewatch import ACCESS, WATCHES
+from tests.kube.conftest import Http
 from tests.kubeemu import Emulator
 
 NS = "metallb-system"
 W = {w.kind: w for w in WATCHES}
 
 
+class Api(Http):
+    async def request(self, method, path, body=None, ctype="application/json", params=None):
+        status, data = await self.req(method, path + (f"?{urlencode(params)}" if params else ""), body, ctype)
+        assert status < 300, data
+        return data
+
+
 @pytest.fixture
 async def api():
     async with Emulator("127.0.0.1", 0) as emu:
-        async with Api(Credentials(emu.url)) as a:
-            yield a
+        async with aiohttp.ClientSession() as s:
+            yield Api(emu.url, s)
 
 
 async def _names(api, w, node="n1", namespace=NS, version=None):
@@ -67,8 +77,9 @@ async def test_watch_with_the_selectors(api):
     await api.request("POST", "/api/v1/nodes", {"metadata": {"name": "n2"}})
     await api.request("PATCH", "/api/v1/nodes/n1", {"metadata": {"labels": {"x": "1"}}},
                       "application/merge-patch+json")
-    path = W["Node"].path("v1", NS) + "?fieldSelector=metadata.name%3Dn1"
-    got = [(t, o["metadata"]["name"]) async for t, o in api.watch(path, rv, timeout=1)]
+    path = W["Node"].path("v1", NS) + "?" + urlencode({**W["Node"].params("n1"), "watch": "1",
+                                                        "resourceVersion": rv, "timeoutSeconds": "1"})
+    got = [(e["type"], e["object"]["metadata"]["name"]) for e in await api.watch(path)]
     assert got == [("MODIFIED", "n1")]
 
 

@@ -11,11 +11,16 @@ import asyncio
 
 import pytest
 
-from speakerd.controller.kubeapi import Api, Credentials
+from urllib.parse import urlencode
+
+import aiohttp
+
 from speakerd.crds import all_crds
-from speakerd.publish.client import RestObjectClient
+from speakerd.kube.config import load_client
+from speakerd.publish.kubeclient import KubeObjectClient
 from speakerd.publish.status import Owner, SessionInfo
 from speakerd.publish.writer import StatusPublisher
+from tests.kube.conftest import Http, write_kubeconfig
 from tests.kubeemu import Emulator, Registry, ResourceInfo
 from tests.kubeemu.resources import CORE
 
@@ -33,11 +38,22 @@ def registry_from_crds() -> Registry:
     return Registry(infos)
 
 
+class Api(Http):
+    """The test's own requests (what kubectl would show)."""
+
+    async def request(self, method, path, body=None, params=None):
+        status, data = await self.req(method, path + (f"?{urlencode(params)}" if params else ""), body)
+        assert status < 300, data
+        return data
+
+
 @pytest.fixture
-async def cluster():
+async def cluster(tmp_path):
     async with Emulator("127.0.0.1", 0, registry=registry_from_crds()) as emu:
-        async with Api(Credentials(emu.url)) as api:
-            yield emu, api
+        client = await load_client(write_kubeconfig(tmp_path / "kubeconfig", emu.url))
+        async with aiohttp.ClientSession() as s:
+            yield Api(emu.url, s), KubeObjectClient(client)
+        await client.close()
 
 
 async def _get(api, path, **params):
@@ -49,8 +65,8 @@ BSS = f"/apis/frrk8s.metallb.io/v1beta1/namespaces/{NS}/bgpsessionstates"
 
 
 async def test_objects_and_events_as_kubectl_shows_them(cluster):
-    emu, api = cluster
-    pub = StatusPublisher(RestObjectClient(api), NS, NODE, owner=Owner("speakerd-abc", "uid-abc"))
+    api, objects = cluster
+    pub = StatusPublisher(objects, NS, NODE, owner=Owner("speakerd-abc", "uid-abc"))
     task = asyncio.create_task(pub.run())
     pub.set_sessions([SessionInfo("tor1", "198.19.1.1", "Established", bfd_state="up"),
                       SessionInfo("tor2", "fd00::2", "Active")])
@@ -84,8 +100,8 @@ async def test_objects_and_events_as_kubectl_shows_them(cluster):
 
 
 async def test_one_change_is_one_watch_event_and_no_change_is_none(cluster):
-    emu, api = cluster
-    pub = StatusPublisher(RestObjectClient(api), NS, NODE)
+    api, objects = cluster
+    pub = StatusPublisher(objects, NS, NODE)
     task = asyncio.create_task(pub.run())
     pub.set_service("default/web", ["tor1"])
     pub.set_sessions([SessionInfo("tor1", "198.19.1.1", "Established")])
@@ -99,17 +115,15 @@ async def test_one_change_is_one_watch_event_and_no_change_is_none(cluster):
     pub.set_sessions([SessionInfo("tor1", "198.19.1.1", "Established")])  # unchanged
     await pub.flushed()
 
-    events = []
-    async for etype, obj in api.watch(SBS, rv, timeout=1):
-        events.append((etype, obj["status"]["peers"]))
-    assert events == [("MODIFIED", ["tor1", "tor2"])]
+    got = await api.watch(f"{SBS}?watch=1&resourceVersion={rv}&timeoutSeconds=1")
+    assert [(e["type"], e["object"]["status"]["peers"]) for e in got] == [("MODIFIED", ["tor1", "tor2"])]
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_restarted_pod_adopts_and_cleans_up(cluster):
-    emu, api = cluster
-    old = StatusPublisher(RestObjectClient(api), NS, NODE, owner=Owner("speakerd-old", "uid-old"))
+    api, objects = cluster
+    old = StatusPublisher(objects, NS, NODE, owner=Owner("speakerd-old", "uid-old"))
     task = asyncio.create_task(old.run())
     old.set_service("default/web", ["tor1"])
     old.set_service("default/gone", ["tor1"])
@@ -118,7 +132,7 @@ async def test_restarted_pod_adopts_and_cleans_up(cluster):
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
 
-    new = StatusPublisher(RestObjectClient(api), NS, NODE, owner=Owner("speakerd-new", "uid-new"))
+    new = StatusPublisher(objects, NS, NODE, owner=Owner("speakerd-new", "uid-new"))
     new.set_service("default/web", ["tor1"])
     new.set_sessions([SessionInfo("tor1", "198.19.1.1", "Idle")])
     task = asyncio.create_task(new.run())

@@ -1,0 +1,293 @@
+"""``speakerd run --kubernetes``: the speaker fed by the API server instead of files.
+
+The same store, planner and sessions as file mode (:class:`speakerd.speaker.Speaker`);
+what differs:
+
+- events come from :class:`speakerd.sources.kube.KubeSource` (list+watch), in
+  batches, each applied as soon as it arrives (no re-read of anything);
+- between the store and the planner sit the announce rules
+  (:class:`speakerd.policy.announce.Announcer`): the planner sees only the
+  Services this node announces, so a Service whose last local endpoint went
+  away is withdrawn from this node by the planner's own difference;
+- this node's Node labels select peers and advertisements: a label change
+  re-plans them (file mode reads the node's labels from its files);
+- an invalid MetalLB configuration at start is logged and waited out (no
+  peers until a valid one arrives), as MetalLB's speaker does; later ones
+  keep the running configuration;
+- what it does is published back (:mod:`speakerd.publish`): BGPSessionState
+  per session, ServiceBGPStatus per announced Service, Events when it starts
+  or stops announcing a Service and on invalid objects.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator, Mapping
+
+from .config import Config
+from .policy.announce import Announcer, AnnounceOptions
+from .publish.events import invalid_from_issue
+from .publish.speaker_state import apply_announcements, peers_by_service, sessions_of
+from .publish.status import Owner
+from .publish.writer import StatusPublisher
+from .speaker import Speaker
+from .store import Changes, Event, Store
+
+log = logging.getLogger("speakerd")
+
+
+class AnnouncedServices(Mapping):
+    """The store's Services this node announces (a live view: nothing copied)."""
+
+    __slots__ = ("_services", "_announcer")
+
+    def __init__(self, services: Mapping, announcer: Announcer) -> None:
+        self._services, self._announcer = services, announcer
+
+    def __getitem__(self, key):
+        if key in self._announcer._not:
+            raise KeyError(key)
+        return self._services[key]
+
+    def __contains__(self, key) -> bool:
+        return key in self._services and key not in self._announcer._not
+
+    def __iter__(self) -> Iterator[str]:
+        notv = self._announcer._not
+        return (k for k in self._services if k not in notv)
+
+    def __len__(self) -> int:
+        notv = self._announcer._not
+        return len(self._services) - sum(1 for k in notv if k in self._services)
+
+
+class AnnouncingStore:
+    """The store as the speaker's planner should see it: changes and config through the announce rules."""
+
+    def __init__(self, store: Store, node: str, options: AnnounceOptions) -> None:
+        self.store = store
+        self.node = node
+        self.announcer = Announcer(node, store.services, options)
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def apply(self, events) -> Changes:
+        ch = self.store.apply(events)
+        labels_before = None
+        mine = ch.nodes.get(self.node)
+        if mine is not None:
+            old, new = mine
+            labels_before = (old.labels if old else None, new.labels if new else None)
+        effective = self.announcer.apply(ch.services, ch.endpoint_slices, ch.nodes)
+        ch.services = effective
+        if labels_before is not None and labels_before[0] != labels_before[1] and not ch.metallb_rejected:
+            ch.metallb = True  # this node's labels select peers and advertisements: re-plan them
+        return ch
+
+    def config(self) -> Config:
+        c = self.store.config()
+        return dataclasses.replace(c, services=AnnouncedServices(c.services, self.announcer))
+
+
+class KubeSpeaker(Speaker):
+    """A Speaker whose objects come in batches from the API server."""
+
+    def __init__(self, node: str, *, namespace: str, lb_class: str | None = None,
+                 ignore_exclude_lb: bool = False, **kw) -> None:
+        super().__init__([], node, **kw)
+        self.namespace = namespace
+        self.store = AnnouncingStore(Store(lb_class=lb_class), node,
+                                     AnnounceOptions(lb_class=lb_class, ignore_exclude_lb=ignore_exclude_lb,
+                                                     require_ingress=True))
+        self._pending: list[Event] = []
+        self.publisher: StatusPublisher | None = None
+        self.status_changed = asyncio.Event()
+        self.batches = 0
+
+    # --- the source's batches ------------------------------------------------------------------
+    def feed(self, events: list[Event]) -> None:
+        self._pending.extend(events)
+
+    async def _ingest(self) -> Changes:
+        events, self._pending = self._pending, []
+        changes = Changes()
+        for i in range(0, max(len(events), 1), self.INGEST_BATCH):
+            changes.merge(self.store.apply(events[i:i + self.INGEST_BATCH]))
+            if len(events) > self.INGEST_BATCH:
+                await asyncio.sleep(0)
+        return changes
+
+    async def start(self) -> None:
+        """Apply what the first list gave; an invalid MetalLB configuration is waited out."""
+        changes = await self._ingest()
+        for issue in self.store.metallb_errors:
+            log.error("config rejected (no BGP peers until it is fixed): %s", issue)
+        await self._apply(self.store.config(), initial=True)
+        self._report_objects(changes)
+        self.last_reload = {"time": time.time(), "ok": not self.store.metallb_errors,
+                            "errors": [str(i) for i in self.store.errors()]}
+        self.status_changed.set()
+
+    async def apply_batch(self, events: list[Event]) -> dict:
+        """One batch of API events, applied like a reload (validated, then only the difference)."""
+        async with self._reload_lock:
+            if self._stopping:
+                return {"ok": False}
+            self._pending.extend(events)
+            changes = await self._ingest()
+            if changes.metallb_rejected:
+                for issue in self.store.metallb_errors:
+                    log.error("config rejected, keeping the running config: %s", issue)
+            if changes.metallb:
+                summary = await self._apply(self.store.config(), initial=False)
+                log.info("configuration applied: %s", summary)
+            elif changes.services:
+                summary = await self._services_changed(changes)
+            else:
+                summary = {}
+            self._report_objects(changes)
+            self.batches += 1
+            self.last_reload = {"time": time.time(), "ok": not changes.metallb_rejected,
+                                "errors": [str(i) for i in self.store.errors()]}
+            self.status_changed.set()
+            return summary
+
+    def _report_objects(self, changes: Changes) -> None:
+        before = {str(i) for i in self.object_errors} | getattr(self, "_metallb_reported", set())
+        super()._report_objects(changes)
+        now = list(self.object_errors) + list(self.store.metallb_errors)
+        self._metallb_reported = {str(i) for i in self.store.metallb_errors}
+        if self.publisher is not None:
+            for issue in now:
+                if str(issue) not in before:
+                    spec = invalid_from_issue(issue, self.namespace)
+                    if spec is not None:
+                        self.publisher.record(spec)
+
+    # --- session state for the publisher -------------------------------------------------------
+    def _on_peer_event(self, rt, event) -> None:
+        super()._on_peer_event(rt, event)
+        self.status_changed.set()
+
+    def _on_bfd_state(self, rt, state, diag) -> None:
+        super()._on_bfd_state(rt, state, diag)
+        self.status_changed.set()
+
+
+async def publish_loop(speaker: KubeSpeaker, publisher: StatusPublisher, min_interval: float = 0.5) -> None:
+    """Keep the publisher in step: sessions at every change, announcements when the plan changed
+    (at most every `min_interval` seconds: the per-Service peer sets are recomputed from the plan)."""
+    last_plan = None
+    announced: dict[str, set[str]] = {}
+    loop = asyncio.get_running_loop()
+    last = 0.0
+    while True:
+        await speaker.status_changed.wait()
+        speaker.status_changed.clear()
+        publisher.set_sessions(sessions_of(speaker))
+        plan = speaker.plan
+        if plan is not None and plan is not last_plan:
+            wait = last + min_interval - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                plan = speaker.plan
+            new = peers_by_service(plan.routes)
+            services = speaker.store.services
+            ann = speaker.store.announcer
+            why = {k: str(ann.verdict(k)) for k in announced.keys() - new.keys()}
+            uids = {k: services[k].uid for k in announced.keys() | new.keys() if k in services}
+            apply_announcements(publisher, announced, new, why, uids)
+            announced, last_plan, last = new, plan, loop.time()
+
+
+def pod_owner() -> Owner | None:
+    name, uid = os.environ.get("POD_NAME"), os.environ.get("POD_UID")
+    return Owner(name, uid) if name and uid else None
+
+
+async def serve(args) -> int:
+    """The daemon in Kubernetes mode (the counterpart of ``commands.run._run``)."""
+    from . import logs
+    from .commands.run import update_prefix_gauges
+    from .control.server import ControlServer
+    from .kube import load_client
+    from .kube.config import pod_namespace
+    from .kube.metrics import WatchMetrics
+    from .metrics import Metrics, parse_listen
+    from .publish.kubeclient import KubeObjectClient
+    from .sources.kube import KubeSource
+
+    speaker: KubeSpeaker | None = None
+
+    class DaemonMetrics(Metrics):
+        def render(self) -> bytes:
+            if speaker is not None:
+                update_prefix_gauges(speaker, self)
+            return super().render()
+
+    namespace = args.namespace or pod_namespace()
+    client = await load_client(args.kubeconfig)
+    metrics = DaemonMetrics()
+    watch_metrics = WatchMetrics()
+    watch_metrics.register(metrics.registry)
+    speaker = KubeSpeaker(args.node, namespace=namespace, lb_class=args.lb_class,
+                          ignore_exclude_lb=args.ignore_exclude_lb, state_path=args.state,
+                          metrics=metrics, tracer=logs.Tracer(args.trace), redactor=logs.redact)
+    publisher = StatusPublisher(KubeObjectClient(client), namespace, args.node, owner=pod_owner())
+    speaker.publisher = publisher
+    first: list[Event] = []
+    started = asyncio.Event()
+
+    async def on_events(batch: list[Event]) -> None:
+        if not started.is_set():
+            first.extend(batch)
+            return
+        await speaker.apply_batch(batch)
+
+    source = KubeSource(client, namespace, args.node, on_events, on_state=watch_metrics.update)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    tasks = [loop.create_task(source.run(), name="kube-source")]
+    control = ControlServer(speaker, args.socket)
+    await control.start()  # answers health while the first list runs
+    metrics_server = None
+    if args.metrics:
+        host, port = parse_listen(args.metrics)
+        metrics_server = await metrics.serve(host, port)
+        log.info("metrics on %s:%d", host or "*", port)
+    log.info("speakerd: node %s, listing %s (namespace %s) ...", args.node, client.host, namespace)
+    waiter = loop.create_task(source.synced.wait())
+    done, _ = await asyncio.wait({waiter, loop.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
+    if waiter in done:
+        speaker.feed(first)
+        first.clear()
+        await speaker.start()
+        started.set()
+        tasks += [loop.create_task(publisher.run(), name="publisher"),
+                  loop.create_task(publish_loop(speaker, publisher), name="publish-loop")]
+        log.info("speakerd running: node %s, router id %s (%s), %d peer(s), %d Service(s) announced, "
+                 "control socket %s", args.node, socket.inet_ntoa(speaker.router_id.to_bytes(4, "big")),
+                 speaker.router_id_source, len(speaker.peers), len(speaker.store.config().services), args.socket)
+        await stop.wait()
+    log.info("stopping: closing every session")
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await speaker.stop("speakerd is shutting down")
+    await control.close()
+    if metrics_server is not None:
+        metrics_server.close()
+        await metrics_server.wait_closed()
+    await client.close()
+    return 0
+
+
+__all__ = ["KubeSpeaker", "AnnouncingStore", "AnnouncedServices", "publish_loop", "serve"]
