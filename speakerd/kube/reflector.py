@@ -115,7 +115,12 @@ class Reflector:
     def _emit(self, etype: str, obj: dict) -> None:
         self.events += 1
         if self.on_event is not None:
-            self.on_event(etype, obj)
+            try:
+                self.on_event(etype, obj)
+            except Exception:
+                # a consumer's bug must not stop the watch of every other object
+                log.exception("k8s %s: handler failed on %s %s", self.kind.label, etype,
+                              (obj.get("metadata") or {}).get("name"))
 
     async def run(self) -> None:
         need_list = True
@@ -135,6 +140,9 @@ class Reflector:
                         continue
                     await self._fail(exc)
                 except TRANSIENT as exc:
+                    await self._fail(exc)
+                except Exception as exc:   # a garbled stream, a surprise from the server: retry
+                    log.exception("k8s %s: unexpected error", self.kind.label)
                     await self._fail(exc)
         finally:
             self._set_state("stopped", False)
