@@ -71,8 +71,12 @@ def env(lab):
                                          "--kubeconfig", str(kc), "--node", "n1", "--namespace", NS,
                                          "--socket", str(sock), "--log-level", "debug"],
                          env={"PYTHONUNBUFFERED": "1", "POD_NAME": "speakerd-n1", "POD_UID": "uid-n1"})
-    frr.wait_established(me, timeout=30)
-    yield api, frr, me, speakerd
+    frr.wait_established(me, timeout=60)  # generous: the machine may be busy
+
+    def ctl(*words: str) -> dict:
+        import json
+        return json.loads(s.exec(sys.executable, "-m", "speakerd.ctl", "--socket", str(sock), "--json", *words))
+    yield api, frr, me, ctl
     api.close()
     speakerd.stop()
     emu.stop()
@@ -83,13 +87,15 @@ def _has(frr: Frr) -> bool:
 
 
 def test_routes_follow_endpoints(env):
-    api, frr, me, speakerd = env
+    api, frr, me, ctl = env
     wait_for(lambda: _has(frr), 20, f"{PREFIX} at FRR")
     assert frr.routes()[PREFIX]  # announced from n1, which has the ready endpoint
 
     # the endpoint moves to n2 (a rollout): withdrawn here (externalTrafficPolicy Local)
     api.replace(slice_on("n2"))
     wait_for(lambda: not _has(frr), 20, f"{PREFIX} withdrawn at FRR")
+    why = ctl("explain", "default/web")  # speakerctl explain: why not from this node
+    assert why["announce"] == "noLocalEndpoints" and "n1" in why["explanation"][0]
     # ... and back, but not ready yet: still withdrawn; ready: announced again
     api.replace(slice_on("n1", ready=False))
     assert holds_for(lambda: not _has(frr), 2)
@@ -104,7 +110,7 @@ def test_routes_follow_endpoints(env):
 
 
 def test_status_objects_and_events(env):
-    api, frr, me, speakerd = env
+    api, frr, me, ctl = env
     wait_for(lambda: _has(frr), 20, f"{PREFIX} at FRR")
 
     def states():
