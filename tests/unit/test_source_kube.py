@@ -159,3 +159,29 @@ async def test_bgppeer_v1beta1_where_v1beta2_is_not_served(tmp_path):
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             await client.close()
+
+
+async def _until(pred, what: str):
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 30
+    while not pred():
+        assert loop.time() < end, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+async def test_api_server_away_changes_nothing_and_back_reports_only_changes(env):
+    """While the API server is unreachable nothing is reported (the routes stay); once back,
+    only what changed meanwhile arrives."""
+    emu, api, src, sink = env
+    n = len(sink.batches)
+    await emu.stop()
+    await _until(lambda: not any(r.up for r in src.reflectors.values()), "every watch down")
+    assert len(sink.batches) == n and len(sink.store.services) == 1
+    emu.store.patch(emu.resource("discovery.k8s.io/v1", "endpointslices"), "default", "web-abc",
+                    {"endpoints": [{"addresses": ["10.1.0.9"], "nodeName": "n2", "conditions": {"ready": True}}]},
+                    MERGE)  # changed while speakerd could not see it
+    await emu.start()
+    batch = await sink.next_batch()
+    assert [(e.type, e.obj["kind"]) for e in batch] == [("MODIFIED", "EndpointSlice")]
+    await _until(lambda: all(r.up for r in src.reflectors.values()), "every watch up again")
+    assert len(sink.batches) == n + 1  # nothing else: unchanged objects are no events
