@@ -95,7 +95,10 @@ def main() -> int:
             run(scenarios.controller_failover)
             run(scenarios.api_outage, args.outage, False)
             run(scenarios.api_outage, args.outage, True)
-            run(scenarios.churn, args.churn, rate=50)
+            r = run(scenarios.churn, args.churn, rate=50)
+            print("churn CPU per speakerd (% of a core): "
+                  + " ".join(f"{k.removeprefix('cpu_pct_')}={v:.1f}" for k, v in r.figures.items()
+                             if k.startswith("cpu_pct_n")), flush=True)
         else:
             for name in ("controller_failover", "api_outage", "churn"):
                 skipped[name] = kube_reason or ""

@@ -5,8 +5,8 @@ missing); with ``CI=true`` that is an error, as for tests/interop.  The
 speakers run against the API emulator (``kube`` mode) when ``speakerd run
 --kubernetes``, ``speakerd controller`` and the emulator exist, else from
 files (``file`` mode); scenarios that need the API say so in their skip reason.
-``SPEAKERD_CLUSTER_NODES`` changes N (default 5); ``SPEAKERD_KEEP_LAB=1``
-keeps the lab directory.
+``SPEAKERD_CLUSTER_NODES`` changes N (default 5), ``SPEAKERD_CLUSTER_MODE``
+(auto, file, kube) the mode; ``SPEAKERD_KEEP_LAB=1`` keeps the lab directory.
 """
 from __future__ import annotations
 
@@ -59,6 +59,14 @@ def cluster_ready():
 
 @pytest.fixture(scope="session")
 def mode() -> str:
+    """``SPEAKERD_CLUSTER_MODE=file`` runs the speakers from files even when Kubernetes mode exists."""
+    forced = os.environ.get("SPEAKERD_CLUSTER_MODE", "auto")
+    if forced == "kube":
+        reason = harness.kube_mode_missing()
+        if reason:
+            pytest.skip(reason)
+    if forced in ("file", "kube"):
+        return forced
     return "kube" if harness.kube_mode_missing() is None else "file"
 
 
@@ -83,6 +91,6 @@ def cluster(request, running_cluster):
 
 @pytest.fixture
 def kube_only(mode):
-    reason = harness.kube_mode_missing()
+    reason = harness.kube_mode_missing() if mode == "kube" else "speakers run from files (SPEAKERD_CLUSTER_MODE=file)"
     if reason:
         pytest.skip(reason)

@@ -260,11 +260,12 @@ class Cluster:
                 "--state", str(nd.dir / "state.json"), "--log-level", self.log_level]
         if self.mode == "file":
             return [*base, "-c", str(self.common_dir), "-c", str(self._node_files(nd)), "--watch", "0"]
-        return [*base, "--kubernetes", "--kubeconfig", str(self.kubeconfig(nd.name))]
+        return [*base, "--kubernetes", "--kubeconfig", str(self.kubeconfig(nd.name)), "--namespace", objects.METALLB_NS]
 
     def start_speaker(self, nd: Node, timeout: float = 30) -> None:
         nd.socket.unlink(missing_ok=True)
-        nd.proc = nd.ns.spawn(f"speakerd-{nd.name}", self.speaker_argv(nd), env={"PYTHONUNBUFFERED": "1"})
+        env = {"PYTHONUNBUFFERED": "1", "POD_NAME": f"speaker-{nd.name}", "POD_NAMESPACE": objects.METALLB_NS}
+        nd.proc = nd.ns.spawn(f"speakerd-{nd.name}", self.speaker_argv(nd), env=env)
         wait_for(lambda: nd.socket.exists() or not nd.proc.alive, timeout, f"speakerd {nd.name} control socket")
         if not nd.proc.alive:
             raise LabError(f"speakerd {nd.name} exited {nd.proc.popen.returncode}:\n{nd.proc.log_text()[-3000:]}")

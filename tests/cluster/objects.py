@@ -37,7 +37,8 @@ def service(name: str, ip: str | None, policy: str = "Cluster", index: int = 0, 
             "internalTrafficPolicy": "Cluster", "sessionAffinity": "None", "allocateLoadBalancerNodePorts": True}
     applied = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": namespace},
                "spec": {k: spec[k] for k in ("type", "selector", "ports", "externalTrafficPolicy")}}
-    ann = {"kubectl.kubernetes.io/last-applied-configuration": json.dumps(applied, separators=(",", ":"))}
+    ann = {"kubectl.kubernetes.io/last-applied-configuration": json.dumps(applied, separators=(",", ":")),
+           "metallb.io/address-pool": "local" if policy == "Local" else "cluster"}
     if ip is not None:
         ann["metallb.io/ip-allocated-from-pool"] = "local" if policy == "Local" else "cluster"
     obj = {"apiVersion": "v1", "kind": "Service",
