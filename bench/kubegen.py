@@ -22,8 +22,8 @@ NAMESPACES = ("default", "payments", "checkout", "search", "media", "edge", "dat
 APPS = ("api", "frontend", "cache", "gateway", "ingest", "worker", "metrics", "proxy", "db", "queue")
 
 
-def service_ip(i: int, base: int = (198 << 24) | (18 << 16)) -> str:
-    """The i-th address of 198.18.0.0/15 (RFC 2544 benchmarking space: 131072 addresses)."""
+def service_ip(i: int, base: int = (100 << 24) | (64 << 16)) -> str:
+    """The i-th address of 100.64.0.0/10 (shared address space: 4M addresses; used only inside test namespaces)."""
     v = base + i
     return f"{v >> 24 & 255}.{v >> 16 & 255}.{v >> 8 & 255}.{v & 255}"
 
@@ -99,7 +99,7 @@ def render(objs: list[dict], fmt: str, shape: str) -> str:
     return "".join("---\n" + _yaml_dump(o) for o in objs)
 
 
-def config_yaml(peer_addr: str, my_asn: int = 64500, peer_asn: int = 64501, pool: str = "198.18.0.0/15",
+def config_yaml(peer_addr: str, my_asn: int = 64500, peer_asn: int = 64501, pool: str = "100.64.0.0/10",
                 name: str = "router", hold: str | None = None, bfd: bool = False) -> str:
     """The MetalLB side: one BGPPeer, one IPAddressPool holding every generated address, one BGPAdvertisement."""
     extra = f"  holdTime: {hold}\n" if hold else ""

@@ -120,6 +120,8 @@ class Speaker:
         self._stopping = False
         self._saved_allocations: dict = {}
         self.stopped = asyncio.Event()
+        self.drain_state: str | None = None  # None, "draining" or "drained" (speakerctl drain)
+        self._undrained = asyncio.Event()
 
     # ------------------------------------------------------------------ life
     async def start(self) -> None:
@@ -131,9 +133,10 @@ class Speaker:
         self._report_objects(changes)
         self.last_reload = {"time": time.time(), "ok": True, "errors": [str(i) for i in self.object_errors]}
 
-    async def stop(self, message: str = "speakerd is shutting down") -> None:
+    async def stop(self, message: str = "speakerd is shutting down", drain: float | None = None) -> None:
         """Cease/Administrative Shutdown with ``message`` to every peer, except
         graceful-restart sessions, which are closed without a NOTIFICATION.
+        ``drain`` (seconds, ``--drain-on-stop``): :meth:`drain` first.
 
         Graceful restart (RFC 4724) and stopping: a helper keeps a peer's routes
         as stale when the TCP connection closes, but a Cease NOTIFICATION makes
@@ -150,6 +153,9 @@ class Speaker:
         from the same state file and End-of-RIB tells the peer to drop what
         was not re-announced.
         """
+        if drain is not None and self.drain_state != "drained" and not self._stopping:
+            await self.drain(drain, message)
+
         async def stop_one(rt: PeerRuntime) -> None:
             neg = rt.peer.negotiated
             graceful = bool(rt.config.graceful_restart and neg is not None and neg.graceful_restart)
@@ -168,6 +174,66 @@ class Speaker:
             if self.bfd is not None:
                 self.bfd.close()
             self.stopped.set()
+
+    # ---------------------------------------------------------------- drain
+    async def drain(self, wait: float = 10.0, message: str = "node drained (speakerctl drain)") -> dict:
+        """Take this node out of the peers' forwarding without losing a packet (RFC 8326).
+
+        Every route is re-announced with GRACEFUL_SHUTDOWN 65535:0 and, on iBGP,
+        LOCAL_PREF 0, so routers with the graceful-shutdown policy move the traffic to
+        the other nodes' paths while ours still forward; after ``wait`` seconds every
+        route is withdrawn and each session closed with Cease/Administrative Shutdown
+        (6/2) carrying ``message``, graceful restart or not (the routes are gone, so a
+        helper has nothing to keep).  The sessions stay down until :meth:`undrain`;
+        sessions a reload starts meanwhile do not start.  :meth:`undrain` during the
+        wait ends the drain with the routes re-announced unmarked.
+        """
+        started = time.monotonic()
+        if self.drain_state is None:
+            self.drain_state = "draining"
+            self._undrained.clear()
+            log.warning("drain: marking every route with GRACEFUL_SHUTDOWN for %.1f s, then withdrawing", wait)
+            for rt in self.peers.values():
+                rt.peer.set_graceful_shutdown(True)
+        if self.drain_state == "draining":
+            try:  # the operator's wait, cut short by undrain
+                await asyncio.wait_for(self._undrained.wait(), max(wait, 0.0))
+            except asyncio.TimeoutError:
+                pass
+        async with self._reload_lock:
+            if self.drain_state != "draining":
+                return self.drain_status(started)
+            for rt in self.peers.values():
+                rt.peer.set_routes({})  # withdraw, then the Cease on the same stream
+            await asyncio.gather(*(rt.peer.stop(message, CeaseSubcode.ADMINISTRATIVE_SHUTDOWN)
+                                   for rt in self.peers.values()), return_exceptions=True)
+            self.drain_state = "drained"
+            log.warning("drain: every route withdrawn and every session closed (%s)", message)
+        return self.drain_status(started)
+
+    async def undrain(self) -> dict:
+        """End a drain: the routes are announced unmarked again and drained sessions restart."""
+        async with self._reload_lock:
+            was, self.drain_state = self.drain_state, None
+            self._undrained.set()
+            for name, rt in self.peers.items():
+                rt.peer.set_graceful_shutdown(False)
+                if was == "drained":
+                    rt.peer.set_routes(route_attrs(self.plan.routes.get(name, {})) if self.plan else {})
+                    rt.peer.start()
+            if was:
+                log.warning("undrain: %s", "sessions restarting" if was == "drained" else "drain cancelled")
+        return {**self.drain_status(), "was": was}
+
+    def drain_status(self, started: float | None = None) -> dict:
+        out = {"state": self.drain_state or "active",
+               "peers": [{"peer": name, "state": rt.peer.state.label,
+                          "graceful_shutdown": rt.peer.graceful_shutdown,
+                          "prefixes_sent": len(rt.peer.advertised_routes)}
+                         for name, rt in sorted(self.peers.items())]}
+        if started is not None:
+            out["seconds"] = round(time.monotonic() - started, 3)
+        return out
 
     async def reload(self, reason: str = "reload requested") -> dict:
         """Validate, then apply the difference. Returns what happened."""
@@ -200,14 +266,19 @@ class Speaker:
     INGEST_BATCH = 2000  # events applied between two returns to the event loop
 
     async def _ingest(self) -> Changes:
-        """Read the files in a worker thread (only changed units are parsed) and apply the
-        events to the store in batches, returning to the event loop between batches."""
-        events = await asyncio.to_thread(self.source.read)
+        """Read the files in a worker thread, one batch of events at a time (only changed
+        units are parsed; one batch of raw objects exists at a time), and apply each batch
+        to the store on the event loop, which runs between batches."""
+        batches = self.source.batches(self.INGEST_BATCH)
         changes = Changes()
-        for i in range(0, max(len(events), 1), self.INGEST_BATCH):
-            changes.merge(self.store.apply(events[i:i + self.INGEST_BATCH]))
-            if len(events) > self.INGEST_BATCH:
-                await asyncio.sleep(0)
+        while True:
+            batch = await asyncio.to_thread(next, batches, None)
+            if batch is None:
+                break
+            changes.merge(self.store.apply(batch))
+            del batch
+        if not changes.metallb and self.config is None:
+            changes.merge(self.store.apply(()))  # the first read: an empty MetalLB config is one too
         return changes
 
     def _report_objects(self, changes: Changes) -> None:
@@ -365,6 +436,10 @@ class Speaker:
         if self.metrics:
             self.metrics.add_peer(self._label(pc))
         await self._register(rt)
+        if self.drain_state is not None:  # drained: announced marked, or not started at all
+            peer.set_graceful_shutdown(True)
+            if self.drain_state == "drained":
+                return
         peer.start()
         if pc.bfd_profile:
             self._sync_bfd(rt)

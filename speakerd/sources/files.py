@@ -9,8 +9,8 @@ of new units ADDED/MODIFIED.  Nothing of a document is kept but that digest and
 (kind, apiVersion, namespace, name).
 
 Objects of kinds speakerd does not use are dropped here, before any validation.
-The MetalLB kinds come first in a batch of events, so Services naming a new pool
-find it.
+Events come in batches (:meth:`FileSource.batches`), parsed as they are asked for,
+so only one batch of raw objects exists at a time.
 
 ``read`` does blocking I/O and parsing: the daemon runs it in a worker thread
 (each unit is parsed by one short call, so the event loop gets the interpreter
@@ -23,18 +23,17 @@ import asyncio
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ..config.common import Issues
 from ..config.model import ConfigIssue, Source
 from ..config.parse import EXTENSIONS, ParseError, Unit, parse_unit, split_units
 from ..store import ADDED, DELETED, Event
-from ..store.validate import METALLB_KINDS, identify
+from ..store.validate import identify
 
 log = logging.getLogger("speakerd")
 
 Stub = tuple[str, str, str, str]  # (kind, apiVersion, namespace, name)
-_FIRST = frozenset(METALLB_KINDS) | {"Secret"}
 
 
 @dataclass(slots=True)
@@ -102,21 +101,27 @@ class FileSource:
         return out
 
     def read(self) -> list[Event]:
-        """The events that take the store from the files as last read to the files now."""
+        """Every event taking the store from the files as last read to the files now."""
+        return [e for batch in self.batches() for e in batch]
+
+    def batches(self, limit: int = 2000) -> Iterator[list[Event]]:
+        """The same events in batches of about ``limit``, parsed as they are asked for, so
+        only one batch of raw objects exists at a time. Per file: its new objects, then the
+        objects of its vanished units (an object edited in place is one ADDED, never a
+        DELETED and an ADDED)."""
         files, path_issues = expand_paths(self.paths)
         self.path_issues = tuple(path_issues)
-        first: list[Event] = []
-        rest: list[Event] = []
-        deleted: list[Event] = []
         self.units_parsed = 0
+        gone_events: list[Event] = []
         for gone in self._files.keys() - set(files):
             for u in self._files.pop(gone).units.values():
-                deleted.extend(_stub_event(s, gone) for s in u.stubs)
+                gone_events.extend(_stub_event(s, gone) for s in u.stubs)
+        if gone_events:
+            yield gone_events
         for path in files:
-            self._read_file(path, first, rest, deleted)
-        return deleted + first + rest
+            yield from self._read_file(path, limit)
 
-    def _read_file(self, path: str, first: list[Event], rest: list[Event], deleted: list[Event]) -> None:
+    def _read_file(self, path: str, limit: int) -> Iterator[list[Event]]:
         old = self._files.get(path) or _File()
         new = _File()
         try:
@@ -137,7 +142,9 @@ class FileSource:
             return
         del data
         kept: set[tuple[str, str, str]] = set()
-        for unit in units:
+        batch: list[Event] = []
+        for i, unit in enumerate(units):
+            units[i] = None  # type: ignore[call-overload]  # its bytes go as soon as it is read
             digest = unit.digest
             known = old.units.get(digest)
             if known is not None and digest not in new.units:
@@ -146,16 +153,20 @@ class FileSource:
                     new.units[digest] = known
                     kept.update(ids)
                     continue
-            got = self._parse(unit, path, first, rest, kept)
+            got = self._parse(unit, path, batch, kept)
             # a unit that held a duplicate is parsed again next time (the first may be gone by then)
             new.units[digest if digest not in new.units and not got.dup else ("dup", digest, len(new.units))] = got
+            if len(batch) >= limit:
+                yield batch
+                batch = []
         for digest, u in old.units.items():
             if digest not in new.units:
-                deleted.extend(_stub_event(s, path) for s in u.stubs if (s[0], s[2], s[3]) not in kept)
+                batch.extend(_stub_event(s, path) for s in u.stubs if (s[0], s[2], s[3]) not in kept)
         self._files[path] = new
+        if batch:
+            yield batch
 
-    def _parse(self, unit: Unit, path: str, first: list[Event], rest: list[Event],
-               kept: set[tuple[str, str, str]]) -> _Unit:
+    def _parse(self, unit: Unit, path: str, out: list[Event], kept: set[tuple[str, str, str]]) -> _Unit:
         self.units_parsed += 1
         try:
             objs = parse_unit(unit)
@@ -185,7 +196,7 @@ class FileSource:
                 continue
             kept.add((kind, ns, name))
             stubs.append((kind, obj["apiVersion"], ns, name))
-            (first if kind in _FIRST else rest).append(Event(ADDED, obj, path))
+            out.append(Event(ADDED, obj, path))
         return _Unit(tuple(stubs), tuple(issues.items), dup, tuple(skipped))
 
 

@@ -111,6 +111,7 @@ class Store:
         self.issues: dict[Key, list[ConfigIssue]] = {}  # current issues of Services, slices, Nodes
         self._origin: dict[Key, str] = {}  # source of the non-Service objects (for duplicates)
         self._metallb_seen = False
+        self._pending: dict[tuple[str, str, str], Event] = {}  # a duplicate from another source, by its key
 
     # ------------------------------------------------------------------ input
     def apply(self, events: Iterable[Event]) -> Changes:
@@ -131,7 +132,40 @@ class Store:
             ch.unidentified.extend(issues.items)  # no key to keep them under: the source keeps them
             return False
         kind, ns, name = ident
+        if kind == "Service":
+            ns = ns or "default"
         key: Key = (kind, ns, name)
+        pending = self._pending.get(key)
+        if pending is not None and pending.source == ev.source:  # the duplicate itself changed or went
+            del self._pending[key]
+            self.issues.pop((kind + "@" + ev.source, ns, name), None)
+            self._metallb_issues.pop((kind + "@" + ev.source, ns, name), None)
+            if ev.type == DELETED:
+                return kind in METALLB
+        owner = self._owner(key)
+        if owner is not None and owner != ev.source and ev.type != DELETED:
+            self._pending[key] = ev  # taken when the first one goes
+        touched = self._dispatch(ev, kind, key, issues, ch)
+        if ev.type == DELETED and owner == ev.source:
+            promoted = self._pending.pop(key, None)
+            if promoted is not None:  # the object moved from one source to another
+                self.issues.pop((kind + "@" + promoted.source, ns, name), None)
+                self._metallb_issues.pop((kind + "@" + promoted.source, ns, name), None)
+                touched |= self._dispatch(promoted, kind, key, Issues(), ch)
+        return touched
+
+    def _owner(self, key: Key) -> str | None:
+        kind, ns, name = key
+        if kind == "Service":
+            cur = self.services.get(f"{ns}/{name}") or self.held.get(f"{ns}/{name}")
+            return cur.origin if cur is not None else self._origin.get(key)
+        if kind in METALLB:
+            prev = self._metallb_objs.get(key)
+            return prev[1].file if prev is not None else None
+        return self._origin.get(key)
+
+    def _dispatch(self, ev: Event, kind: str, key: Key, issues: Issues, ch: Changes) -> bool:
+        ns, name = key[1], key[2]
         if kind == "Service":
             return self._service(ev, ns, name, ch)
         if kind in METALLB:

@@ -137,3 +137,25 @@ def test_file_source_list_items_and_duplicates(tmp_path):
     assert sorted(st.services) == ["d/a", "d/b"]
     (dup,) = [i for i in src.issues() if i.severity == "error"]
     assert dup.obj == "Service/d/a" and "duplicate Service d/a" in dup.message
+
+
+def test_an_object_moved_to_another_file_stays(tmp_path):
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    doc = "apiVersion: v1\nkind: Service\nmetadata: {name: m, namespace: d}\nspec: {type: LoadBalancer, loadBalancerIP: 10.0.0.7}\n"
+    a.write_text(doc)
+    b.write_text("")
+    src = FileSource([str(tmp_path)])
+    st = Store()
+    st.apply(src.read())
+    assert st.services["d/m"].origin == str(a)
+    a.write_text("")
+    b.write_text(doc)  # b is read after a: its ADDED may come before or after a's DELETED
+    st.apply(src.read())
+    assert st.services["d/m"].origin == str(b) and st.errors() == []
+    a.write_text(doc)  # now in both: the second is a duplicate, reported
+    st.apply(src.read())
+    assert st.services["d/m"].origin == str(b)
+    b.write_text("")
+    ch = st.apply(src.read())
+    assert st.services["d/m"].origin == str(a) and st.errors() == []
+    assert ch.services == {} or ch.services["d/m"][1].ips == ("10.0.0.7",)
