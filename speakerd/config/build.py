@@ -129,10 +129,35 @@ def _seconds(src: Source, issues: Issues, fld: str, value: float | None) -> int 
     return int(value)
 
 
-def build_peer(src: Source, spec: raw.BGPPeerSpec, objs: Objects, secrets: dict, bfd: dict, issues: Issues) -> Peer | None:
+MAX_PREFIXES_ANNOTATION = "speakerd.io/max-prefixes"  # speakerd extension on BGPPeer
+
+
+def _max_prefixes(src: Source, doc: dict | None, issues: Issues) -> int | None:
+    """The BGPPeer annotation speakerd.io/max-prefixes (an annotation, not a spec field:
+    the API server prunes fields MetalLB's CRD does not define)."""
+    meta = (doc or {}).get("metadata") or {}
+    value = (meta.get("annotations") or {}).get(MAX_PREFIXES_ANNOTATION)
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text.isdigit() or int(text) < 1:
+        issues.error(src, f"metadata.annotations[{MAX_PREFIXES_ANNOTATION}]",
+                     f"{value!r}: expected a positive integer (received prefixes per address family)")
+        return None
+    return int(text)
+
+
+def build_peer(src: Source, spec: raw.BGPPeerSpec, objs: Objects, secrets: dict, bfd: dict, issues: Issues,
+               doc: dict | None = None) -> Peer | None:
     ok = len(issues.errors)
+    max_prefixes = _max_prefixes(src, doc, issues)
+    peer_asn = spec.peerASN or 0  # 0 is "unset" in MetalLB's API (omitempty)
+    if not peer_asn and spec.dynamicASN is None:
+        issues.error(src, "spec.peerASN", "one of peerASN and dynamicASN (internal or external) is required")
+    elif peer_asn and spec.dynamicASN is not None:
+        issues.error(src, "spec.dynamicASN", "peerASN and dynamicASN are mutually exclusive; set only one")
     for fld, asn in (("myASN", spec.myASN), ("peerASN", spec.peerASN)):
-        if not 1 <= asn <= MAX_ASN:
+        if asn is not None and not (fld == "peerASN" and asn == 0) and not 1 <= asn <= MAX_ASN:
             issues.error(src, f"spec.{fld}", f"ASN {asn} is out of range 1..{MAX_ASN}")
     peer_afi = None
     peer_address = spec.peerAddress
@@ -195,13 +220,16 @@ def build_peer(src: Source, spec: raw.BGPPeerSpec, objs: Objects, secrets: dict,
         issues.error(src, "spec.password", "TCP MD5 keys are at most 80 bytes")
     if spec.bfdProfile is not None and spec.bfdProfile not in bfd:
         issues.error(src, "spec.bfdProfile", f"BFDProfile {spec.bfdProfile!r} not found")
-    if spec.ebgpMultiHop and spec.myASN == spec.peerASN:
+    if spec.ebgpMultiHop and spec.dynamicASN == "internal":
+        issues.error(src, "spec.ebgpMultiHop", "ebgpMultiHop is for eBGP peers; this peer is iBGP (dynamicASN internal)")
+    elif spec.ebgpMultiHop and spec.myASN == peer_asn:
         issues.error(src, "spec.ebgpMultiHop", "ebgpMultiHop is for eBGP peers; this peer is iBGP (myASN == peerASN)")
     check_selectors(spec.nodeSelectors, src, "spec.nodeSelectors", issues)
     if len(issues.errors) != ok:
         return None
     return Peer(
-        name=src.name, my_asn=spec.myASN, peer_asn=spec.peerASN, peer_address=peer_address, peer_port=port,
+        name=src.name, my_asn=spec.myASN, peer_asn=peer_asn, dynamic_asn=spec.dynamicASN,
+        max_prefixes=max_prefixes, peer_address=peer_address, peer_port=port,
         source_address=source_address, hold_time=hold, keepalive_time=keep, connect_time=connect,
         router_id=router_id, password=password, bfd_profile=spec.bfdProfile,
         node_selectors=selectors(spec.nodeSelectors), ebgp_multihop=spec.ebgpMultiHop,
@@ -213,7 +241,7 @@ def build_peers(objs: Objects, secrets: dict, bfd: dict, issues: Issues) -> dict
     peers: dict[str, Peer] = {}
     first_asn: tuple[int, Source] | None = None
     first_rid: tuple[str, Source] | None = None
-    for src, spec, _ in objs.specs.get("BGPPeer", []):
+    for src, spec, doc in objs.specs.get("BGPPeer", []):
         if first_asn is None:
             first_asn = (spec.myASN, src)
         elif spec.myASN != first_asn[0]:
@@ -223,7 +251,7 @@ def build_peers(objs: Objects, secrets: dict, bfd: dict, issues: Issues) -> dict
                 first_rid = (spec.routerID, src)
             elif spec.routerID != first_rid[0]:
                 issues.error(src, "spec.routerID", f"routerID {spec.routerID} differs from {first_rid[0]} in BGPPeer/{first_rid[1].name}; all peers must use the same routerID")
-        peer = build_peer(src, spec, objs, secrets, bfd, issues)
+        peer = build_peer(src, spec, objs, secrets, bfd, issues, doc)
         if peer is not None:
             peers[peer.name] = peer
     return peers

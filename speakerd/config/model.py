@@ -82,9 +82,15 @@ class Peer:
     vrf: str | None = None
     graceful_restart: bool = False
     source: Source | None = field(default=None, compare=False)
+    # spec.dynamicASN "internal" | "external": the peer's AS comes from its OPEN (peer_asn is 0)
+    dynamic_asn: str | None = None
+    # annotation speakerd.io/max-prefixes: received prefixes per family; None = the default
+    max_prefixes: int | None = None
 
     @property
     def ibgp(self) -> bool:
+        if self.dynamic_asn is not None:
+            return self.dynamic_asn == "internal"
         return self.my_asn == self.peer_asn
 
     @property

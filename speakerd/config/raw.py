@@ -100,7 +100,8 @@ class SecretRef(_Spec):
 
 class BGPPeerSpec(_Spec):
     myASN: Int
-    peerASN: Int
+    peerASN: Int | None = None  # exactly one of peerASN and dynamicASN (0 = unset, as in MetalLB)
+    dynamicASN: Literal["internal", "external"] | None = None
     peerAddress: Str
     sourceAddress: Str | None = None
     peerPort: Int | None = None
@@ -154,7 +155,6 @@ SPECS: dict[str, type[_Spec]] = {
 # Fields MetalLB defines that speakerd does not implement: rejected by name.
 UNSUPPORTED: dict[str, dict[str, str]] = {
     "BGPPeer": {
-        "dynamicASN": "speakerd needs an explicit peerASN (dynamic internal/external ASN is not implemented)",
         "disableMP": "speakerd always negotiates one session per peer with the families it carries; disableMP is not implemented",
         "interface": "BGP unnumbered (peering over an interface) is not implemented",
         "dualStackAddressFamily": "carrying both families on one session is decided by capabilities; dualStackAddressFamily is not implemented",

@@ -79,6 +79,9 @@ def notification_hint(n, direction: str, rt) -> str:
                 return (f"the router does not expect our AS {pc.my_asn}: check the neighbor's remote-as "
                         f"on the router (it must be {pc.my_asn}) or myASN in the BGPPeer")
             announced = _last_open_asn(rt)
+            if pc.dynamic_asn is not None:
+                return (f"the router announced AS {announced if announced is not None else '?'}; dynamicASN "
+                        f"{pc.dynamic_asn} accepts {'only' if pc.ibgp else 'any AS but'} our AS {pc.my_asn}")
             if announced is not None:
                 return (f"the router announced AS {announced} but the BGPPeer's peerASN is {pc.peer_asn}: "
                         f"fix peerASN, or the router's local AS")
@@ -142,7 +145,8 @@ def summary(speaker, args: dict) -> dict:
         up = p.established_since
         rows.append({
             "peer": pc.name, "address": pc.peer_address, "port": pc.peer_port,
-            "local_as": pc.my_asn, "remote_as": pc.peer_asn, "state": p.state.label,
+            "local_as": pc.my_asn, "remote_as": _remote_as(rt), "dynamic_asn": pc.dynamic_asn,
+            "state": p.state.label,
             "established": p.state == State.ESTABLISHED,
             "up_down_seconds": round(now - (up or p.last_state_change), 1),
             "prefixes_sent": sent, "prefixes_wanted": wanted, "prefixes_received": received,
@@ -155,6 +159,16 @@ def summary(speaker, args: dict) -> dict:
             "node": speaker.node, "peers": rows,
             "services": len(c.services) if c else 0,
             "reload": speaker.last_reload}
+
+
+def _remote_as(rt) -> int | str:
+    """The peer's AS: configured, or with dynamicASN learned from its OPEN ("internal"/"external"
+    until one is accepted)."""
+    pc = rt.config
+    if pc.dynamic_asn is None:
+        return pc.peer_asn
+    neg = rt.peer.negotiated
+    return neg.peer_asn if neg is not None else pc.dynamic_asn
 
 
 def _last_error(rt) -> str:
@@ -198,7 +212,8 @@ def neighbors(speaker, args: dict) -> dict:
         local_caps = [capability_fields(c) for c in (neg.local if neg else p.local_capabilities())]
         out.append({
             "peer": pc.name, "address": pc.peer_address, "port": pc.peer_port,
-            "local_as": pc.my_asn, "remote_as": pc.peer_asn, "type": "ibgp" if pc.ibgp else "ebgp",
+            "local_as": pc.my_asn, "remote_as": _remote_as(rt), "dynamic_asn": pc.dynamic_asn,
+            "type": "ibgp" if pc.ibgp else "ebgp",
             "state": p.state.label, "router_id": _ip4(speaker.router_id),
             "remote_router_id": _ip4(neg.peer_id) if neg and neg.peer_id else None,
             "local_address": p.local_address, "remote_address": p.remote_address,

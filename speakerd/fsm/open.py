@@ -9,6 +9,10 @@ Decisions documented here:
   Multiprotocol capabilities share none with ours, the OPEN is refused with
   Unsupported Capability (2/7) whose data is our Multiprotocol capabilities
   (RFC 5492 §3).
+* With ``dynamicASN`` (MetalLB's BGPPeer) the peer's AS is not configured:
+  ``internal`` accepts only our own AS, ``external`` any other; the wrong kind
+  is Bad Peer AS (2/2), like a wrong fixed ``peerASN``.  The AS accepted is
+  the session's ``Negotiated.peer_asn``.
 * Hold times of 1 and 2 seconds are refused with Unacceptable Hold Time (2/6).
 * BGP Identifier 0 is refused (2/3); so is our own identifier from an iBGP
   peer.  eBGP peers may share our identifier (RFC 6286).
@@ -66,9 +70,13 @@ def check_open(s: SessionSettings, msg: Open, restart_state: bool = False) -> Ne
     if has4 and asn > 0xFFFF and msg.my_as != AS_TRANS:
         raise OpenError(subcode=OpenSubcode.BAD_PEER_AS,
                         reason=f"My AS {msg.my_as} should be AS_TRANS for AS {asn}")
-    if asn != s.peer_asn:
-        raise OpenError(subcode=OpenSubcode.BAD_PEER_AS,
-                        reason=f"peer is AS {asn}, configured AS {s.peer_asn}")
+    if not s.accepts_asn(asn):
+        if s.dynamic_asn is not None:
+            why = (f"peer is AS {asn}, dynamicASN {s.dynamic_asn} needs "
+                   f"{'our' if s.ibgp else 'an AS other than our'} AS {s.local_asn}")
+        else:
+            why = f"peer is AS {asn}, configured AS {s.peer_asn}"
+        raise OpenError(subcode=OpenSubcode.BAD_PEER_AS, reason=why)
     if msg.bgp_id == 0 or (s.ibgp and msg.bgp_id == s.router_id):
         raise OpenError(subcode=OpenSubcode.BAD_BGP_IDENTIFIER,
                         reason=f"BGP identifier {msg.bgp_id:#010x}")

@@ -198,7 +198,9 @@ class SessionPair:
             keep_main = False  # only a connect attempt: nothing to compare (RFC 4271 §6.8)
         else:
             s = self.settings
-            keep = resolve_collision(s.router_id, remote_id, s.local_asn, s.peer_asn)
+            neg = main.negotiated or cand.negotiated
+            remote_asn = neg.peer_asn if neg is not None else s.peer_asn  # dynamicASN: learned
+            keep = resolve_collision(s.router_id, remote_id, s.local_asn, remote_asn)
             keep_main = (keep is Keep.OUTGOING) == main.outgoing
         self._actions.append((main, CollisionResolved(
             kept_outgoing=main.outgoing if keep_main else cand.outgoing)))

@@ -22,10 +22,15 @@ from ..wire.constants import BGP_PORT
 DEFAULT_MAX_PREFIXES = 2_000_000
 
 
+# BGPPeer spec.dynamicASN: the peer's AS is learned from its OPEN, of this kind
+DYNAMIC_INTERNAL = "internal"  # must equal our local AS (iBGP)
+DYNAMIC_EXTERNAL = "external"  # must differ from our local AS (eBGP)
+
+
 @dataclass(frozen=True, slots=True)
 class SessionSettings:
     local_asn: int
-    peer_asn: int
+    peer_asn: int  # 0 with dynamic_asn: learned from the OPEN (Negotiated.peer_asn)
     router_id: int
     name: str = ""
     peer_address: str = ""
@@ -49,6 +54,7 @@ class SessionSettings:
     next_hop4: str | None = None  # next hop for IPv4 routes (else the local address)
     next_hop6: str | None = None  # next hop for IPv6 routes (else the local address)
     max_prefixes: int | None = DEFAULT_MAX_PREFIXES  # per family; None: no limit
+    dynamic_asn: str | None = None  # DYNAMIC_INTERNAL | DYNAMIC_EXTERNAL; None: peer_asn is fixed
     # transport
     source_address: str | None = None
     password: str | None = field(default=None, repr=False)
@@ -59,7 +65,18 @@ class SessionSettings:
 
     @property
     def ibgp(self) -> bool:
+        """iBGP or eBGP is known before the OPEN: a dynamic peer's kind fixes it."""
+        if self.dynamic_asn is not None:
+            return self.dynamic_asn == DYNAMIC_INTERNAL
         return self.local_asn == self.peer_asn
+
+    def accepts_asn(self, asn: int) -> bool:
+        """Whether a peer announcing ``asn`` in its OPEN is the configured peer."""
+        if self.dynamic_asn == DYNAMIC_INTERNAL:
+            return asn == self.local_asn
+        if self.dynamic_asn == DYNAMIC_EXTERNAL:
+            return asn != self.local_asn
+        return asn == self.peer_asn
 
     @classmethod
     def from_peer(cls, peer, router_id: int, restarting: bool = False) -> "SessionSettings":
@@ -76,4 +93,6 @@ class SessionSettings:
             connect_retry=float(peer.connect_time), source_address=peer.source_address,
             password=peer.password, vrf=peer.vrf, ebgp_multihop=peer.ebgp_multihop,
             graceful_restart=peer.graceful_restart,
-            restart_state=restarting and peer.graceful_restart)
+            restart_state=restarting and peer.graceful_restart,
+            dynamic_asn=peer.dynamic_asn,
+            max_prefixes=peer.max_prefixes or DEFAULT_MAX_PREFIXES)
