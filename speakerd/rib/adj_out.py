@@ -16,6 +16,10 @@ Per-session attributes (RFC 4271 §5.1):
   an IPv6-only session is **not sent** unless an IPv4 next hop is configured
   (there is no usable IPv4 next hop, and RFC 8950 is not negotiated).
 * Routes of a family the peer did not negotiate are not sent.
+* Graceful shutdown (RFC 8326, ``speakerctl drain``): while
+  :attr:`AdjRibOut.graceful_shutdown` is set every route carries the
+  GRACEFUL_SHUTDOWN community 65535:0 and, on iBGP, LOCAL_PREF 0, so the
+  peers prefer any other path before the routes are withdrawn.
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ from ..wire.messages import RouteRefresh
 from ..wire.update import PathAttributes
 
 DEFAULT_LOCAL_PREF = 100
+GRACEFUL_SHUTDOWN = 0xFFFF0000  # the well-known community 65535:0 (RFC 8326)
 RouteKey = tuple[int, int]  # (afi, prefix key)
 
 
@@ -73,7 +78,7 @@ def _single_value(d: dict):
 
 class AdjRibOut:
     __slots__ = ("local_asn", "ibgp", "next_hop4", "next_hop6", "wanted", "sent",
-                 "_nh4", "_nh6", "_attr_cache")
+                 "graceful_shutdown", "_nh4", "_nh6", "_attr_cache")
 
     def __init__(self, local_asn: int, ibgp: bool, next_hop4: str | None = None,
                  next_hop6: str | None = None) -> None:
@@ -83,6 +88,7 @@ class AdjRibOut:
         self.next_hop6 = next_hop6
         self.wanted: dict[RouteKey, RouteAttrs] = {}
         self.sent: dict[RouteKey, PathAttributes] = {}
+        self.graceful_shutdown = False
         self._nh4: int | None = None
         self._nh6: bytes | None = None
         self._attr_cache: dict[tuple[int, RouteAttrs], PathAttributes] = {}
@@ -109,6 +115,15 @@ class AdjRibOut:
     def reset(self) -> None:
         self.sent = {}
 
+    def set_graceful_shutdown(self, on: bool) -> bool:
+        """Mark every route with GRACEFUL_SHUTDOWN (and LOCAL_PREF 0 on iBGP), or stop.
+        True if that changed anything; the next :meth:`diff` re-announces every route."""
+        if on == self.graceful_shutdown:
+            return False
+        self.graceful_shutdown = on
+        self._attr_cache.clear()
+        return True
+
     # -- attribute translation ---------------------------------------------
     def path_attributes(self, afi: int, ra: RouteAttrs) -> PathAttributes | None:
         """This session's attributes for a route, or None when it cannot be sent."""
@@ -120,12 +135,20 @@ class AdjRibOut:
             return None
         if afi == AFI.IPV6 and self._nh6 is None:
             return None
+        local_pref = None
+        if self.ibgp:
+            local_pref = ra.local_pref if ra.local_pref is not None else DEFAULT_LOCAL_PREF
+        communities = set(ra.communities)
+        if self.graceful_shutdown:
+            communities.add(GRACEFUL_SHUTDOWN)
+            if self.ibgp:
+                local_pref = 0
         pa = PathAttributes(
             origin=Origin.IGP,
             as_path=() if self.ibgp else ((AsPathSegmentType.AS_SEQUENCE, (self.local_asn,)),),
             next_hop=self._nh4 if afi == AFI.IPV4 else None,
-            local_pref=(ra.local_pref if ra.local_pref is not None else DEFAULT_LOCAL_PREF) if self.ibgp else None,
-            communities=tuple(sorted(set(ra.communities))),
+            local_pref=local_pref,
+            communities=tuple(sorted(communities)),
             large_communities=tuple(sorted(set(ra.large_communities))),
         )
         self._attr_cache[ck] = pa
