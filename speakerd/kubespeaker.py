@@ -200,9 +200,16 @@ async def publish_loop(speaker: KubeSpeaker, publisher: StatusPublisher, min_int
             new = peers_by_service(plan.routes)
             services = speaker.store.services
             ann = speaker.store.announcer
-            why = {k: str(ann.verdict(k)) for k in announced.keys() - new.keys()}
+            why = {}
+            for k in announced.keys() - new.keys():
+                if k not in services:  # deleted: its status object goes, no Event on a gone object
+                    publisher.forget_service(k)
+                    continue
+                v = ann.verdict(k)
+                why[k] = str(v) if not v.announce else "no route of it goes to any peer of this node"
             uids = {k: services[k].uid for k in announced.keys() | new.keys() if k in services}
-            apply_announcements(publisher, announced, new, why, uids)
+            apply_announcements(publisher, {k: v for k, v in announced.items() if k in services or k in new},
+                                new, why, uids)
             announced, last_plan, last = new, plan, loop.time()
 
 
@@ -281,7 +288,7 @@ async def serve(args) -> int:
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    await speaker.stop("speakerd is shutting down")
+    await speaker.stop("speakerd is shutting down", drain=getattr(args, "drain_on_stop", None))
     await control.close()
     if metrics_server is not None:
         metrics_server.close()

@@ -1,0 +1,85 @@
+"""Kubernetes mode between store and planner: the planner sees only what this node announces."""
+from __future__ import annotations
+
+from speakerd.kubespeaker import AnnouncingStore
+from speakerd.policy.announce import AnnounceOptions, Verdict
+from speakerd.policy.planner import plan
+from speakerd.store import ADDED, MODIFIED, Event, Store
+
+NS = "metallb-system"
+ME = "n1"
+
+
+def metallb() -> list[Event]:
+    return [Event(ADDED, o) for o in (
+        {"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer", "metadata": {"name": "tor", "namespace": NS},
+         "spec": {"myASN": 64500, "peerASN": 64501, "peerAddress": "10.0.0.1"}},
+        {"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool", "metadata": {"name": "pool", "namespace": NS},
+         "spec": {"addresses": ["203.0.113.0/24"]}},
+        {"apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement", "metadata": {"name": "adv", "namespace": NS},
+         "spec": {"ipAddressPools": ["pool"]}})]
+
+
+def service(name: str, ingress: str | None, requested: str | None = None) -> dict:
+    meta = {"name": name, "namespace": "default"}
+    if requested:
+        meta["annotations"] = {"metallb.io/loadBalancerIPs": requested}
+    obj = {"apiVersion": "v1", "kind": "Service", "metadata": meta,
+           "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "ports": [{"port": 80}]}}
+    if ingress:
+        obj["status"] = {"loadBalancer": {"ingress": [{"ip": ingress}]}}
+    return obj
+
+
+def eps(svc: str, node: str) -> dict:
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": f"{svc}-ep", "namespace": "default", "labels": {"kubernetes.io/service-name": svc}},
+            "addressType": "IPv4", "endpoints": [{"addresses": ["10.1.0.1"], "nodeName": node}]}
+
+
+def node(name: str, **labels) -> dict:
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels}}
+
+
+def kube_store() -> AnnouncingStore:
+    return AnnouncingStore(Store(), ME, AnnounceOptions(require_ingress=True))
+
+
+def prefixes(st: AnnouncingStore) -> set[str]:
+    p = plan(st.config(), ME)
+    return {r.prefix for table in p.routes.values() for r in table.values()}
+
+
+def test_only_announced_services_reach_the_planner():
+    st = kube_store()
+    ch = st.apply(metallb() + [Event(ADDED, node(ME)), Event(ADDED, service("web", "203.0.113.10")),
+                               Event(ADDED, eps("web", "n2"))])
+    assert ch.services == {} and prefixes(st) == set()  # Local, the endpoint is elsewhere
+    assert st.announcer.verdict("default/web") is Verdict.NO_LOCAL_ENDPOINTS
+    assert "default/web" in st.store.services and len(st.config().services) == 0
+
+    ch = st.apply([Event(MODIFIED, eps("web", ME))])
+    assert list(ch.services) == ["default/web"] and ch.services["default/web"][0] is None
+    assert prefixes(st) == {"203.0.113.10/32"}
+
+    ch = st.apply([Event(MODIFIED, node(ME, **{"node.kubernetes.io/exclude-from-external-load-balancers": ""}))])
+    assert ch.services["default/web"][1] is None and prefixes(st) == set()
+    assert ch.metallb  # this node's labels changed: peers and advertisements are selected again
+
+
+def test_kubernetes_mode_announces_only_the_ingress_a_controller_wrote():
+    st = kube_store()
+    st.apply(metallb() + [Event(ADDED, service("web", None, requested="203.0.113.20")),
+                          Event(ADDED, eps("web", ME))])
+    assert prefixes(st) == set()  # requested, not yet assigned: MetalLB's noIPAllocated
+    assert st.announcer.verdict("default/web") is Verdict.NO_IP
+    st.apply([Event(MODIFIED, service("web", "203.0.113.20", requested="203.0.113.20"))])
+    assert prefixes(st) == {"203.0.113.20/32"}
+
+
+def test_node_change_without_label_change_does_not_replan_peers():
+    st = kube_store()
+    st.apply(metallb() + [Event(ADDED, node(ME, a="1"))])
+    n = node(ME, a="1")
+    n["status"] = {"conditions": [{"type": "Ready", "status": "True"}]}
+    assert not st.apply([Event(MODIFIED, n)]).metallb
