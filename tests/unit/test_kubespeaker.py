@@ -83,3 +83,31 @@ def test_node_change_without_label_change_does_not_replan_peers():
     n = node(ME, a="1")
     n["status"] = {"conditions": [{"type": "Ready", "status": "True"}]}
     assert not st.apply([Event(MODIFIED, n)]).metallb
+
+
+async def test_invalid_objects_become_warning_events_once():
+    from speakerd.kubespeaker import KubeSpeaker
+
+    class Recorder:
+        def __init__(self):
+            self.specs = []
+
+        def record(self, spec):
+            self.specs.append(spec)
+
+    sp = KubeSpeaker(ME, namespace=NS)
+    sp.publisher = Recorder()
+    bad_peer = {"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer", "metadata": {"name": "p", "namespace": NS},
+                "spec": {"myASN": 64500, "peerASN": 64501, "peerAddress": "10.0.0.1", "holdTime": "2s"}}
+    bad_svc = service("web", "not-an-ip")
+    sp.feed([Event(ADDED, bad_peer), Event(ADDED, bad_svc)])
+    await sp.start()  # an invalid MetalLB configuration at start: waited out, no exception
+    got = {(s.obj.kind, s.obj.namespace, s.obj.name, s.type, s.reason) for s in sp.publisher.specs}
+    assert ("BGPPeer", NS, "p", "Warning", "invalidObject") in got
+    assert ("Service", "default", "web", "Warning", "invalidObject") in got
+    assert any("holdTime" in s.message for s in sp.publisher.specs if s.obj.kind == "BGPPeer")
+    n = len(sp.publisher.specs)
+    await sp.apply_batch([Event(MODIFIED, {**bad_svc, "metadata": {**bad_svc["metadata"], "labels": {"x": "1"}}})])
+    assert len(sp.publisher.specs) == n  # the same problems are not recorded again
+    assert sp.peers == {}
+    await sp.stop()
