@@ -7,6 +7,8 @@
     speakerctl show history [PEER]
     speakerctl explain IP|PREFIX|NAMESPACE/SERVICE
     speakerctl reload
+    speakerctl drain [--wait SECONDS] [--message TEXT]
+    speakerctl undrain
     speakerctl capture PEER -w FILE.pcap [--seconds N]
     speakerctl health
 
@@ -70,6 +72,10 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=0.0,
                    help="capture: keep capturing live messages this long after the buffered ones")
     p.add_argument("--limit", type=int, default=0, help="routes: show at most this many")
+    p.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
+                   help="drain: how long the routes stay announced with GRACEFUL_SHUTDOWN before they "
+                        "are withdrawn (default 10)")
+    p.add_argument("--message", default=None, help="drain: the shutdown message of the Cease (RFC 9003)")
     p.add_argument("words", nargs="+", help="the command, e.g. show bgp summary")
     # allow --json (and other options) after the command words
     return p.parse_intermixed_args(argv)
@@ -112,6 +118,10 @@ def _command(words: list[str]) -> tuple[str, dict]:
         return "reload", {}
     elif w == ["health"]:
         return "health", {}
+    elif w == ["drain"]:
+        return "drain", {}
+    elif w == ["undrain"]:
+        return "undrain", {}
     elif w[:1] == ["capture"] and len(w) == 2:
         return "capture", {"peer": orig[1]}
     raise CtlError(f"unknown command: {' '.join(words)}\n{USAGE}")
@@ -164,7 +174,13 @@ def main(argv: list[str] | None = None) -> int:
             args["limit"] = ns.limit
         if command == "capture":
             return _capture(ns, args)
-        result = call(ns.socket, command, args, ns.timeout)
+        timeout = ns.timeout
+        if command == "drain":
+            args["wait"] = ns.wait
+            if ns.message:
+                args["message"] = ns.message
+            timeout = ns.wait + ns.timeout  # the answer comes when the drain is done
+        result = call(ns.socket, command, args, timeout)
     except CtlError as e:
         print(f"speakerctl: {e}", file=sys.stderr)
         return 1

@@ -2,7 +2,8 @@
 
 Starts every session selected for this node, serves the control socket (and
 metrics when asked), reloads on SIGHUP or when a config file changes, and on
-SIGTERM/SIGINT sends Cease/Administrative Shutdown to every peer and exits 0.
+SIGTERM/SIGINT sends Cease/Administrative Shutdown to every peer and exits 0
+(with ``--drain-on-stop``, after a drain: see :meth:`speakerd.speaker.Speaker.drain`).
 """
 from __future__ import annotations
 
@@ -53,6 +54,9 @@ def register(sub):
     p.add_argument("--watch", type=float, default=2.0, metavar="SECONDS",
                    help="reload when config files change (inotify; polling this often where inotify "
                         "is unavailable); 0 disables (default 2)")
+    p.add_argument("--drain-on-stop", type=float, nargs="?", const=10.0, default=None, metavar="SECONDS",
+                   help="on SIGTERM, drain first (as `speakerctl drain --wait SECONDS`, default 10): routes "
+                        "marked GRACEFUL_SHUTDOWN for that long, then withdrawn, then Cease")
     logs.add_arguments(p)
     return p
 
@@ -160,7 +164,7 @@ async def _run(args) -> int:
     log.info("stopping: closing every session (Cease/Administrative Shutdown; graceful-restart peers without a NOTIFICATION)")
     for t in tasks:
         t.cancel()
-    await speaker.stop("speakerd is shutting down")
+    await speaker.stop("speakerd is shutting down", drain=args.drain_on_stop)
     await control.close()
     if metrics_server is not None:
         metrics_server.close()

@@ -88,6 +88,7 @@ class Daemon:
         self.watch = watch  # seconds between config file checks; 0: reload only when asked
         self.proc: subprocess.Popen | None = None
         self.returncode: int | None = None
+        self.extra_args: list[str] = []  # more `speakerd run` options
 
     def start(self) -> None:
         cmd = [PY, "-m", "speakerd.cli", "run", "-c", str(self.config_dir), "--node", self.node,
@@ -97,6 +98,7 @@ class Daemon:
             cmd += ["--metrics", self.metrics]
         if self.trace:
             cmd += ["--trace", self.trace]
+        cmd += self.extra_args
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
