@@ -171,6 +171,21 @@ def _remote_as(rt) -> int | str:
     return neg.peer_asn if neg is not None else pc.dynamic_asn
 
 
+def _next_hops(p) -> dict:
+    """The next hops the current connection announces routes with, and where the IPv6 one
+    comes from (configured, the session's address, the interface's global address, or the
+    IPv4-mapped fallback when that interface has none)."""
+    nh4, nh6 = p.next_hops()
+    return {"ipv4": _ip4(nh4) if nh4 is not None else None,
+            "ipv6": _ip6(nh6) if nh6 else None,
+            "ipv6_source": p.next_hop6_source(), "interface": p.next_hop_interface}
+
+
+def _ip6(packed: bytes) -> str:
+    a = ipaddress.IPv6Address(packed[:16])
+    return f"::ffff:{a.ipv4_mapped}" if a.ipv4_mapped else str(a)  # the same text on every Python
+
+
 def _last_error(rt) -> str:
     p = rt.peer
     n_in, n_out = p.last_notification_received, p.last_notification_sent
@@ -217,6 +232,7 @@ def neighbors(speaker, args: dict) -> dict:
             "state": p.state.label, "router_id": _ip4(speaker.router_id),
             "remote_router_id": _ip4(neg.peer_id) if neg and neg.peer_id else None,
             "local_address": p.local_address, "remote_address": p.remote_address,
+            "next_hops": _next_hops(p) if p.local_address else None,
             "uptime_seconds": round(p.uptime, 1) if p.uptime else None,
             "configured": {"hold_time": pc.hold_time, "keepalive_time": pc.keepalive_time,
                            "connect_time": pc.connect_time, "ebgp_multihop": pc.ebgp_multihop,

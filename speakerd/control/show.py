@@ -58,6 +58,14 @@ def _caps(caps: list[dict]) -> str:
     return ", ".join(out) or "none"
 
 
+_NH6_SOURCE = {
+    "configured": " (configured)",
+    "local-address": " (the session's local address)",
+    "interface": " (global address of {dev})",
+    "ipv4-mapped": " (IPv4-mapped: no global IPv6 address on {dev}; BIRD ignores such routes)",
+}
+
+
 def neighbors(r: dict) -> str:
     blocks = []
     for n in r["neighbors"]:
@@ -66,6 +74,10 @@ def neighbors(r: dict) -> str:
                  f"  BGP state = {n['state']}" + (f", up for {_dur(n['uptime_seconds'])}" if n['uptime_seconds'] else ""),
                  f"  Local router ID {n['router_id']}, remote router ID {n['remote_router_id'] or '-'}",
                  f"  Local address {n['local_address'] or '-'}, remote address {n['remote_address'] or '-'}"]
+        nh = n.get("next_hops")
+        if nh:
+            lines.append(f"  Next hops: IPv4 {nh['ipv4'] or '- (not sent)'}, IPv6 {nh['ipv6'] or '- (not sent)'}"
+                         f"{_NH6_SOURCE.get(nh['ipv6_source'], '').format(dev=nh.get('interface') or '?')}")
         cfg = n["configured"]
         lines.append(f"  Configured hold time {cfg['hold_time']}s, keepalive {cfg['keepalive_time']}s, "
                      f"connect retry {cfg['connect_time']}s"

@@ -89,6 +89,9 @@ class Session:
         self.negotiated: Negotiated | None = None
         self.remote_open: Open | None = None
         self.local_address: str | None = None
+        # the global IPv6 address of the interface toward the peer (found by the transport):
+        # the next hop of IPv6 routes over an IPv4 connection
+        self.interface_ipv6: str | None = None
         self.outgoing = True  # who initiated the current connection
         self.adj_rib_in = AdjRibIn()
         self.adj_rib_out = AdjRibOut(settings.local_asn, settings.ibgp, settings.next_hop4,
@@ -172,9 +175,13 @@ class Session:
         self.handle(Event.OPEN_COLLISION_DUMP, now)
 
     def connection_made(self, now: float, local_address: str | None = None,
-                        outgoing: bool = True) -> bool:
-        """TcpConnectionConfirmed.  False: refused, the transport must close it."""
-        return bool(self.handle(Event.TCP_CONNECTION_CONFIRMED, now, (local_address, outgoing)))
+                        outgoing: bool = True, interface_ipv6: str | None = None) -> bool:
+        """TcpConnectionConfirmed.  False: refused, the transport must close it.
+
+        ``interface_ipv6``: a global IPv6 address of the interface the
+        connection runs on (the IPv6 next hop over an IPv4 connection)."""
+        return bool(self.handle(Event.TCP_CONNECTION_CONFIRMED, now,
+                                (local_address, outgoing, interface_ipv6)))
 
     def connection_failed(self, now: float, detail: str = "") -> None:
         """TcpConnectionFails: the connect failed, or the peer closed/reset the connection."""
@@ -304,9 +311,11 @@ class Session:
         self._error(now, Notification.cease(subcode, message).error(), cause)
 
     def _connected(self, now: float, event: Event, arg) -> bool:
-        local_address, outgoing = arg
+        local_address, outgoing = arg[0], arg[1]
+        interface_ipv6 = arg[2] if len(arg) > 2 else None
         self.outgoing = outgoing
         self.local_address = local_address
+        self.interface_ipv6 = interface_ipv6
         self._connect_retry_at = None
         self._framer = Framer()
         self._ctx = DEFAULT_CONTEXT
@@ -314,7 +323,7 @@ class Session:
         self.remote_open = None
         self._blocked_since = None
         self._refresh_pending.clear()
-        self.adj_rib_out.connected(local_address)
+        self.adj_rib_out.connected(local_address, interface_ipv6)
         self._send_msg(open_message(self.settings, self.restart_state), MessageType.OPEN)
         self._hold_at = now + self.settings.open_hold_time
         self._set_state(State.OPENSENT, Cause.TCP_ESTABLISHED)

@@ -123,19 +123,20 @@ class SessionPair:
             m.tick(now)
         self._settle(now)
 
-    def incoming(self, now: float, local_address: str | None) -> tuple[Session | None, bytes]:
+    def incoming(self, now: float, local_address: str | None,
+                 interface_ipv6: str | None = None) -> tuple[Session | None, bytes]:
         """A connection from the peer: the machine that runs it, or (None, bytes to
-        write before closing it)."""
+        write before closing it).  ``interface_ipv6``: see :meth:`Session.connection_made`."""
         main = self.main
         if main.state == State.ACTIVE:
-            main.connection_made(now, local_address, outgoing=False)
+            main.connection_made(now, local_address, outgoing=False, interface_ipv6=interface_ipv6)
             self._settle(now)
             return main, b""
         if main.state in (State.CONNECT, State.OPENSENT, State.OPENCONFIRM) and self.candidate is None:
             cand = Session(self.settings, self.trace, restart_state=main.restart_state, one_shot=True)
             cand.set_routes(now, self.routes)
             cand.start(now, passive=True)
-            cand.connection_made(now, local_address, outgoing=False)
+            cand.connection_made(now, local_address, outgoing=False, interface_ipv6=interface_ipv6)
             self.candidate = cand
             self._settle(now)
             return cand, b""
@@ -143,11 +144,12 @@ class SessionPair:
             return None, encode(Notification.cease(CeaseSubcode.CONNECTION_COLLISION_RESOLUTION))
         return None, b""  # stopped, or a second collision
 
-    def connection_made(self, machine: Session, now: float, local_address: str | None) -> bool:
+    def connection_made(self, machine: Session, now: float, local_address: str | None,
+                        interface_ipv6: str | None = None) -> bool:
         """Our connect attempt completed.  False: nobody wants it any more (close it)."""
         if machine is not self.main:
             return False
-        ok = machine.connection_made(now, local_address, outgoing=True)
+        ok = machine.connection_made(now, local_address, outgoing=True, interface_ipv6=interface_ipv6)
         self._settle(now)
         return ok
 

@@ -26,13 +26,14 @@ from typing import Callable
 
 from ..fsm import Session, SessionPair, SessionSettings, State
 from ..fsm.open import local_capabilities
-from ..rib.adj_out import next_hops
+from ..rib.adj_out import next_hop6_source, next_hops
 from ..fsm.actions import (Cause, Close, CollisionResolved, Connect, EndOfRib, MessageRejected,
                            NotificationReceived, NotificationSent, PrefixLimitExceeded, Received,
                            RoutesReceived, Send, StateChanged)
 from ..wire.capabilities import Negotiated
 from ..wire.constants import CeaseSubcode
 from ..wire.messages import Notification
+from .ifaddr import interface_ipv6_toward
 from .sockopts import SockOptError, connecting_socket, peer_ttl, set_ttl
 from .timer import Deadline
 
@@ -132,6 +133,9 @@ class PeerTransport:
         self.remote_address: str | None = None
         self.local_port: int | None = None  # of the current connection (for captures)
         self.remote_port: int | None = None
+        # the interface toward the peer whose global IPv6 address is the IPv6 next hop over
+        # an IPv4 connection (None: not looked up, or no route to the peer)
+        self.next_hop_interface: str | None = None
         self.last_error: str = ""
 
     # ---------------------------------------------------------------- public
@@ -167,8 +171,14 @@ class PeerTransport:
 
     def next_hops(self) -> tuple[int | None, bytes | None]:
         """The (IPv4, IPv6) next hops the current connection announces routes with."""
-        return next_hops(self.sessions.main.local_address, self.settings.next_hop4,
-                         self.settings.next_hop6)
+        m = self.sessions.main
+        return next_hops(m.local_address, self.settings.next_hop4, self.settings.next_hop6,
+                         m.interface_ipv6)
+
+    def next_hop6_source(self) -> str | None:
+        """Where the IPv6 next hop comes from (``rib.adj_out.NH6_*``)."""
+        m = self.sessions.main
+        return next_hop6_source(m.local_address, self.settings.next_hop6, m.interface_ipv6)
 
     def local_capabilities(self) -> tuple:
         """The capabilities our OPEN carries (or will carry) on this session."""
@@ -238,7 +248,8 @@ class PeerTransport:
         """A connection from this peer's address, accepted by a listener."""
         self._bind_loop()
         self._apply_ttl(conn)
-        machine, reply = self.sessions.incoming(self._now(), conn.addresses()[0])
+        machine, reply = self.sessions.incoming(self._now(), conn.addresses()[0],
+                                                self._interface_ipv6(conn))
         if machine is None:
             if reply:
                 conn.transport.write(reply)
@@ -398,7 +409,8 @@ class PeerTransport:
             return
         link.connect_task = None
         link.conn = conn
-        if not self.sessions.connection_made(machine, self._now(), conn.addresses()[0]):
+        if not self.sessions.connection_made(machine, self._now(), conn.addresses()[0],
+                                             self._interface_ipv6(conn)):
             link.conn = None
             conn.owner = None
             conn.transport.close()
@@ -432,6 +444,21 @@ class PeerTransport:
             set_ttl(sock, ttl, min_ttl)
         except OSError as e:
             log.warning("peer %s: cannot set TTL on incoming connection: %s", self.name, e)
+
+    def _interface_ipv6(self, conn: _Conn) -> str | None:
+        """Over an IPv4 connection without a configured IPv6 next hop: a global IPv6
+        address of the interface toward the peer (the bound device, else the route's)."""
+        if self.settings.next_hop6:
+            return None
+        local, remote = (a[7:] if a and a.startswith("::ffff:") else a for a in conn.addresses())
+        if not remote or ":" in remote or not local:
+            return None
+        self.next_hop_interface, addr = interface_ipv6_toward(remote, self.settings.vrf, local)
+        if addr is None:
+            log.info("peer %s: no global IPv6 address on %s: IPv6 routes go out with the next hop "
+                     "::ffff:%s", self.name, self.next_hop_interface or "the interface toward it",
+                     conn.addresses()[0], extra={"peer": self.name})
+        return addr
 
     def _set_addresses(self, conn: _Conn) -> None:
         self.local_address, self.remote_address = conn.addresses()

@@ -12,7 +12,10 @@ Per-session attributes (RFC 4271 §5.1):
 * LOCAL_PREF only to iBGP (``RouteAttrs.local_pref`` or 100); never to eBGP.
 * NEXT_HOP: the configured next hop for the route's family if any, else the
   session's local address.  Across families: an IPv6 route over an IPv4
-  session uses the IPv4-mapped address ``::ffff:a.b.c.d``; an IPv4 route over
+  session uses a global IPv6 address of the interface toward the peer (as
+  FRR does; the transport finds it), and only when that interface has none
+  the IPv4-mapped address ``::ffff:a.b.c.d``, which BIRD 2 treats as a
+  withdraw (:func:`next_hop6_source` says which was used); an IPv4 route over
   an IPv6-only session is **not sent** unless an IPv4 next hop is configured
   (there is no usable IPv4 next hop, and RFC 8950 is not negotiated).
 * Routes of a family the peer did not negotiate are not sent.
@@ -45,14 +48,42 @@ def _as_list(msgs) -> list[bytes]:
     return list(msgs)
 
 
-def next_hops(local_address: str | None, next_hop4: str | None,
-              next_hop6: str | None) -> tuple[int | None, bytes | None]:
-    """(IPv4 next hop as int or None, IPv6 next hop as 16 bytes or None)."""
-    nh4: int | None = None
-    nh6: bytes | None = None
+# where the IPv6 next hop comes from (next_hop6_source)
+NH6_CONFIGURED = "configured"
+NH6_LOCAL = "local-address"  # the IPv6 session's own local address
+NH6_INTERFACE = "interface"  # a global address of the interface toward the peer
+NH6_MAPPED = "ipv4-mapped"  # ::ffff:a.b.c.d: no global IPv6 address on that interface
+
+
+def _local(local_address: str | None):
     local = ipaddress.ip_address(local_address) if local_address else None
     if isinstance(local, ipaddress.IPv6Address) and local.ipv4_mapped is not None:
         local = local.ipv4_mapped  # a dual-stack socket talking IPv4
+    return local
+
+
+def next_hop6_source(local_address: str | None, next_hop6: str | None,
+                     interface_ipv6: str | None = None) -> str | None:
+    """Which IPv6 next hop :func:`next_hops` picks (``NH6_*``), None when there is none."""
+    local = _local(local_address)
+    if next_hop6:
+        return NH6_CONFIGURED
+    if isinstance(local, ipaddress.IPv6Address):
+        return NH6_LOCAL
+    if isinstance(local, ipaddress.IPv4Address):
+        return NH6_INTERFACE if interface_ipv6 else NH6_MAPPED
+    return None
+
+
+def next_hops(local_address: str | None, next_hop4: str | None,
+              next_hop6: str | None, interface_ipv6: str | None = None) -> tuple[int | None, bytes | None]:
+    """(IPv4 next hop as int or None, IPv6 next hop as 16 bytes or None).
+
+    ``interface_ipv6``: a global IPv6 address of the interface toward the peer,
+    the IPv6 next hop over an IPv4 session (else the IPv4-mapped address)."""
+    nh4: int | None = None
+    nh6: bytes | None = None
+    local = _local(local_address)
     if next_hop4:
         nh4 = int(ipaddress.IPv4Address(next_hop4))
     elif isinstance(local, ipaddress.IPv4Address):
@@ -61,6 +92,8 @@ def next_hops(local_address: str | None, next_hop4: str | None,
         nh6 = ipaddress.IPv6Address(next_hop6).packed
     elif isinstance(local, ipaddress.IPv6Address):
         nh6 = local.packed
+    elif isinstance(local, ipaddress.IPv4Address) and interface_ipv6:
+        nh6 = ipaddress.IPv6Address(interface_ipv6).packed
     elif isinstance(local, ipaddress.IPv4Address):
         nh6 = ipaddress.IPv6Address("::ffff:" + str(local)).packed
     return nh4, nh6
@@ -106,9 +139,11 @@ class AdjRibOut:
             else:
                 wanted[rk] = ra
 
-    def connected(self, local_address: str | None) -> None:
-        """A new connection: learn the local address, forget what was sent."""
-        self._nh4, self._nh6 = next_hops(local_address, self.next_hop4, self.next_hop6)
+    def connected(self, local_address: str | None, interface_ipv6: str | None = None) -> None:
+        """A new connection: learn the local address (and the interface's global IPv6
+        address, see :func:`next_hops`), forget what was sent."""
+        self._nh4, self._nh6 = next_hops(local_address, self.next_hop4, self.next_hop6,
+                                         interface_ipv6)
         self._attr_cache.clear()
         self.sent = {}
 

@@ -1,0 +1,54 @@
+"""Interface addresses from /proc text: the IPv6 next hop toward an IPv4 peer."""
+from __future__ import annotations
+
+import sys
+
+from speakerd.net.ifaddr import (global_ipv6, interface_toward, link_local_ipv6, parse_if_inet6,
+                                 parse_route_table)
+
+
+def hexbe(addr: str) -> str:
+    """An IPv4 address as /proc/net/route prints it (host-order integer)."""
+    b = bytes(int(x) for x in addr.split("."))
+    return f"{int.from_bytes(b, sys.byteorder):08X}"
+
+
+ROUTES = "\n".join([
+    "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT",
+    f"eth0\t{hexbe('0.0.0.0')}\t{hexbe('192.0.2.1')}\t0003\t0\t0\t0\t{hexbe('0.0.0.0')}\t0\t0\t0",
+    f"eth0\t{hexbe('192.0.2.0')}\t00000000\t0001\t0\t0\t0\t{hexbe('255.255.255.0')}\t0\t0\t0",
+    f"veth1\t{hexbe('10.1.0.0')}\t00000000\t0001\t0\t0\t0\t{hexbe('255.255.0.0')}\t0\t0\t0",
+    f"veth2\t{hexbe('10.1.2.0')}\t00000000\t0001\t0\t0\t0\t{hexbe('255.255.255.0')}\t0\t0\t0",
+    f"down0\t{hexbe('10.9.0.0')}\t00000000\t0000\t0\t0\t0\t{hexbe('255.255.0.0')}\t0\t0\t0",
+])
+
+INET6 = "\n".join([
+    "fe800000000000000000000000000001 03 40 20 80    veth2",
+    "20010db8000000000000000000000099 03 40 00 c0    veth2",  # tentative (DAD running)
+    "20010db8000000000000000000000002 03 40 00 a0    veth2",  # deprecated
+    "20010db8000000000000000000000003 03 40 00 80    veth2",
+    "fe800000000000000000000000000005 04 40 20 80    veth1",
+    "00000000000000000000000000000001 01 80 10 80       lo",
+])
+
+
+def test_longest_route_gives_the_interface():
+    routes = parse_route_table(ROUTES)
+    assert interface_toward("10.1.2.7", routes) == "veth2"
+    assert interface_toward("10.1.3.7", routes) == "veth1"
+    assert interface_toward("198.51.100.1", routes) == "eth0"  # the default route
+    assert interface_toward("10.9.0.1", routes) == "eth0"  # down0's route is not up
+    assert "down0" not in {d for _, _, d in routes}
+
+
+def test_no_route_no_interface():
+    assert interface_toward("10.1.2.7", parse_route_table(ROUTES.splitlines()[0])) is None
+
+
+def test_global_address_preferred_over_deprecated_never_tentative():
+    addrs = parse_if_inet6(INET6)
+    assert global_ipv6("veth2", addrs) == "2001:db8::3"
+    assert global_ipv6("veth1", addrs) is None  # link-local only: the caller falls back to ::ffff:
+    assert link_local_ipv6("veth1", addrs) == "fe80::5"
+    only_deprecated = [a for a in addrs if a[1] != "2001:db8::3"]
+    assert global_ipv6("veth2", only_deprecated) == "2001:db8::2"
