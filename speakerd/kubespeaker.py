@@ -21,16 +21,13 @@ what differs:
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import os
 import signal
 import socket
 import time
-from collections.abc import Iterator, Mapping
 
-from .config import Config
-from .policy.announce import Announcer, AnnounceOptions
+from .policy.announce import AnnounceOptions, AnnouncingStore
 from .publish.events import invalid_from_issue
 from .publish.speaker_state import apply_announcements, peers_by_service, sessions_of
 from .publish.status import Owner
@@ -39,60 +36,6 @@ from .speaker import Speaker
 from .store import Changes, Event, Store
 
 log = logging.getLogger("speakerd")
-
-
-class AnnouncedServices(Mapping):
-    """The store's Services this node announces (a live view: nothing copied)."""
-
-    __slots__ = ("_services", "_announcer")
-
-    def __init__(self, services: Mapping, announcer: Announcer) -> None:
-        self._services, self._announcer = services, announcer
-
-    def __getitem__(self, key):
-        if key in self._announcer._not:
-            raise KeyError(key)
-        return self._services[key]
-
-    def __contains__(self, key) -> bool:
-        return key in self._services and key not in self._announcer._not
-
-    def __iter__(self) -> Iterator[str]:
-        notv = self._announcer._not
-        return (k for k in self._services if k not in notv)
-
-    def __len__(self) -> int:
-        notv = self._announcer._not
-        return len(self._services) - sum(1 for k in notv if k in self._services)
-
-
-class AnnouncingStore:
-    """The store as the speaker's planner should see it: changes and config through the announce rules."""
-
-    def __init__(self, store: Store, node: str, options: AnnounceOptions) -> None:
-        self.store = store
-        self.node = node
-        self.announcer = Announcer(node, store.services, options)
-
-    def __getattr__(self, name):
-        return getattr(self.store, name)
-
-    def apply(self, events) -> Changes:
-        ch = self.store.apply(events)
-        labels_before = None
-        mine = ch.nodes.get(self.node)
-        if mine is not None:
-            old, new = mine
-            labels_before = (old.labels if old else None, new.labels if new else None)
-        effective = self.announcer.apply(ch.services, ch.endpoint_slices, ch.nodes)
-        ch.services = effective
-        if labels_before is not None and labels_before[0] != labels_before[1] and not ch.metallb_rejected:
-            ch.metallb = True  # this node's labels select peers and advertisements: re-plan them
-        return ch
-
-    def config(self) -> Config:
-        c = self.store.config()
-        return dataclasses.replace(c, services=AnnouncedServices(c.services, self.announcer))
 
 
 class KubeSpeaker(Speaker):
@@ -297,4 +240,4 @@ async def serve(args) -> int:
     return 0
 
 
-__all__ = ["KubeSpeaker", "AnnouncingStore", "AnnouncedServices", "publish_loop", "serve"]
+__all__ = ["KubeSpeaker", "publish_loop", "serve"]

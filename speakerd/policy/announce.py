@@ -34,8 +34,9 @@ which Service to re-decide), :func:`decide` per Service.
 """
 from __future__ import annotations
 
+import dataclasses
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from ..config.model import EndpointSlice, Node, Service
@@ -316,5 +317,61 @@ class Announcer:
         return out
 
 
-__all__ = ["Verdict", "AnnounceOptions", "EndpointIndex", "Announcer", "EXCLUDE_LABEL", "decide", "decide_from",
+class AnnouncedServices(Mapping):
+    """The store's Services this node announces (a live view: nothing copied)."""
+
+    __slots__ = ("_services", "_announcer")
+
+    def __init__(self, services: Mapping, announcer: Announcer) -> None:
+        self._services, self._announcer = services, announcer
+
+    def __getitem__(self, key):
+        if key in self._announcer._not:
+            raise KeyError(key)
+        return self._services[key]
+
+    def __contains__(self, key) -> bool:
+        return key in self._services and key not in self._announcer._not
+
+    def __iter__(self) -> Iterator[str]:
+        notv = self._announcer._not
+        return (k for k in self._services if k not in notv)
+
+    def __len__(self) -> int:
+        notv = self._announcer._not
+        return len(self._services) - sum(1 for k in notv if k in self._services)
+
+
+class AnnouncingStore:
+    """A :class:`speakerd.store.Store` as the planner should see it: its changes and its config
+    through the announce rules (``Changes.services`` and ``config().services`` hold only what this
+    node announces). Anything else is the store's. For file mode: ``AnnounceOptions(check_endpoints=None)``."""
+
+    def __init__(self, store, node: str, options: AnnounceOptions) -> None:
+        self.store = store
+        self.node = node
+        self.announcer = Announcer(node, store.services, options)
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def apply(self, events):
+        ch = self.store.apply(events)
+        labels_before = None
+        mine = ch.nodes.get(self.node)
+        if mine is not None:
+            old, new = mine
+            labels_before = (old.labels if old else None, new.labels if new else None)
+        effective = self.announcer.apply(ch.services, ch.endpoint_slices, ch.nodes)
+        ch.services = effective
+        if labels_before is not None and labels_before[0] != labels_before[1] and not ch.metallb_rejected:
+            ch.metallb = True  # this node's labels select peers and advertisements: re-plan them
+        return ch
+
+    def config(self):
+        c = self.store.config()
+        return dataclasses.replace(c, services=AnnouncedServices(c.services, self.announcer))
+
+
+__all__ = ["Verdict", "AnnounceOptions", "EndpointIndex", "Announcer", "AnnouncingStore", "AnnouncedServices", "EXCLUDE_LABEL", "decide", "decide_from",
            "service_verdict", "node_verdict", "endpoints_verdict", "can_serve", "summarize"]

@@ -1,7 +1,7 @@
 """Kubernetes mode between store and planner: the planner sees only what this node announces."""
 from __future__ import annotations
 
-from speakerd.kubespeaker import AnnouncingStore
+from speakerd.policy.announce import AnnouncingStore
 from speakerd.policy.announce import AnnounceOptions, Verdict
 from speakerd.policy.planner import plan
 from speakerd.store import ADDED, MODIFIED, Event, Store
