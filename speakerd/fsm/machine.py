@@ -41,7 +41,7 @@ from typing import Callable
 
 from ..rib.adj_in import AdjRibIn
 from ..rib.adj_out import AdjRibOut
-from ..wire.capabilities import DEFAULT_CONTEXT, Negotiated
+from ..wire.capabilities import DEFAULT_CONTEXT, IPV4_UNICAST, Negotiated
 from ..wire.constants import (TYPE_OFFSET, CeaseSubcode, ErrorCode, FsmSubcode, MessageType,
                               RouteRefreshSubtype, SAFI)
 from ..wire.errors import BGPError
@@ -372,6 +372,7 @@ class Session:
         self.negotiated = neg
         self._ctx = neg
         self._framer.max_len = neg.max_message_len
+        self.adj_rib_out.extended_next_hop = IPV4_UNICAST in neg.extended_next_hop  # RFC 8950
         self._keepalive = float(neg.keepalive_time) if neg.hold_time else 0.0
         self._send_msg(KEEPALIVE, MessageType.KEEPALIVE)
         self._keepalive_at = now + self._keepalive if self._keepalive else None

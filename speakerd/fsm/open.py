@@ -19,9 +19,9 @@ Decisions documented here:
 """
 from __future__ import annotations
 
-from ..wire.capabilities import (Capability, EnhancedRouteRefresh, ExtendedMessage, FourOctetAS,
-                                 GracefulRestart, Multiprotocol, Negotiated, RouteRefresh)
-from ..wire.constants import AS_TRANS, BGP_VERSION, OpenSubcode
+from ..wire.capabilities import (Capability, EnhancedRouteRefresh, ExtendedMessage, ExtendedNextHop,
+                                 FourOctetAS, GracefulRestart, Multiprotocol, Negotiated, RouteRefresh)
+from ..wire.constants import AFI, AS_TRANS, BGP_VERSION, SAFI, OpenSubcode
 from ..wire.errors import OpenError
 from ..wire.messages import Open
 from .settings import SessionSettings
@@ -42,6 +42,8 @@ def local_capabilities(s: SessionSettings, restart_state: bool = False) -> tuple
             caps.append(EnhancedRouteRefresh())
     if s.extended_message:
         caps.append(ExtendedMessage())
+    if s.extended_next_hop:
+        caps.append(ExtendedNextHop(((AFI.IPV4, SAFI.UNICAST, AFI.IPV6),)))
     if s.graceful_restart:
         flags = GR_RESTART_STATE if restart_state else 0
         caps.append(GracefulRestart(flags, s.restart_time & GR_RESTART_TIME_MASK,

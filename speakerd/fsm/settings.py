@@ -55,6 +55,10 @@ class SessionSettings:
     next_hop6: str | None = None  # next hop for IPv6 routes (else the local address)
     max_prefixes: int | None = DEFAULT_MAX_PREFIXES  # per family; None: no limit
     dynamic_asn: str | None = None  # DYNAMIC_INTERNAL | DYNAMIC_EXTERNAL; None: peer_asn is fixed
+    # BGP unnumbered: peer with the router's IPv6 link-local address on this interface
+    # (peer_address is then found by the transport), IPv4 routes with an IPv6 next hop
+    interface: str | None = None
+    extended_next_hop: bool = False  # announce RFC 8950 for IPv4 unicast with IPv6 next hops
     # transport
     source_address: str | None = None
     password: str | None = field(default=None, repr=False)

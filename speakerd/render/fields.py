@@ -112,6 +112,9 @@ def capability_fields(c: caps.Capability) -> dict:
     elif isinstance(c, caps.AddPath):
         out["entries"] = [{"afi": afi_name(a), "safi": safi_name(s), "send_receive": _ADD_PATH_DIR.get(sr, sr)}
                           for a, s, sr in c.entries]
+    elif isinstance(c, caps.ExtendedNextHop):
+        out["entries"] = [{"afi": afi_name(a), "safi": safi_name(s), "next_hop_afi": afi_name(nh)}
+                          for a, s, nh in c.entries]
     elif isinstance(c, caps.FQDN):
         out.update(hostname=c.hostname, domain=c.domain)
     elif isinstance(c, caps.UnknownCapability):

@@ -17,7 +17,10 @@ Per-session attributes (RFC 4271 §5.1):
   the IPv4-mapped address ``::ffff:a.b.c.d``, which BIRD 2 treats as a
   withdraw (:func:`next_hop6_source` says which was used); an IPv4 route over
   an IPv6-only session is **not sent** unless an IPv4 next hop is configured
-  (there is no usable IPv4 next hop, and RFC 8950 is not negotiated).
+  or RFC 8950 extended next hop is negotiated (BGP unnumbered): then it goes
+  in MP_REACH_NLRI with the IPv6 next hop.  Over a link-local session the
+  IPv6 next hop is 32 bytes: the interface's global address (the link-local
+  one when it has none, as FRR does) and the link-local address.
 * Routes of a family the peer did not negotiate are not sent.
 * Graceful shutdown (RFC 8326, ``speakerctl drain``): while
   :attr:`AdjRibOut.graceful_shutdown` is set every route carries the
@@ -53,6 +56,7 @@ NH6_CONFIGURED = "configured"
 NH6_LOCAL = "local-address"  # the IPv6 session's own local address
 NH6_INTERFACE = "interface"  # a global address of the interface toward the peer
 NH6_MAPPED = "ipv4-mapped"  # ::ffff:a.b.c.d: no global IPv6 address on that interface
+NH6_LINK_LOCAL = "link-local"  # a link-local session: global (or link-local) + link-local
 
 
 def _local(local_address: str | None):
@@ -69,7 +73,7 @@ def next_hop6_source(local_address: str | None, next_hop6: str | None,
     if next_hop6:
         return NH6_CONFIGURED
     if isinstance(local, ipaddress.IPv6Address):
-        return NH6_LOCAL
+        return NH6_LINK_LOCAL if local.is_link_local else NH6_LOCAL
     if isinstance(local, ipaddress.IPv4Address):
         return NH6_INTERFACE if interface_ipv6 else NH6_MAPPED
     return None
@@ -90,6 +94,9 @@ def next_hops(local_address: str | None, next_hop4: str | None,
         nh4 = int(local)
     if next_hop6:
         nh6 = ipaddress.IPv6Address(next_hop6).packed
+    elif isinstance(local, ipaddress.IPv6Address) and local.is_link_local:
+        glob = ipaddress.IPv6Address(interface_ipv6).packed if interface_ipv6 else local.packed
+        nh6 = glob + local.packed
     elif isinstance(local, ipaddress.IPv6Address):
         nh6 = local.packed
     elif isinstance(local, ipaddress.IPv4Address) and interface_ipv6:
@@ -111,7 +118,7 @@ def _single_value(d: dict):
 
 class AdjRibOut:
     __slots__ = ("local_asn", "ibgp", "next_hop4", "next_hop6", "wanted", "sent",
-                 "graceful_shutdown", "_nh4", "_nh6", "_attr_cache")
+                 "graceful_shutdown", "extended_next_hop", "_nh4", "_nh6", "_attr_cache")
 
     def __init__(self, local_asn: int, ibgp: bool, next_hop4: str | None = None,
                  next_hop6: str | None = None) -> None:
@@ -122,6 +129,7 @@ class AdjRibOut:
         self.wanted: dict[RouteKey, RouteAttrs] = {}
         self.sent: dict[RouteKey, PathAttributes] = {}
         self.graceful_shutdown = False
+        self.extended_next_hop = False  # RFC 8950 for IPv4 routes (set once the OPENs agree)
         self._nh4: int | None = None
         self._nh6: bytes | None = None
         self._attr_cache: dict[tuple[int, RouteAttrs], PathAttributes] = {}
@@ -144,6 +152,7 @@ class AdjRibOut:
         address, see :func:`next_hops`), forget what was sent."""
         self._nh4, self._nh6 = next_hops(local_address, self.next_hop4, self.next_hop6,
                                          interface_ipv6)
+        self.extended_next_hop = False
         self._attr_cache.clear()
         self.sent = {}
 
@@ -166,7 +175,7 @@ class AdjRibOut:
         pa = self._attr_cache.get(ck)
         if pa is not None:
             return pa
-        if afi == AFI.IPV4 and self._nh4 is None:
+        if afi == AFI.IPV4 and self._nh4 is None and not (self.extended_next_hop and self._nh6):
             return None
         if afi == AFI.IPV6 and self._nh6 is None:
             return None
@@ -283,7 +292,7 @@ class AdjRibOut:
             msgs.extend(_as_list(b.build_withdrawals(afi, keys, ctx)))
         for (afi, pa), keys in announce.items():
             keys.sort()
-            nh6 = self._nh6 if afi == AFI.IPV6 else None
+            nh6 = self._nh6 if afi == AFI.IPV6 or pa.next_hop is None else None  # RFC 8950
             msgs.extend(_as_list(b.build_updates(afi, keys, pa, ctx, nh6)))
         return msgs
 

@@ -46,22 +46,24 @@ def build_updates(afi: int, keys, attrs: PathAttributes, ctx: Negotiated = DEFAU
                   next_hop6: bytes | None = None) -> list[bytes]:
     """Whole framed UPDATEs announcing ``keys`` (one family) with ``attrs``.
 
-    IPv4: ``attrs.next_hop`` must be set.  IPv6: ``next_hop6`` is the 16-byte
-    global or 32-byte global + link-local next hop.
+    IPv4: ``attrs.next_hop`` must be set, or (RFC 8950, extended next hop
+    negotiated) it is None and the routes go in MP_REACH_NLRI with the IPv6
+    ``next_hop6``.  IPv6: ``next_hop6`` is the 16-byte global or 32-byte
+    global + link-local next hop.
     """
     keys = list(keys)
     if not keys:
         return []
     limit = ctx.max_message_len
     a = encode_attrs_cached(attrs, ctx.four_octet_as)
-    if afi == AFI.IPV4:
-        if attrs.next_hop is None:
-            raise ValueError("IPv4 announcement without NEXT_HOP")
+    if afi == AFI.IPV4 and attrs.next_hop is None and next_hop6 is None:
+        raise ValueError("IPv4 announcement without NEXT_HOP")
+    if afi == AFI.IPV4 and attrs.next_hop is not None:
         head = _H.pack(0) + _H.pack(len(a)) + a
         room = limit - HEADER_LEN - len(head)
         return [_message(head + piece) for piece in _cut(afi, keys, pack_nlri(afi, keys), room)]
     if next_hop6 is None or len(next_hop6) not in (16, 32):
-        raise ValueError("IPv6 announcement needs a 16- or 32-byte next hop")
+        raise ValueError("an MP_REACH announcement needs a 16- or 32-byte IPv6 next hop")
     mp_fixed = struct.pack("!HBB", afi, SAFI.UNICAST, len(next_hop6)) + next_hop6 + b"\0"
     room = limit - HEADER_LEN - 4 - len(a) - _ATTR_HDR_MAX - len(mp_fixed)
     out = []

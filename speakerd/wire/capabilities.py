@@ -151,6 +151,23 @@ class AddPath(Capability):
 
 
 @dataclass(slots=True, frozen=True)
+class ExtendedNextHop(Capability):
+    """RFC 8950: NLRI of (afi, safi) may carry a next hop of family nh_afi (IPv4 routes
+    with an IPv6 next hop: (1, 1, 2)).  Each entry is AFI (2), SAFI (2), next-hop AFI (2)."""
+    code: ClassVar[int] = CapabilityCode.EXTENDED_NEXT_HOP
+    entries: tuple[tuple[int, int, int], ...] = ()
+
+    def encode_value(self) -> bytes:
+        return b"".join(struct.pack("!HHH", a, s, nh) for a, s, nh in self.entries)
+
+    @classmethod
+    def decode_value(cls, data: bytes) -> "ExtendedNextHop":
+        if len(data) % 6:
+            raise _malformed(cls.code, f"length {len(data)} not a multiple of 6")
+        return cls(tuple(struct.unpack_from("!HHH", data, off) for off in range(0, len(data), 6)))
+
+
+@dataclass(slots=True, frozen=True)
 class FQDN(Capability):
     """Hostname capability (draft-walton-bgp-hostname-capability), sent by FRR."""
     code: ClassVar[int] = CapabilityCode.FQDN
@@ -197,7 +214,7 @@ class UnknownCapability(Capability):
 CAPABILITY_TYPES: dict[int, type[Capability]] = {
     cls.code: cls
     for cls in (Multiprotocol, RouteRefresh, RouteRefreshCisco, EnhancedRouteRefresh,
-                ExtendedMessage, FourOctetAS, GracefulRestart, AddPath, FQDN)
+                ExtendedMessage, FourOctetAS, GracefulRestart, AddPath, FQDN, ExtendedNextHop)
 }
 
 
@@ -236,6 +253,8 @@ class Negotiated:
     graceful_restart: GracefulRestart | None = None  # the peer's, when both sides announced it
     add_path_receive: frozenset[Family] = frozenset()  # we receive path ids for these
     add_path_send: frozenset[Family] = frozenset()
+    # RFC 8950: families whose routes may be sent with an IPv6 next hop (both sides announced it)
+    extended_next_hop: frozenset[Family] = frozenset()
     hold_time: int = 0
     keepalive_time: int = 0
     peer_asn: int = 0
@@ -267,6 +286,9 @@ class Negotiated:
         ap_rx = frozenset(f for f, sr in lap.items() if sr & 1 and rap.get(f, 0) & 2)
         ap_tx = frozenset(f for f, sr in lap.items() if sr & 2 and rap.get(f, 0) & 1)
         fqdn = next((c for c in remote if isinstance(c, FQDN)), None)
+        lnh = {e for c in local if isinstance(c, ExtendedNextHop) for e in c.entries}
+        rnh = {e for c in remote if isinstance(c, ExtendedNextHop) for e in c.entries}
+        enhe = frozenset((a, s) for a, s, nh in lnh & rnh if nh == AFI.IPV6)
         return cls(
             local=local, remote=remote,
             four_octet_as=has(local, FourOctetAS) and has(remote, FourOctetAS),
@@ -275,7 +297,7 @@ class Negotiated:
             enhanced_route_refresh=has(local, EnhancedRouteRefresh) and has(remote, EnhancedRouteRefresh),
             extended_message=has(local, ExtendedMessage) and has(remote, ExtendedMessage),
             graceful_restart=gr,
-            add_path_receive=ap_rx, add_path_send=ap_tx,
+            add_path_receive=ap_rx, add_path_send=ap_tx, extended_next_hop=enhe,
             peer_hostname=fqdn.hostname if fqdn else "",
             **extra,
         )
