@@ -300,3 +300,14 @@ async def test_closing_watches_ends_streams(http, emu):
     _, out = await http.req("POST", "/_emulator/close-watches")
     assert out["closed"] == 1
     assert await task == []
+
+
+async def test_unsupported_field_selector_is_rejected_as_the_api_server_does(http):
+    code, st = await http.req("GET", "/api/v1/services?fieldSelector=spec.ports%3D80")
+    assert code == 400 and "field label not supported" in st["message"]
+    code, _ = await http.req("GET", "/api/v1/services?fieldSelector=spec.type%3DLoadBalancer")
+    assert code == 200
+    code, _ = await http.req("GET", "/api/v1/events?fieldSelector=involvedObject.name%3Dweb")
+    assert code == 200
+    code, _ = await http.req("GET", "/apis/discovery.k8s.io/v1/endpointslices?fieldSelector=spec.x%3D1")
+    assert code == 400

@@ -17,6 +17,10 @@ class ResourceInfo:
     namespaced: bool = True
     subresources: frozenset[str] = field(default_factory=frozenset)
     short_names: tuple[str, ...] = ()
+    field_labels: tuple[str, ...] = ()   # field selector paths beyond metadata.name/namespace
+
+    def supports_field(self, path: str) -> bool:
+        return path in ("metadata.name", "metadata.namespace") or path in self.field_labels
 
     @property
     def api_version(self) -> str:
@@ -37,19 +41,29 @@ class ResourceInfo:
 
 _STATUS = frozenset({"status"})
 
+# The field selectors kube-apiserver accepts per kind (others are 400 "field label not supported").
+_CORE_EVENT_FIELDS = ("involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
+                      "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
+                      "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type")
+_EVENT_FIELDS = ("regarding.kind", "regarding.namespace", "regarding.name", "regarding.uid",
+                 "regarding.apiVersion", "regarding.resourceVersion", "regarding.fieldPath", "reason",
+                 "reportingController", "type", "deprecatedSource")
+_POD_FIELDS = ("spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
+               "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName")
+
 CORE = [
-    ResourceInfo("", "v1", "services", "Service", True, _STATUS, ("svc",)),
+    ResourceInfo("", "v1", "services", "Service", True, _STATUS, ("svc",), ("spec.clusterIP", "spec.type")),
     ResourceInfo("", "v1", "endpoints", "Endpoints", True),
-    ResourceInfo("", "v1", "nodes", "Node", False, _STATUS, ("no",)),
-    ResourceInfo("", "v1", "namespaces", "Namespace", False, _STATUS, ("ns",)),
-    ResourceInfo("", "v1", "pods", "Pod", True, _STATUS, ("po",)),
-    ResourceInfo("", "v1", "secrets", "Secret", True),
+    ResourceInfo("", "v1", "nodes", "Node", False, _STATUS, ("no",), ("spec.unschedulable",)),
+    ResourceInfo("", "v1", "namespaces", "Namespace", False, _STATUS, ("ns",), ("status.phase",)),
+    ResourceInfo("", "v1", "pods", "Pod", True, _STATUS, ("po",), _POD_FIELDS),
+    ResourceInfo("", "v1", "secrets", "Secret", True, field_labels=("type",)),
     ResourceInfo("", "v1", "configmaps", "ConfigMap", True, short_names=("cm",)),
-    ResourceInfo("", "v1", "events", "Event", True, short_names=("ev",)),
+    ResourceInfo("", "v1", "events", "Event", True, short_names=("ev",), field_labels=_CORE_EVENT_FIELDS),
     ResourceInfo("", "v1", "serviceaccounts", "ServiceAccount", True, short_names=("sa",)),
     ResourceInfo("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
     ResourceInfo("coordination.k8s.io", "v1", "leases", "Lease", True),
-    ResourceInfo("events.k8s.io", "v1", "events", "Event", True, short_names=("ev",)),
+    ResourceInfo("events.k8s.io", "v1", "events", "Event", True, short_names=("ev",), field_labels=_EVENT_FIELDS),
     ResourceInfo("apiextensions.k8s.io", "v1", "customresourcedefinitions",
                  "CustomResourceDefinition", False, _STATUS, ("crd",)),
 ]

@@ -1,8 +1,9 @@
 """Label and field selectors as the API server parses them (the subset clients send).
 
 Label: ``k=v``, ``k==v``, ``k!=v``, ``k in (a,b)``, ``k notin (a,b)``, ``k``, ``!k``, comma = AND.
-Field: ``path=v``, ``path==v``, ``path!=v`` on dotted paths (``metadata.name``, ``metadata.namespace``,
-``spec.nodeName``, ``type``...), comma = AND.
+Field: ``path=v``, ``path==v``, ``path!=v`` on the dotted paths the kind supports (``metadata.name``,
+``metadata.namespace`` always; ``spec.type`` for Services, ``involvedObject.name`` for Events...),
+comma = AND; any other path is rejected as kube-apiserver rejects it.
 """
 from __future__ import annotations
 
@@ -84,7 +85,8 @@ def _lookup(obj: dict, path: tuple[str, ...]) -> str:
     return str(cur)
 
 
-def field_matcher(expr: str | None) -> Matcher | None:
+def field_matcher(expr: str | None, supported: Callable[[str], bool] | None = None) -> Matcher | None:
+    """``supported(path)``: whether the kind allows selecting on ``path`` (else SelectorError)."""
     if not expr:
         return None
     terms = []
@@ -92,6 +94,8 @@ def field_matcher(expr: str | None) -> Matcher | None:
         m = re.match(r"^([A-Za-z0-9_.]+)\s*(==|=|!=)\s*(.*)$", term)
         if not m:
             raise SelectorError(f"invalid field selector: {term!r}")
+        if supported is not None and not supported(m.group(1)):
+            raise SelectorError(f'field label not supported: {m.group(1)}')
         path, op, val = tuple(m.group(1).split(".")), m.group(2), m.group(3)
         terms.append((path, op == "!=", val))
 

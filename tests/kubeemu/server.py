@@ -260,7 +260,7 @@ class Emulator:
         ons = ns if info.namespaced else ""
         if name is None:
             if method == "GET":
-                matcher = combine(label_matcher(q.get("labelSelector")), field_matcher(q.get("fieldSelector")))
+                matcher = combine(label_matcher(q.get("labelSelector")), field_matcher(q.get("fieldSelector"), info.supports_field))
                 if q.get("watch") in _TRUE:
                     return await self._watch(request, info, ns if info.namespaced else None, matcher)
                 return self._list(info, ns if info.namespaced else None, matcher, q)
