@@ -311,3 +311,14 @@ async def test_unsupported_field_selector_is_rejected_as_the_api_server_does(htt
     assert code == 200
     code, _ = await http.req("GET", "/apis/discovery.k8s.io/v1/endpointslices?fieldSelector=spec.x%3D1")
     assert code == 400
+
+
+async def test_a_client_that_goes_away_frees_its_watcher(http, emu):
+    import aiohttp
+    from tests.kube.conftest import wait_until
+    async with aiohttp.ClientSession() as s:
+        resp = await s.get(emu.url + "/api/v1/services?watch=true")
+        await wait_until(lambda: sum(len(w) for w in emu.store.watchers.values()) == 1, what="watch registered")
+        resp.close()
+    await wait_until(lambda: sum(len(w) for w in emu.store.watchers.values()) == 0, timeout=20,
+                     what="watcher freed without any event")

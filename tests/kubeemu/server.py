@@ -309,13 +309,17 @@ class Emulator:
         try:
             await resp.prepare(request)
             while True:
-                wait = None if deadline is None else deadline - loop.time()
-                if wait is not None and wait <= 0:
+                wait = 5.0 if deadline is None else min(5.0, deadline - loop.time())
+                if wait <= 0:
                     break
                 try:
                     line = await asyncio.wait_for(w.queue.get(), wait)
                 except asyncio.TimeoutError:
-                    break
+                    # every few seconds: a client that went away frees its watcher even when
+                    # nothing is written to it (aiohttp does not cancel the handler)
+                    if request.transport is None or request.transport.is_closing():
+                        break
+                    continue
                 if line is None:
                     break
                 chunk = [line]
