@@ -487,6 +487,20 @@ async def reload(speaker, args: dict) -> dict:
     return await speaker.reload("speakerctl reload")
 
 
+async def drain(speaker, args: dict) -> dict:
+    try:
+        wait = float(args.get("wait", 10.0))
+    except (TypeError, ValueError):
+        raise ApiError(f"drain: --wait must be a number of seconds, not {args.get('wait')!r}") from None
+    if wait < 0:
+        raise ApiError("drain: --wait must not be negative")
+    return await speaker.drain(wait, args.get("message") or "node drained (speakerctl drain)")
+
+
+async def undrain(speaker, args: dict) -> dict:
+    return await speaker.undrain()
+
+
 def health(speaker, args: dict) -> dict:
     return {"ok": True, "peers": len(speaker.peers),
             "established": sum(1 for rt in speaker.peers.values() if rt.peer.state == State.ESTABLISHED)}
@@ -505,4 +519,6 @@ HANDLERS = {
     "explain": explain,
     "reload": reload,
     "health": health,
+    "drain": drain,
+    "undrain": undrain,
 }

@@ -189,7 +189,26 @@ def health(r: dict) -> str:
     return f"ok: {r['established']}/{r['peers']} sessions established"
 
 
+def drain(r: dict) -> str:
+    head = {"drained": "drained: every route withdrawn, every session closed (speakerctl undrain restores them)",
+            "draining": "draining: routes announced with GRACEFUL_SHUTDOWN 65535:0",
+            "active": "not drained"}[r["state"]]
+    if r.get("was") == "drained":
+        head = "undrained: sessions restarting, routes announced again"
+    elif r.get("was") == "draining":
+        head = "undrained: drain cancelled, routes announced without GRACEFUL_SHUTDOWN"
+    elif r.get("was", "") is None:
+        head = "not drained: nothing to undo"
+    elif r["state"] == "active" and "seconds" in r:
+        head = "drain cancelled (speakerctl undrain): routes announced without GRACEFUL_SHUTDOWN"
+    if "seconds" in r:
+        head += f" (after {r['seconds']:.1f} s)"
+    rows = [[p["peer"], p["state"], "yes" if p["graceful_shutdown"] else "no", p["prefixes_sent"]] for p in r["peers"]]
+    return head + ("\n" + _table(["Peer", "State", "GShut", "PfxSnt"], rows, align_left={0, 1, 2}) if rows else "")
+
+
 RENDERERS = {
     "summary": summary, "neighbors": neighbors, "routes": routes, "bfd": bfd,
     "history": history, "explain": explain, "reload": reload, "health": health,
+    "drain": drain, "undrain": drain,
 }

@@ -137,6 +137,7 @@ class PeerTransport:
         # an IPv4 connection (None: not looked up, or no route to the peer)
         self.next_hop_interface: str | None = None
         self.last_error: str = ""
+        self.graceful_shutdown = False  # RFC 8326: every route marked 65535:0 (speakerctl drain)
 
     # ---------------------------------------------------------------- public
     @property
@@ -243,6 +244,17 @@ class PeerTransport:
         self.sessions.update_routes(self._now(), delta)
         self._process()
 
+    def set_graceful_shutdown(self, on: bool) -> None:
+        """Re-announce every route with (or without) GRACEFUL_SHUTDOWN 65535:0 and, on iBGP,
+        LOCAL_PREF 0 (RFC 8326); later announcements and reconnects keep the mark."""
+        self.graceful_shutdown = on
+        changed = False
+        for m in self.sessions.machines():
+            changed |= m.adj_rib_out.set_graceful_shutdown(on)
+        if changed:  # the same wanted routes, new attributes: every route is re-announced
+            self.sessions.set_routes(self._now(), self.sessions.routes)
+            self._process()
+
     # -------------------------------------------------------- incoming (listener)
     def accept_connection(self, conn: _Conn) -> None:
         """A connection from this peer's address, accepted by a listener."""
@@ -250,6 +262,8 @@ class PeerTransport:
         self._apply_ttl(conn)
         machine, reply = self.sessions.incoming(self._now(), conn.addresses()[0],
                                                 self._interface_ipv6(conn))
+        if machine is not None:  # a collision candidate announces what the main machine does
+            machine.adj_rib_out.set_graceful_shutdown(self.graceful_shutdown)
         if machine is None:
             if reply:
                 conn.transport.write(reply)
