@@ -78,7 +78,7 @@ def derive_router_id(peers: list[PeerConfig], node: str) -> tuple[int, str]:
         if p.source_address and ":" not in p.source_address:
             return int(ipaddress.IPv4Address(p.source_address)), "source address"
     for p in peers:
-        if ":" not in p.peer_address:
+        if p.peer_address and ":" not in p.peer_address:  # "": an interface (unnumbered) peer
             try:
                 with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
                     if p.vrf:
@@ -263,7 +263,7 @@ class Speaker:
             return {"ok": True, "errors": [], **summary}
 
     # ------------------------------------------------------------- applying
-    INGEST_BATCH = 2000  # events applied between two returns to the event loop
+    INGEST_BATCH = 500  # events read and applied between two returns to the event loop
 
     async def _ingest(self) -> Changes:
         """Read the files in a worker thread, one batch of events at a time (only changed

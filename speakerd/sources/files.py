@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -33,6 +34,7 @@ from ..store.validate import identify
 
 log = logging.getLogger("speakerd")
 
+_intern = sys.intern
 Stub = tuple[str, str, str, str]  # (kind, apiVersion, namespace, name)
 
 
@@ -195,7 +197,7 @@ class FileSource:
                              f"duplicate {what} (first defined in {path})")
                 continue
             kept.add((kind, ns, name))
-            stubs.append((kind, obj["apiVersion"], ns, name))
+            stubs.append((_intern(kind), _intern(obj["apiVersion"]), _intern(ns), name))
             out.append(Event(ADDED, obj, path))
         return _Unit(tuple(stubs), tuple(issues.items), dup, tuple(skipped))
 

@@ -101,6 +101,8 @@ def _canonical(text: object) -> str | None:
 
 
 def _str_pairs(d: Any) -> tuple[tuple[str, str], ...] | None:
+    """Sorted (key, value) pairs of a string map, None when one is not a string. The strings
+    are interned: label keys and many values repeat across thousands of Services."""
     if not d:
         return ()
     if type(d) is not dict:
@@ -108,7 +110,7 @@ def _str_pairs(d: Any) -> tuple[tuple[str, str], ...] | None:
     for k, v in d.items():
         if type(k) is not str or type(v) is not str:
             return None
-    return tuple(sorted(d.items()))
+    return tuple(sorted((_intern(k), _intern(v)) for k, v in d.items()))
 
 
 def _ip_list(src: Source, fld: str, texts: list[tuple[str, object]], issues: Issues) -> tuple[tuple[str, ...], bool]:
