@@ -132,7 +132,9 @@ async def create(kube: KubeClient, obj: dict, status=()):
 async def controller(url: str, **kw):
     """A running Controller; on exit it stops (giving the Lease up unless release_on_exit was cleared)."""
     client = await client_for(url)
-    c = Controller(client, namespace=NS, election=kw.pop("election", FAST), **kw)
+    # client-go's timings unless a test needs a quick failover (FAST): a loaded machine must not
+    # make a busy leader lose its Lease
+    c = Controller(client, namespace=NS, election=kw.pop("election", ElectionConfig()), **kw)
     task = asyncio.create_task(c.run())
     try:
         yield c, task

@@ -8,7 +8,7 @@ import pytest
 
 from speakerd.kube.kinds import IPADDRESSPOOLS, LEASES, SERVICES
 
-from .emu import NS, Watcher, cluster, controller, create, events_for, ingress, stats
+from .emu import FAST, NS, Watcher, cluster, controller, create, events_for, ingress, stats
 from .objs import pool, svc
 
 
@@ -103,7 +103,8 @@ async def test_restart_rebuilds_from_status_and_never_renumbers():
 
 async def test_two_controllers_one_leader_the_other_writes_nothing_then_takes_over():
     async with cluster(pool("p", "192.0.2.0/24")) as (emu, api, services, events), \
-            controller(emu.url, identity="one") as (one, t1), controller(emu.url, identity="two") as (two, t2):
+            controller(emu.url, identity="one", election=FAST) as (one, t1), \
+            controller(emu.url, identity="two", election=FAST) as (two, t2):
         leases = Watcher(api, LEASES, NS)
         await leases.until(lambda s: (s.get(f"{NS}/speakerd-controller", {}).get("spec") or {}).get("holderIdentity"),
                            "a lease holder")
@@ -133,7 +134,7 @@ async def test_two_controllers_one_leader_the_other_writes_nothing_then_takes_ov
 
 async def test_deleted_and_recreated_while_the_leader_changes():
     async with cluster(pool("p", "192.0.2.0/29")) as (emu, api, services, events), \
-            controller(emu.url, identity="one") as (one, t1):
+            controller(emu.url, identity="one", election=FAST) as (one, t1):
         for n in ("a", "b"):
             await create(api, svc(n))
         await services.until(lambda s: ingress(s.get("default/a", {})) and ingress(s.get("default/b", {})), "a, b")
@@ -146,7 +147,7 @@ async def test_deleted_and_recreated_while_the_leader_changes():
         await api.delete(SERVICES, "default", "a")
         await create(api, svc("a", share="new"))
         await create(api, svc("c"))
-        async with controller(emu.url, identity="two") as (two, _):
+        async with controller(emu.url, identity="two", election=FAST) as (two, _):
             await services.until(lambda s: all(ingress(s.get(f"default/{n}", {})) for n in "abc"), "a, b, c assigned")
         cache = services.cache
         assert ingress(cache["default/b"]) == b_ip
