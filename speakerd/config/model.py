@@ -1,7 +1,8 @@
 """The validated configuration: what the rest of speakerd runs on.
 
-Raw Kubernetes-shaped objects (``raw.py``) go through one pure builder
-(``build.py``) and come out as a :class:`Config`.  Everything here is frozen
+Raw Kubernetes objects go through one validator per kind (``store.validate``;
+the MetalLB kinds together through ``build.py``) into the object store, whose
+:meth:`~speakerd.store.Store.config` is a :class:`Config`.  Everything here is frozen
 and already checked: addresses parsed, durations in seconds, references
 resolved, secrets read.  Names are the Kubernetes object names.
 """
@@ -203,7 +204,7 @@ class Config:
     pools: dict[str, Pool]
     advertisements: dict[str, Advertisement]
     bfd_profiles: dict[str, BFDProfile]
-    services: Mapping[str, Service]  # by "namespace/name" (a services.ServiceTable: rows, Service on access)
+    services: Mapping[str, Service]  # by "namespace/name" (the store's live view)
     nodes: dict[str, Node]
     warnings: tuple[str, ...] = ()
     files: tuple[str, ...] = ()
