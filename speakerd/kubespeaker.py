@@ -29,7 +29,7 @@ import time
 
 from .policy.announce import AnnounceOptions, AnnouncingStore
 from .publish.events import invalid_from_issue
-from .publish.speaker_state import apply_announcements, peers_by_service, sessions_of
+from .publish.speaker_state import peers_of_service, sessions_of
 from .publish.status import Owner
 from .publish.writer import StatusPublisher
 from .speaker import Speaker
@@ -52,6 +52,10 @@ class KubeSpeaker(Speaker):
         self.publisher: StatusPublisher | None = None
         self.status_changed = asyncio.Event()
         self.batches = 0
+        # for the publisher: Services whose announcement may have changed since it last looked
+        self.dirty: set[str] = set()
+        self.all_dirty = True
+        self.announced: dict[str, set[str]] = {}  # service key -> peers, as last published
 
     # --- the source's batches ------------------------------------------------------------------
     def feed(self, events: list[Event]) -> None:
@@ -90,8 +94,10 @@ class KubeSpeaker(Speaker):
             if changes.metallb:
                 summary = await self._apply(self.store.config(), initial=False)
                 log.info("configuration applied: %s", summary)
+                self.all_dirty = True
             elif changes.services:
                 summary = await self._services_changed(changes)
+                self.dirty.update(changes.services)
             else:
                 summary = {}
             self._report_objects(changes)
@@ -123,37 +129,38 @@ class KubeSpeaker(Speaker):
         self.status_changed.set()
 
 
-async def publish_loop(speaker: KubeSpeaker, publisher: StatusPublisher, min_interval: float = 0.5) -> None:
-    """Keep the publisher in step: sessions at every change, announcements when the plan changed
-    (at most every `min_interval` seconds: the per-Service peer sets are recomputed from the plan)."""
-    last_plan = None
-    announced: dict[str, set[str]] = {}
-    loop = asyncio.get_running_loop()
-    last = 0.0
+async def publish_loop(speaker: KubeSpeaker, publisher: StatusPublisher) -> None:
+    """Keep the publisher in step: sessions at every change; the peers of each Service whose
+    announcement may have changed (those of the last batches; all after a re-plan of the peers)."""
     while True:
         await speaker.status_changed.wait()
         speaker.status_changed.clear()
         publisher.set_sessions(sessions_of(speaker))
-        plan = speaker.plan
-        if plan is not None and plan is not last_plan:
-            wait = last + min_interval - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-                plan = speaker.plan
-            new = peers_by_service(plan.routes)
-            services = speaker.store.services
-            ann = speaker.store.announcer
-            why = {}
-            for k in announced.keys() - new.keys():
-                if k not in services:  # deleted: its status object goes, no Event on a gone object
-                    publisher.forget_service(k)
-                    continue
-                v = ann.verdict(k)
-                why[k] = str(v) if not v.announce else "no route of it goes to any peer of this node"
-            uids = {k: services[k].uid for k in announced.keys() | new.keys() if k in services}
-            apply_announcements(publisher, {k: v for k, v in announced.items() if k in services or k in new},
-                                new, why, uids)
-            announced, last_plan, last = new, plan, loop.time()
+        if speaker.all_dirty:
+            keys = set(speaker.announced) | set(speaker.store.services)
+        else:
+            keys = speaker.dirty
+        speaker.dirty, speaker.all_dirty = set(), False
+        planned = speaker.config.services if speaker.config is not None else {}
+        services = speaker.store.services
+        ann = speaker.store.announcer
+        for key in keys:
+            svc = planned.get(key)
+            peers = peers_of_service(speaker.planner, svc) if svc is not None else set()
+            before = speaker.announced.get(key)
+            if peers:
+                speaker.announced[key] = peers
+            else:
+                speaker.announced.pop(key, None)
+            if key not in services:  # deleted: its status object goes, no Event on a gone object
+                if before is not None:
+                    publisher.forget_service(key)
+                continue
+            if before == (peers or None):
+                continue
+            v = ann.verdict(key)
+            why = str(v) if not v.announce else "no route of it goes to any peer of this node"
+            publisher.set_service(key, peers, services[key].uid, why)
 
 
 def pod_owner() -> Owner | None:

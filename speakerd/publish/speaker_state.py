@@ -48,6 +48,33 @@ def peers_by_service(routes: Mapping[str, Mapping]) -> dict[str, set[str]]:
     return out
 
 
+def peers_of_service(planner, service) -> set[str]:
+    """The peers `service`'s routes go to, from the planner's tables without scanning them: a
+    route of the Service exists for a peer exactly when the pool of one of its addresses is
+    selected by an advertisement of that peer's table (O(addresses + peers))."""
+    from ..config.addr import parse_ip
+    ips = service.ips or planner.allocations.get(service.key, ())
+    pools = set()
+    for ip in ips:
+        try:
+            pool = planner.index.pool_of(*parse_ip(ip))
+        except ValueError:
+            continue
+        if pool is not None:
+            pools.add(pool)
+    if not pools:
+        return set()
+    from ..config.model import selectors_match
+    labels = dict(service.labels)
+    out = set()
+    for name, sig in planner.peer_table.items():
+        by_pool = planner.tables[sig].by_pool
+        if any(selectors_match(getattr(ad, "service_selectors", ()), labels)
+               for pool in pools for ad in by_pool.get(pool, ())):
+            out.add(name)
+    return out
+
+
 def apply_announcements(publisher: StatusPublisher, before: Mapping[str, Iterable[str]],
                         after: Mapping[str, Iterable[str]], why_not: Mapping[str, str] | None = None,
                         uids: Mapping[str, str] | None = None) -> None:
@@ -79,4 +106,4 @@ async def follow(speaker, publisher: StatusPublisher, changed: asyncio.Event, pe
             pass
 
 
-__all__ = ["sessions_of", "peers_by_service", "apply_announcements", "follow", "BFD_LABELS"]
+__all__ = ["sessions_of", "peers_by_service", "peers_of_service", "apply_announcements", "follow", "BFD_LABELS"]

@@ -514,3 +514,18 @@ async def test_follow_keeps_the_publisher_in_step(api):
     for t in (writer, follower):
         t.cancel()
     await asyncio.gather(writer, follower, return_exceptions=True)
+
+
+@pytest.mark.parametrize("example", ["pools-per-peer", "node-selectors", "dual-stack", "single-peer", "bfd", "vrf"])
+def test_peers_of_one_service_equal_the_full_scan(example):
+    """The per-Service answer (no scan of the tables) equals reading every route's reasons."""
+    from speakerd.config import load_config
+    from speakerd.policy.planner import Planner
+    from speakerd.publish.speaker_state import peers_by_service, peers_of_service
+    config = load_config([f"config/examples/{example}"])
+    for node in ("worker-1", "worker-2", "node1"):
+        planner = Planner(node)
+        planner.rebuild(config, {})
+        full = peers_by_service(planner.plan().routes)
+        one = {k: peers_of_service(planner, s) for k, s in config.services.items()}
+        assert {k: v for k, v in one.items() if v} == full, (example, node)
