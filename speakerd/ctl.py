@@ -6,7 +6,7 @@
     speakerctl show bfd peers
     speakerctl show history [PEER]
     speakerctl explain IP|PREFIX|NAMESPACE/SERVICE
-    speakerctl reload
+    speakerctl reload [--dry-run]
     speakerctl drain [--wait SECONDS] [--message TEXT]
     speakerctl undrain
     speakerctl capture PEER -w FILE.pcap [--seconds N]
@@ -75,6 +75,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
                    help="drain: how long the routes stay announced with GRACEFUL_SHUTDOWN before they "
                         "are withdrawn (default 10)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="reload: show what reloading the files on disk would change, per peer; apply nothing")
     p.add_argument("--message", default=None, help="drain: the shutdown message of the Cease (RFC 9003)")
     p.add_argument("words", nargs="+", help="the command, e.g. show bgp summary")
     # allow --json (and other options) after the command words
@@ -175,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         if command == "capture":
             return _capture(ns, args)
         timeout = ns.timeout
+        if command == "reload" and ns.dry_run:
+            command = "plan_diff"
         if command == "drain":
             args["wait"] = ns.wait
             if ns.message:
@@ -194,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `speakerctl ... | head`
         sys.stderr.close()
         return 0
-    if command == "reload" and not result.get("ok", True):
+    if command in ("reload", "plan_diff") and not result.get("ok", True):
         return 3
     return 0
 

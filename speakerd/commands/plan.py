@@ -3,16 +3,24 @@
 For each peer, each prefix with its attributes and the chain that produced it:
 service → IP → pool → advertisement → peer.  Read-only: the state file (the
 previous allocations) is read, never written.
+
+`speakerd plan --diff -c NEW… (--old OLD… | --against SOCKET)`: what going from the old
+configuration (files, or the running daemon over its control socket) to NEW would change
+for each peer: prefixes announced, withdrawn, re-announced with new attributes, sessions
+that would reset and why (:mod:`speakerd.policy.plandiff`).  ``-c NEW -c OLD`` (exactly two
+paths, neither --old nor --against) is read as NEW then OLD.  Nothing is applied.
 """
 from __future__ import annotations
 
 import json
 import socket
 import sys
+from dataclasses import dataclass
 
 from ..config import read_config
 from ..config.communities import format_community
 from ..policy import plan
+from ..policy.plandiff import plan_diff
 from ..policy.types import Plan, PlannedRoute
 from ..state import StateError, load_allocations
 
@@ -24,7 +32,89 @@ def register(sub):
     p.add_argument("--node", default=None, help="node name (default: this host's name)")
     p.add_argument("--state", default=None, metavar="FILE", help="allocation state file (read only; accepted, does not change the assignment: every node computes it from the manifests)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    d = p.add_argument_group("differences (--diff)")
+    d.add_argument("--diff", action="store_true",
+                   help="show what changes from the old configuration to the -c one, per peer")
+    d.add_argument("--old", action="append", metavar="PATH", help="the old configuration (repeatable)")
+    d.add_argument("--against", metavar="SOCKET", nargs="?", const="/run/speakerd/speakerd.sock",
+                   help="the running daemon's configuration, over its control socket "
+                        "(default /run/speakerd/speakerd.sock)")
     return p
+
+
+@dataclass
+class Proposed:
+    """A configuration read from files, its errors and its plan for one node."""
+    paths: list[str]
+    config: object
+    errors: list
+    plan: Plan
+    refused: bool  # a MetalLB object is invalid: the daemon would keep its running configuration
+
+
+def read_and_plan(paths: list[str], node: str, allocations: dict) -> Proposed:
+    config, errors = read_config(paths)
+    refused = any(i.obj.split("/")[0] not in ("Service", "EndpointSlice", "Node") for i in errors)
+    return Proposed(list(paths), config, errors, plan(config, node, allocations), refused)
+
+
+def _router_ids(config, node: str) -> tuple[int, str]:
+    from ..reconcile import peers_for_node
+    from ..speaker import derive_router_id
+    return derive_router_id(list(peers_for_node(config, node).values()), node)
+
+
+def _refused(new: Proposed) -> dict:
+    return {"ok": False, "errors": [str(i) for i in new.errors], "paths": new.paths}
+
+
+def against_running(speaker, new: Proposed) -> dict:
+    """The difference between a running Speaker and a proposed configuration."""
+    if new.refused:
+        return _refused(new)
+    d = plan_diff(speaker.config, speaker.plan, new.config, new.plan, speaker.node,
+                  (speaker.router_id, speaker.router_id_source), _router_ids(new.config, speaker.node))
+    return {"ok": True, "paths": new.paths, "errors": [str(i) for i in new.errors], **d}
+
+
+def against_files(old: Proposed, new: Proposed, node: str) -> dict:
+    if old.refused:
+        return {"ok": False, "errors": ["the old configuration: " + str(i) for i in old.errors], "paths": old.paths}
+    if new.refused:
+        return _refused(new)
+    d = plan_diff(old.config, old.plan, new.config, new.plan, node, _router_ids(old.config, node),
+                  _router_ids(new.config, node))
+    return {"ok": True, "paths": new.paths, "errors": [str(i) for i in new.errors], **d}
+
+
+def _diff_main(args) -> int:
+    import os
+    from ..control import show
+    new_paths, old_paths = list(args.config), args.old
+    if args.against is None and not old_paths:
+        if len(new_paths) != 2:
+            print("plan --diff: give the old configuration: --old PATH, --against SOCKET, or -c NEW -c OLD",
+                  file=sys.stderr)
+            return 2
+        new_paths, old_paths = [new_paths[0]], [new_paths[1]]
+    if args.against is not None:
+        from ..ctl import CtlError, call
+        try:
+            result = call(args.against, "plan_diff", {"paths": [os.path.abspath(p) for p in new_paths]})
+        except CtlError as e:
+            print(f"plan --diff --against {args.against}: {e}", file=sys.stderr)
+            return 1
+    else:
+        node = args.node or socket.gethostname()
+        old = read_and_plan(old_paths, node, load_allocations(args.state) if args.state else {})
+        new = read_and_plan(new_paths, node, dict(old.plan.allocations))
+        result = against_files(old, new, node)
+    if args.json:
+        json.dump(result, sys.stdout, indent=2)
+        print()
+    else:
+        print(show.plan_diff(result))
+    return 0 if result.get("ok", True) else 1
 
 
 def _attrs_text(route: PlannedRoute, ibgp: bool) -> str:
@@ -64,6 +154,15 @@ def to_json(result: Plan, config, node: str) -> dict:
 
 
 def main(args) -> int:
+    if args.diff:
+        try:
+            return _diff_main(args)
+        except StateError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+    if args.old or args.against is not None:
+        print("plan: --old and --against go with --diff", file=sys.stderr)
+        return 2
     node = args.node or socket.gethostname()
     config, errors = read_config(args.config)
     for issue in errors:  # each one skipped; every other object is planned, as the daemon does

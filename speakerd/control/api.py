@@ -497,6 +497,19 @@ async def drain(speaker, args: dict) -> dict:
     return await speaker.drain(wait, args.get("message") or "node drained (speakerctl drain)")
 
 
+async def plan_diff(speaker, args: dict) -> dict:
+    """What reloading ``paths`` (default: the daemon's own files) would change, per peer."""
+    import asyncio
+    from ..commands.plan import against_running, read_and_plan
+    paths = args.get("paths") or list(getattr(speaker, "paths", []) or [])
+    if not paths:
+        raise ApiError("this daemon reads its objects from the Kubernetes API, not from files: "
+                       "no configuration files to compare")
+    allocations = dict(speaker.plan.allocations) if speaker.plan else {}
+    proposed = await asyncio.to_thread(read_and_plan, paths, speaker.node, allocations)
+    return against_running(speaker, proposed)  # in the loop: the running plan does not move meanwhile
+
+
 async def undrain(speaker, args: dict) -> dict:
     return await speaker.undrain()
 
@@ -521,4 +534,5 @@ HANDLERS = {
     "health": health,
     "drain": drain,
     "undrain": undrain,
+    "plan_diff": plan_diff,
 }

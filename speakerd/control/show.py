@@ -207,8 +207,64 @@ def drain(r: dict) -> str:
     return head + ("\n" + _table(["Peer", "State", "GShut", "PfxSnt"], rows, align_left={0, 1, 2}) if rows else "")
 
 
+def _attr_text(a: dict) -> str:
+    parts = []
+    if a["communities"] or a["large_communities"]:
+        parts.append("communities " + " ".join(a["communities"] + a["large_communities"]))
+    if a.get("local_pref") is not None:
+        parts.append(f"local-pref {a['local_pref']}")
+    return "  ".join(parts)
+
+
+def _attr_change(old: dict, new: dict) -> str:
+    parts = []
+    for k, label in (("communities", "communities"), ("large_communities", "large communities")):
+        gone, added = sorted(set(old[k]) - set(new[k])), sorted(set(new[k]) - set(old[k]))
+        if gone or added:
+            parts.append(f"{label} " + " ".join([f"-{c}" for c in gone] + [f"+{c}" for c in added]))
+    if old.get("local_pref") != new.get("local_pref"):
+        parts.append(f"local-pref {old.get('local_pref')} -> {new.get('local_pref')}")
+    return "; ".join(parts)
+
+
+_SESSION_TEXT = {"added": "new session", "removed": "removed: Cease 6/3, every route withdrawn",
+                 "reset": "session reset: Cease 6/6, then a new session", "kept": "session kept"}
+
+
+def plan_diff(r: dict) -> str:
+    """``speakerd plan --diff`` and ``speakerctl reload --dry-run``."""
+    if not r.get("ok", True):
+        return "the new configuration would be refused; the running one would stay:\n" + "\n".join(
+            f"  {e}" for e in r["errors"])
+    out = [f"node {r['node']}" + ("" if r["changed"] else ": no change")]
+    rid = r["router_id"]
+    if rid["old"] != rid["new"]:
+        out.append(f"router id {rid['old']} -> {rid['new']} ({rid['source']}): every session resets")
+    for name, p in sorted(r["peers"].items()):
+        n = len(p["announce"]) + len(p["withdraw"]) + len(p["update"])
+        if p["session"] == "kept" and not n and not p.get("bfd_changed"):
+            continue
+        kind = "iBGP" if p["ibgp"] else "eBGP"
+        line = f"peer {name} ({p['address']} AS {p['peer_asn']}, {kind}): {_SESSION_TEXT[p['session']]}"
+        if p.get("reasons"):
+            line += " (" + ", ".join(f"{x['field']} {x['old']} -> {x['new']}" for x in p["reasons"]) + ")"
+        if p.get("bfd_changed"):
+            line += "; BFD profile changes (no reset)"
+        out.append(line)
+        for a in p["announce"]:
+            attrs = _attr_text(a)
+            out.append(f"  + {a['prefix']}" + (f"  {attrs}" if attrs else ""))
+        for prefix in p["withdraw"]:
+            out.append(f"  - {prefix}")
+        for u in p["update"]:
+            out.append(f"  ~ {u['prefix']}  {_attr_change(u['old'], u['new'])}")
+    for e in r.get("errors", []):
+        out.append(f"skipped (invalid): {e}")
+    return "\n".join(out)
+
+
 RENDERERS = {
     "summary": summary, "neighbors": neighbors, "routes": routes, "bfd": bfd,
     "history": history, "explain": explain, "reload": reload, "health": health,
-    "drain": drain, "undrain": drain,
+    "drain": drain, "undrain": drain, "plan_diff": plan_diff,
 }
