@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass, field
 
 from . import raw
-from .addr import AFI_V4, canonical_ip, parse_ip
+from .addr import AFI_V4, AFI_V6, canonical_ip, parse_ip
 from .build_pools import build_advertisements, build_pools
 from .common import Issues, check_selectors, selectors
 from .communities import parse_community
@@ -130,6 +131,7 @@ def _seconds(src: Source, issues: Issues, fld: str, value: float | None) -> int 
 
 
 MAX_PREFIXES_ANNOTATION = "speakerd.io/max-prefixes"  # speakerd extension on BGPPeer
+_IFNAME = re.compile(r"[^\s/%:]{1,15}")  # a Linux interface name (IFNAMSIZ - 1, no '/', ':')
 
 
 def _max_prefixes(src: Source, doc: dict | None, issues: Issues) -> int | None:
@@ -160,12 +162,36 @@ def build_peer(src: Source, spec: raw.BGPPeerSpec, objs: Objects, secrets: dict,
         if asn is not None and not (fld == "peerASN" and asn == 0) and not 1 <= asn <= MAX_ASN:
             issues.error(src, f"spec.{fld}", f"ASN {asn} is out of range 1..{MAX_ASN}")
     peer_afi = None
-    peer_address = spec.peerAddress
-    try:
-        peer_afi, _ = parse_ip(spec.peerAddress)
-        peer_address = canonical_ip(spec.peerAddress)
-    except ValueError:
-        issues.error(src, "spec.peerAddress", f"invalid IP address {spec.peerAddress!r}")
+    peer_address = spec.peerAddress or ""
+    if spec.peerAddress is None and spec.interface is None:
+        issues.error(src, "spec.peerAddress", "one of peerAddress and interface is required")
+    elif spec.peerAddress is not None and spec.interface is not None:
+        issues.error(src, "spec.interface", "peerAddress and interface are mutually exclusive; set only one")
+    elif spec.interface is not None:
+        peer_afi = AFI_V6  # the router's IPv6 link-local address on the interface
+        if not _IFNAME.fullmatch(spec.interface):
+            issues.error(src, "spec.interface", f"{spec.interface!r} is not a network interface name")
+        for fld, bad in (("ebgpMultiHop", spec.ebgpMultiHop), ("password", spec.password),
+                         ("passwordSecret", spec.passwordSecret), ("bfdProfile", spec.bfdProfile),
+                         ("sourceAddress", spec.sourceAddress)):
+            if bad:
+                issues.error(src, f"spec.{fld}", f"{fld} together with interface (BGP unnumbered) "
+                             "is not supported by speakerd")
+    else:
+        addr, pct, zone = spec.peerAddress.partition("%")
+        try:
+            peer_afi, _ = parse_ip(addr)
+            peer_address = canonical_ip(addr)
+            if pct:  # fe80::1%eth0 (metallb#2423): a link-local address and its interface
+                if peer_afi != AFI_V6 or not peer_address.lower().startswith("fe8"):
+                    raise ValueError
+                if not _IFNAME.fullmatch(zone):
+                    raise ValueError
+                peer_address = f"{peer_address}%{zone}"
+        except ValueError:
+            issues.error(src, "spec.peerAddress", f"invalid IP address {spec.peerAddress!r}"
+                         + (" (a zone is only valid on an IPv6 link-local address: fe80::1%eth0)"
+                            if pct else ""))
     source_address = None
     if spec.sourceAddress is not None:
         try:
@@ -229,7 +255,7 @@ def build_peer(src: Source, spec: raw.BGPPeerSpec, objs: Objects, secrets: dict,
         return None
     return Peer(
         name=src.name, my_asn=spec.myASN, peer_asn=peer_asn, dynamic_asn=spec.dynamicASN,
-        max_prefixes=max_prefixes, peer_address=peer_address, peer_port=port,
+        max_prefixes=max_prefixes, interface=spec.interface, peer_address=peer_address, peer_port=port,
         source_address=source_address, hold_time=hold, keepalive_time=keep, connect_time=connect,
         router_id=router_id, password=password, bfd_profile=spec.bfdProfile,
         node_selectors=selectors(spec.nodeSelectors), ebgp_multihop=spec.ebgpMultiHop,

@@ -87,6 +87,9 @@ class Peer:
     dynamic_asn: str | None = None
     # annotation speakerd.io/max-prefixes: received prefixes per family; None = the default
     max_prefixes: int | None = None
+    # spec.interface (BGP unnumbered): peer_address is "" and the router's link-local
+    # address on this interface is found at run time
+    interface: str | None = None
 
     @property
     def ibgp(self) -> bool:
@@ -96,7 +99,7 @@ class Peer:
 
     @property
     def ipv6(self) -> bool:
-        return ":" in self.peer_address
+        return self.interface is not None or ":" in self.peer_address
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,7 +102,8 @@ class BGPPeerSpec(_Spec):
     myASN: Int
     peerASN: Int | None = None  # exactly one of peerASN and dynamicASN (0 = unset, as in MetalLB)
     dynamicASN: Literal["internal", "external"] | None = None
-    peerAddress: Str
+    peerAddress: Str | None = None  # exactly one of peerAddress and interface
+    interface: Str | None = None  # BGP unnumbered: the router's link-local address on it
     sourceAddress: Str | None = None
     peerPort: Int | None = None
     holdTime: Duration | None = None
@@ -156,7 +157,6 @@ SPECS: dict[str, type[_Spec]] = {
 UNSUPPORTED: dict[str, dict[str, str]] = {
     "BGPPeer": {
         "disableMP": "speakerd always negotiates one session per peer with the families it carries; disableMP is not implemented",
-        "interface": "BGP unnumbered (peering over an interface) is not implemented",
         "dualStackAddressFamily": "carrying both families on one session is decided by capabilities; dualStackAddressFamily is not implemented",
         "bfdProfileRef": "not implemented; use bfdProfile",
     },

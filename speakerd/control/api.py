@@ -144,7 +144,7 @@ def summary(speaker, args: dict) -> dict:
         sent, wanted, received = _counts(rt)
         up = p.established_since
         rows.append({
-            "peer": pc.name, "address": pc.peer_address, "port": pc.peer_port,
+            "peer": pc.name, "address": _address(rt), "interface": pc.interface, "port": pc.peer_port,
             "local_as": pc.my_asn, "remote_as": _remote_as(rt), "dynamic_asn": pc.dynamic_asn,
             "state": p.state.label,
             "established": p.state == State.ESTABLISHED,
@@ -159,6 +159,15 @@ def summary(speaker, args: dict) -> dict:
             "node": speaker.node, "peers": rows,
             "services": len(c.services) if c else 0,
             "reload": speaker.last_reload}
+
+
+def _address(rt) -> str:
+    """The peer's address; for an interface (unnumbered) peer the router's link-local
+    address once found ("fe80::1%eth0"), the interface name until then."""
+    pc = rt.config
+    if pc.interface is None:
+        return pc.peer_address
+    return rt.peer.discovered_address or pc.interface
 
 
 def _remote_as(rt) -> int | str:
@@ -226,7 +235,7 @@ def neighbors(speaker, args: dict) -> dict:
         sent, wanted, received = _counts(rt)
         local_caps = [capability_fields(c) for c in (neg.local if neg else p.local_capabilities())]
         out.append({
-            "peer": pc.name, "address": pc.peer_address, "port": pc.peer_port,
+            "peer": pc.name, "address": _address(rt), "interface": pc.interface, "port": pc.peer_port,
             "local_as": pc.my_asn, "remote_as": _remote_as(rt), "dynamic_asn": pc.dynamic_asn,
             "type": "ibgp" if pc.ibgp else "ebgp",
             "state": p.state.label, "router_id": _ip4(speaker.router_id),

@@ -99,4 +99,5 @@ class SessionSettings:
             graceful_restart=peer.graceful_restart,
             restart_state=restarting and peer.graceful_restart,
             dynamic_asn=peer.dynamic_asn,
+            interface=peer.interface, extended_next_hop=peer.interface is not None,
             max_prefixes=peer.max_prefixes or DEFAULT_MAX_PREFIXES)

@@ -92,6 +92,40 @@ def link_local_ipv6(interface: str, addrs: list[tuple[str, str, int, int]]) -> s
                  if dev == interface and scope == _SCOPE_LINK and not flags & _UNUSABLE), None)
 
 
+IPV6_ROUTE_FILE = "/proc/net/ipv6_route"
+
+
+def parse_ipv6_routes(text: str) -> list[tuple[str, int, str, str]]:
+    """/proc/net/ipv6_route → [(destination, prefix length, next hop, interface)]."""
+    out = []
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) != 10:
+            continue
+        try:
+            dest = str(ipaddress.IPv6Address(bytes.fromhex(f[0])))
+            nh = str(ipaddress.IPv6Address(bytes.fromhex(f[4])))
+            plen = int(f[1], 16)
+        except ValueError:
+            continue
+        out.append((dest, plen, nh, f[9]))
+    return out
+
+
+def router_link_local(interface: str, routes: list[tuple[str, int, str, str]]) -> str | None:
+    """The link-local address of the router on ``interface`` (BGP unnumbered), as the
+    kernel learned it from the router's advertisements: the next hop of the default route
+    (or, failing that, of any route) via a link-local address on that interface."""
+    vias = [(plen != 0, nh) for dest, plen, nh, dev in routes
+            if dev == interface and ipaddress.IPv6Address(nh).is_link_local]
+    return min(vias)[1] if vias else None
+
+
+def discover_router(interface: str) -> str | None:
+    """The router's link-local address on ``interface`` (see :func:`router_link_local`)."""
+    return router_link_local(interface, parse_ipv6_routes(_read(IPV6_ROUTE_FILE)))
+
+
 def _read(path: str) -> str:
     try:
         with open(path, encoding="ascii", errors="replace") as f:
@@ -122,6 +156,11 @@ def interface_of_ipv4(address: str) -> str | None:
     return None
 
 
+def interface_global_ipv6(interface: str) -> str | None:
+    """A usable global IPv6 address of ``interface`` (see :func:`global_ipv6`)."""
+    return global_ipv6(interface, parse_if_inet6(_read(IF_INET6_FILE)))
+
+
 def interface_ipv6_toward(peer: str, device: str | None = None,
                           local: str | None = None) -> tuple[str | None, str | None]:
     """(interface toward the IPv4 address ``peer``, its global IPv6 address or None).
@@ -135,4 +174,5 @@ def interface_ipv6_toward(peer: str, device: str | None = None,
 
 
 __all__ = ["parse_route_table", "interface_toward", "parse_if_inet6", "global_ipv6",
-           "link_local_ipv6", "interface_of_ipv4", "interface_ipv6_toward"]
+           "link_local_ipv6", "interface_of_ipv4", "interface_ipv6_toward", "parse_ipv6_routes",
+           "router_link_local", "discover_router", "interface_global_ipv6"]

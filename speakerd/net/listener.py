@@ -68,11 +68,15 @@ class Listener:
         return self._sock.getsockname()[1] if self._sock is not None else self.port
 
     def register(self, peer: PeerTransport) -> None:
+        if not peer.settings.peer_address:
+            return  # an interface (unnumbered) peer: its address is learned, it is dialled out
         self.peers[normalize(peer.settings.peer_address)] = peer
         if self._sock is not None:
             self._install_key(peer)
 
     def unregister(self, peer: PeerTransport) -> None:
+        if not peer.settings.peer_address:
+            return
         key = normalize(peer.settings.peer_address)
         if self.peers.get(key) is peer:
             del self.peers[key]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ipaddress
 import logging
 import time
 from dataclasses import dataclass
@@ -33,7 +34,8 @@ from ..fsm.actions import (Cause, Close, CollisionResolved, Connect, EndOfRib, M
 from ..wire.capabilities import Negotiated
 from ..wire.constants import CeaseSubcode
 from ..wire.messages import Notification
-from .ifaddr import interface_ipv6_toward
+from .ifaddr import discover_router, interface_global_ipv6, interface_ipv6_toward
+from .ra import RouterAdvertiser
 from .sockopts import SockOptError, connecting_socket, peer_ttl, set_ttl
 from .timer import Deadline
 
@@ -136,6 +138,10 @@ class PeerTransport:
         # the interface toward the peer whose global IPv6 address is the IPv6 next hop over
         # an IPv4 connection (None: not looked up, or no route to the peer)
         self.next_hop_interface: str | None = None
+        # BGP unnumbered: the router's link-local address found on settings.interface
+        self.discovered_address: str | None = None
+        # and our router advertisements there, so the router learns our link-local address
+        self.advertiser = RouterAdvertiser(settings.interface) if settings.interface else None
         self.last_error: str = ""
         self.graceful_shutdown = False  # RFC 8326: every route marked 65535:0 (speakerctl drain)
 
@@ -206,6 +212,8 @@ class PeerTransport:
 
     def start(self) -> None:
         self._bind_loop()
+        if self.advertiser is not None:
+            self.advertiser.start()
         self.sessions.start(self._now())
         self._process()
 
@@ -223,6 +231,8 @@ class PeerTransport:
                 link.connect_task.cancel()
         if self._timer is not None:
             self._timer.cancel()
+        if self.advertiser is not None:
+            self.advertiser.stop()
         for c in conns:
             try:
                 await asyncio.wait_for(asyncio.shield(c.closed), CLOSE_FLUSH_TIMEOUT)
@@ -399,10 +409,21 @@ class PeerTransport:
         loop = asyncio.get_running_loop()
         ttl, min_ttl = peer_ttl(s.ibgp, s.ebgp_multihop, s.gtsm)
         sock = None
+        address = s.peer_address
+        if s.interface:  # unnumbered: the router's link-local address, learned from its RAs
+            router = discover_router(s.interface)
+            if router is None:
+                link.connect_task = None
+                self.sessions.connection_failed(
+                    machine, self._now(), f"no router link-local address on {s.interface} yet "
+                    "(no router advertisement received)")
+                self._process()
+                return
+            address = self.discovered_address = f"{router}%{s.interface}"
         try:
-            sock = connecting_socket(s.peer_address, password=s.password, device=s.vrf, ttl=ttl,
+            sock = connecting_socket(address, password=s.password, device=s.vrf, ttl=ttl,
                                      min_ttl=min_ttl, source_address=s.source_address)
-            await loop.sock_connect(sock, (s.peer_address, s.peer_port))
+            await loop.sock_connect(sock, (address, s.peer_port))
             conn = _Conn(self)
             await loop.create_connection(lambda: conn, sock=sock)
             sock = None
@@ -465,8 +486,15 @@ class PeerTransport:
         if self.settings.next_hop6:
             return None
         local, remote = (a[7:] if a and a.startswith("::ffff:") else a for a in conn.addresses())
-        if not remote or ":" in remote or not local:
+        if not remote or not local:
             return None
+        if ":" in remote:  # a link-local session: the interface's global address leads the next hop
+            addr, _, zone = remote.partition("%")
+            zone = zone or self.settings.interface
+            if not zone or not ipaddress.IPv6Address(addr).is_link_local:
+                return None
+            self.next_hop_interface = zone
+            return interface_global_ipv6(zone)
         self.next_hop_interface, addr = interface_ipv6_toward(remote, self.settings.vrf, local)
         if addr is None:
             log.info("peer %s: no global IPv6 address on %s: IPv6 routes go out with the next hop "

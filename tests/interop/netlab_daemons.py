@@ -79,8 +79,9 @@ class Frr:
 
     def __init__(self, ns: Netns, dir: Path, asn: int, router_id: str, neighbors: Iterable[Neighbor] = (),
                  networks: Iterable[Network | str] = (), bfd: dict[str, int] | None = None,
-                 start: bool = True) -> None:
+                 start: bool = True, zebra_config: str = "") -> None:
         self.ns, self.dir, self.asn, self.router_id = ns, Path(dir), asn, router_id
+        self.zebra_config = zebra_config  # e.g. RA settings for unnumbered peering
         self.neighbors = list(neighbors)
         self.networks = [_net(n) for n in networks]
         self.bfd = bfd  # e.g. {"receive-interval": 50, "transmit-interval": 50, "detect-multiplier": 3}
@@ -115,7 +116,9 @@ class Frr:
                   " no bgp network import-check", " no bgp default ipv4-unicast"]
         for nb in self.neighbors:
             a = nb.address
-            lines += [f" neighbor {a} remote-as {nb.asn}", f" neighbor {a} timers connect 1"]
+            # an interface name instead of an address: unnumbered peering (FRR "neighbor IF interface")
+            iface = " interface" if not any(c in a for c in ".:") else ""
+            lines += [f" neighbor {a}{iface} remote-as {nb.asn}", f" neighbor {a} timers connect 1"]
             if nb.password:
                 lines.append(f" neighbor {a} password {nb.password}")
             if nb.multihop:
@@ -134,7 +137,8 @@ class Frr:
                 if n.v6 == v6:
                     rm = f" route-map NET{i}" if self._route_map(i, n) else ""
                     lines.append(f"  network {n.prefix}{rm}")
-            lines += [f"  neighbor {nb.address} activate" for nb in self.neighbors if nb.v6 == v6]
+            lines += [f"  neighbor {nb.address} activate" for nb in self.neighbors
+                      if nb.v6 == v6 or not any(c in nb.address for c in ".:")]
             lines.append(" exit-address-family")
         lines += ["exit", "!"]
         return "\n".join(lines) + "\n"
@@ -148,7 +152,7 @@ class Frr:
     def start(self) -> None:
         d = self.dir
         (d / "frr.conf").write_text(self.config())
-        (d / "zebra.conf").write_text(f"hostname {self.ns.short}\n")
+        (d / "zebra.conf").write_text(f"hostname {self.ns.short}\n{self.zebra_config}")
         for f in ("frr.conf", "zebra.conf"):
             (d / f).chmod(0o666)
         tag = f"frr-{self.ns.short}"

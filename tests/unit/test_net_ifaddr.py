@@ -52,3 +52,32 @@ def test_global_address_preferred_over_deprecated_never_tentative():
     assert link_local_ipv6("veth1", addrs) == "fe80::5"
     only_deprecated = [a for a in addrs if a[1] != "2001:db8::3"]
     assert global_ipv6("veth2", only_deprecated) == "2001:db8::2"
+
+
+IPV6_ROUTES = "\n".join([
+    "fd005d00000000010000000000000000 40 00000000000000000000000000000000 00 "
+    "00000000000000000000000000000000 00000100 00000001 00000000 00000001    v1-p",
+    "20010db8000000000000000000000000 30 00000000000000000000000000000000 00 "
+    "fe800000000000000000000000000009 00000400 00000001 00000000 00000003    v1-p",
+    "00000000000000000000000000000000 00 00000000000000000000000000000000 00 "
+    "fe800000000000000000000000000007 00000400 00000001 00000000 00450003    v1-p",
+    "00000000000000000000000000000000 00 00000000000000000000000000000000 00 "
+    "fe800000000000000000000000000008 00000400 00000001 00000000 00450003    v2-x",
+])
+
+
+def test_router_link_local_prefers_the_ra_default_route_on_that_interface():
+    from speakerd.net.ifaddr import parse_ipv6_routes, router_link_local
+    routes = parse_ipv6_routes(IPV6_ROUTES)
+    assert router_link_local("v1-p", routes) == "fe80::7"
+    assert router_link_local("v2-x", routes) == "fe80::8"
+    assert router_link_local("v3-y", routes) is None
+    assert router_link_local("v1-p", [r for r in routes if r[2] != "fe80::7"]) == "fe80::9"
+
+
+def test_router_advertisement_is_not_a_default_router():
+    from speakerd.net.ra import router_advertisement
+    ra = router_advertisement(bytes.fromhex("020000000001"))
+    assert ra[0] == 134 and ra[1] == 0 and ra[6:8] == b"\0\0"  # router lifetime 0
+    assert ra[16:] == bytes((1, 1)) + bytes.fromhex("020000000001")  # source link-layer address
+    assert len(router_advertisement(None)) == 16

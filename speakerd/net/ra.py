@@ -1,0 +1,104 @@
+"""Router advertisements for BGP unnumbered: how the router learns our link-local address.
+
+An unnumbered peer (BGPPeer ``spec.interface``) has no configured address on
+either side.  Each side learns the other's IPv6 link-local address from its
+router advertisements, as FRR does (zebra passes the source address of an RA
+to bgpd, which then accepts and opens the session).  speakerd learns the
+router's address from the kernel's RA-learned routes (:mod:`.ifaddr`) and
+sends its own RAs on that interface so the router learns ours.
+
+The RAs say "not a default router" (router lifetime 0) and carry no prefix:
+hosts on the link change nothing because of them.  They go to all-nodes
+(ff02::1) with hop limit 255 (RFC 4861 §6.1.2 checks it), every
+``interval`` seconds and once at start; the kernel fills in the checksum.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import struct
+
+log = logging.getLogger("speakerd.ra")
+
+ND_ROUTER_ADVERT = 134
+ALL_NODES = "ff02::1"
+DEFAULT_INTERVAL = 10.0  # seconds, FRR's RA interval on BGP unnumbered interfaces
+
+
+def router_advertisement(mac: bytes | None) -> bytes:
+    """An RA with router lifetime 0 and, when known, the source link-layer address option."""
+    # type, code, checksum (kernel), cur hop limit, flags, router lifetime, reachable, retrans
+    msg = struct.pack("!BBHBBHII", ND_ROUTER_ADVERT, 0, 0, 0, 0, 0, 0, 0)
+    if mac and len(mac) == 6:
+        msg += bytes((1, 1)) + mac  # option 1: source link-layer address, 8 bytes
+    return msg
+
+
+def interface_mac(interface: str) -> bytes | None:
+    try:
+        with open(f"/sys/class/net/{interface}/address", encoding="ascii") as f:
+            text = f.read().strip()
+        return bytes.fromhex(text.replace(":", ""))
+    except (OSError, ValueError):
+        return None
+
+
+class RouterAdvertiser:
+    """Sends RAs on one interface while started (see the module docstring)."""
+
+    def __init__(self, interface: str, interval: float = DEFAULT_INTERVAL) -> None:
+        self.interface = interface
+        self.interval = interval
+        self.sent = 0
+        self.last_error = ""
+        self._sock: socket.socket | None = None
+        self._handle: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        if self._sock is not None:
+            return
+        try:
+            index = socket.if_nametoindex(self.interface)
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+        except OSError as e:
+            self.last_error = f"cannot send router advertisements on {self.interface}: {e}"
+            log.error("%s", self.last_error)
+            return
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.interface.encode())
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+        except OSError as e:
+            sock.close()
+            self.last_error = f"cannot send router advertisements on {self.interface}: {e}"
+            log.error("%s", self.last_error)
+            return
+        self._sock, self._index = sock, index
+        self._send()
+
+    def _send(self) -> None:
+        if self._sock is None:
+            return
+        try:
+            self._sock.sendto(router_advertisement(interface_mac(self.interface)),
+                              (ALL_NODES, 0, 0, self._index))
+            self.sent += 1
+            self.last_error = ""
+        except OSError as e:  # the interface is down or has no link-local address yet
+            if not self.last_error:
+                log.warning("router advertisement on %s failed: %s", self.interface, e)
+            self.last_error = str(e)
+        self._handle = asyncio.get_running_loop().call_later(self.interval, self._send)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+__all__ = ["RouterAdvertiser", "router_advertisement"]

@@ -1,0 +1,57 @@
+"""BGP unnumbered against FRR: BGPPeer spec.interface, FRR's `neighbor IF interface remote-as
+external` sending router advertisements; IPv4 routes with an IPv6 link-local next hop (RFC 8950)."""
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from tests.interop.netlab import (Frr, Neighbor, NotImplementedYet, Speakerd, advertisement, manifests,
+                                  node, pool, service, wait_for)
+
+pytestmark = [pytest.mark.interop, pytest.mark.usefixtures("speakerd_ready")]
+
+SPEAKER_ASN, FRR_ASN = 64500, 64501
+NODE = "node1"
+IP = "203.0.113.10"
+
+
+def link_local(ns, dev: str) -> str:
+    out = ns.exec("ip", "-6", "-o", "addr", "show", "dev", dev, "scope", "link")
+    return out.split()[3].split("/")[0]
+
+
+def test_unnumbered_session_and_ipv4_route_with_link_local_next_hop(lab):
+    s, p = lab.ns("s"), lab.ns("p")
+    link = lab.link(s, p)
+    s_dev, p_dev = link.dev(s), link.dev(p)
+    frr = Frr(p, lab.subdir("frr"), FRR_ASN, "192.0.2.2", neighbors=[Neighbor(p_dev, "external")],
+              zebra_config=f"interface {p_dev}\n ipv6 nd ra-interval 3\n no ipv6 nd suppress-ra\nexit\n")
+    peer = {"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",
+            "metadata": {"name": "tor", "namespace": "metallb-system"},
+            "spec": {"myASN": SPEAKER_ASN, "dynamicASN": "external", "interface": s_dev,
+                     "holdTime": "9s", "keepaliveTime": "3s", "connectTime": "1s"}}
+    objects = [node(NODE), peer, pool("lab", ["203.0.113.0/24"]),
+               advertisement("lab", ipAddressPools=["lab"]), service("svc", [IP])]
+    try:
+        sp = Speakerd(s, manifests(lab.subdir("config"), objects), NODE, socket=lab.dir / "speakerd.sock")
+    except NotImplementedYet as e:
+        pytest.skip(str(e))
+    frr_ll = link_local(p, p_dev)
+    ours = link_local(s, s_dev)
+
+    def row():
+        return next((r for r in sp.summary() if r["peer"] == "tor"), None)
+
+    wait_for(lambda: (r := row()) and r["state"] == "Established", 40, "unnumbered session Established")
+    r = row()
+    assert r["address"] == f"{frr_ll}%{s_dev}" and r["interface"] == s_dev and r["remote_as"] == FRR_ASN
+    assert frr.vtysh("show bgp ipv4 unicast summary json")["peers"][p_dev]["state"] == "Established"
+    route = wait_for(lambda: frr.routes(4).get(f"{IP}/32"), 20, "the IPv4 route at FRR")
+    hops = {ipaddress.ip_address(h) for h in route["next_hops"] if h}
+    assert ipaddress.ip_address(ours) in hops, route  # the link-local next hop
+    assert all(h.version == 6 for h in hops), route  # no IPv4 next hop at all
+    assert route["as_path"] == [SPEAKER_ASN]
+    nb = next(n for n in sp.ctl("show", "bgp", "neighbors")["neighbors"] if n["peer"] == "tor")
+    names = {c["name"] for c in nb["capabilities"]["received"]}
+    assert "extended-next-hop" in names
