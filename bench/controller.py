@@ -51,6 +51,17 @@ def free_port() -> int:
     return port
 
 
+def stop(p: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL if it has not exited after 30 s (a loaded machine is slow to stop)."""
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
 def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
@@ -161,8 +172,7 @@ async def run(n: int) -> dict:
         await api.close()
         for p in (ctl, emu):
             if p is not None:
-                p.terminate()
-                p.wait(10)
+                stop(p)
         os.unlink(kubeconfig.name)
 
 
@@ -245,9 +255,7 @@ async def failover(n: int = 100) -> dict:
     finally:
         await api.close()
         for p in [*ctls.values(), emu]:
-            if p.poll() is None:
-                p.terminate()
-                p.wait(10)
+            stop(p)
         os.unlink(kubeconfig.name)
 
 
