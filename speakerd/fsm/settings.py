@@ -99,5 +99,7 @@ class SessionSettings:
             graceful_restart=peer.graceful_restart,
             restart_state=restarting and peer.graceful_restart,
             dynamic_asn=peer.dynamic_asn,
-            interface=peer.interface, extended_next_hop=peer.interface is not None,
+            interface=peer.interface,
+            # no IPv4 next hop on a link-local session: IPv4 routes need RFC 8950
+            extended_next_hop=peer.interface is not None or "%" in peer.peer_address,
             max_prefixes=peer.max_prefixes or DEFAULT_MAX_PREFIXES)

@@ -55,3 +55,34 @@ def test_unnumbered_session_and_ipv4_route_with_link_local_next_hop(lab):
     nb = next(n for n in sp.ctl("show", "bgp", "neighbors")["neighbors"] if n["peer"] == "tor")
     names = {c["name"] for c in nb["capabilities"]["received"]}
     assert "extended-next-hop" in names
+
+
+def test_zoned_link_local_peer_address(lab):
+    """peerAddress fe80::x%IF (metallb#2423) against FRR's neighbor on our link-local address."""
+    s, p = lab.ns("s"), lab.ns("p")
+    link = lab.link(s, p)
+    s_dev, p_dev = link.dev(s), link.dev(p)
+    ours, frr_ll = link_local(s, s_dev), link_local(p, p_dev)
+    # a placeholder neighbor (no route to it inside the lab) so bgpd has a summary to wait for
+    frr = Frr(p, lab.subdir("frr"), FRR_ASN, "192.0.2.2", neighbors=[Neighbor("192.0.2.99", 64599)])
+    frr.configure(f"router bgp {FRR_ASN}", f"neighbor {ours} remote-as {SPEAKER_ASN}",
+                  f"neighbor {ours} interface {p_dev}", f"neighbor {ours} timers connect 1",
+                  f"neighbor {ours} capability extended-nexthop",
+                  "address-family ipv4 unicast", f"neighbor {ours} activate", "exit-address-family",
+                  "address-family ipv6 unicast", f"neighbor {ours} activate")
+    peer = {"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",
+            "metadata": {"name": "tor", "namespace": "metallb-system"},
+            "spec": {"myASN": SPEAKER_ASN, "peerASN": FRR_ASN, "peerAddress": f"{frr_ll.upper()}%{s_dev}",
+                     "holdTime": "9s", "keepaliveTime": "3s", "connectTime": "1s"}}
+    objects = [node(NODE), peer, pool("lab", ["203.0.113.0/24", "2001:db8:5d::/120"]),
+               advertisement("lab", ipAddressPools=["lab"]), service("svc", [IP, "2001:db8:5d::10"])]
+    try:
+        sp = Speakerd(s, manifests(lab.subdir("config"), objects), NODE, socket=lab.dir / "speakerd.sock")
+    except NotImplementedYet as e:
+        pytest.skip(str(e))
+    sp.wait_established(frr_ll)
+    frr.wait_established(ours)
+    r6 = wait_for(lambda: frr.routes(6).get("2001:db8:5d::10/128"), 20, "the IPv6 route at FRR")
+    assert ipaddress.ip_address(ours) in {ipaddress.ip_address(h) for h in r6["next_hops"] if h}, r6
+    r4 = wait_for(lambda: frr.routes(4).get(f"{IP}/32"), 20, "the IPv4 route at FRR (RFC 8950)")
+    assert ipaddress.ip_address(ours) in {ipaddress.ip_address(h) for h in r4["next_hops"] if h}, r4
