@@ -51,7 +51,7 @@ class ParseError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Unit:
     """One document or one list item: its bytes and where they start (line, 1-based)."""
-    data: bytes
+    data: bytes | memoryview  # a view into the file's bytes (read-only: hashable)
     line: int
     json: bool
     fill: tuple[tuple[str, Any], ...] = ()  # kind/apiVersion of a typed list, for items without them
@@ -176,27 +176,27 @@ def _lines_before(data: bytes, pos: int) -> int:
     return data.count(b"\n", 0, pos)
 
 
-def _list_units(doc: bytes, base_line: int) -> list[Unit] | None:
-    """The items of a block-style YAML List document as units (with the envelope's kind
-    and apiVersion to fill), or None when the document is not one (then it is one unit)."""
-    kind = _KIND.search(doc)
-    m = _ITEMS.search(doc)
-    if kind is None or m is None or len(_KIND.findall(doc)) != 1:
+def _list_units(data: bytes, lo: int, hi: int, base_line: int) -> list[Unit] | None:
+    """The items of the block-style YAML List document ``data[lo:hi]`` as units (with the
+    envelope's kind and apiVersion to fill), or None when it is not one (then it is one
+    unit). Positions are absolute; the items' bytes are views of ``data``, not copies."""
+    kind = _KIND.search(data, lo, hi)
+    m = _ITEMS.search(data, lo, hi)
+    if kind is None or m is None or len(_KIND.findall(data, lo, hi)) != 1:
         return None
-    start = m.end() - 1
-    first = _FIRST_LINE.search(doc, start)
+    first = _FIRST_LINE.search(data, m.end() - 1, hi)
     if first is None:
         return []
     k = len(first.group(1))
-    if doc[first.end():first.end() + 1] != b"-":  # (first.start() is the "\n" before the first item)
+    if data[first.end():first.end() + 1] != b"-":  # (first.start() is the "\n" before the first item)
         return None
     # the sequence ends at the first line indented k or less that is not an item ("- ...") or a comment
     stop = re.compile(rb"\n(?: {0,%d}(?:[^ \r\n#-]|-[^ \r\n])%s)" % (k, b"" if not k else b"| {0,%d}-" % (k - 1)))
-    found = stop.search(doc, first.start())
-    end = found.start() + 1 if found is not None else len(doc)
+    found = stop.search(data, first.start(), hi)
+    end = found.start() + 1 if found is not None else hi
     item = re.compile(rb"\n %s-(?=[ \r\n])" % (b" " * (k - 1)) if k else rb"\n-(?=[ \r\n])")
-    starts = [first.start() + 1] + [i.start() + 1 for i in item.finditer(doc, first.end(), end)]
-    rest = doc[:m.start() + 1] + doc[end:]
+    starts = [first.start() + 1] + [i.start() + 1 for i in item.finditer(data, first.end(), end)]
+    rest = data[lo:m.start() + 1] + data[end:hi]
     if _ITEMS.search(rest) or kind.group(1) not in rest:  # another 'items:' at the top level: not ours to cut
         return None
     list_kind = kind.group(1).decode()
@@ -208,11 +208,11 @@ def _list_units(doc: bytes, base_line: int) -> list[Unit] | None:
         fill = (("kind", list_kind[:-4]), ("apiVersion", api.group(1).decode()))
     units = []
     starts.append(end)
-    line = base_line + _lines_before(doc, starts[0])  # the item's first line
+    view = memoryview(data)
+    line = base_line + data.count(b"\n", lo, starts[0])  # the item's first line
     for a, b in zip(starts, starts[1:]):
-        chunk = doc[a:b]
-        units.append(Unit(chunk, line, False, fill, True))
-        line += chunk.count(b"\n")
+        units.append(Unit(view[a:b], line, False, fill, True))
+        line += data.count(b"\n", a, b)
     return units
 
 
@@ -285,28 +285,29 @@ def split_units(data: bytes, json: bool) -> list[Unit]:
     # last ends before the file's final "\n" (its bytes stay the same when a document is added after it)
     marks.append(len(data) - 1 if data.endswith(b"\n") and len(data) > 1 else len(data))
     out: list[Unit] = []
+    view = memoryview(data)
     line = 0  # of the leading "\n" of each document: its text starts on line + 1
     for a, b in zip(marks, marks[1:]):
-        doc = data[a:b]
-        items = _list_units(doc, line)
+        items = _list_units(data, a, b, line)
         if items is None:
-            out.append(Unit(doc, line + 1, False))
+            out.append(Unit(view[a:b], line + 1, False))
         else:
             out.extend(items)
-        line += doc.count(b"\n")
+        line += data.count(b"\n", a, b)
     return out
 
 
 def parse_unit(unit: Unit) -> list[Any]:
     """The objects of one unit; a List document found whole is expanded. Raises ParseError."""
+    data = bytes(unit.data)
     if unit.json:
         try:
-            docs = [orjson.loads(unit.data)]
+            docs = [orjson.loads(data)]
         except orjson.JSONDecodeError as exc:
-            raise ParseError(f"line {unit.line + _lines_before(unit.data, exc.pos)}: {exc.msg}") from None
+            raise ParseError(f"line {unit.line + _lines_before(data, exc.pos)}: {exc.msg}") from None
     else:
         try:
-            docs = parse_yaml(unit.data)
+            docs = parse_yaml(data)
         except ParseError as exc:
             raise ParseError(f"document at line {unit.line}: {exc}") from None
         if unit.list_item:
