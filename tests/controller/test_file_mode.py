@@ -103,3 +103,19 @@ def test_stable_when_services_come_and_go(tmp_path):
     after = plan(load_config([write(tmp_path / "b.yaml", head + [service_doc(n) for n in after_names])]), "n").allocations
     moved = [n for n in kept if before[f"default/{n}"] != after[f"default/{n}"]]
     assert len(moved) <= 3, moved
+
+
+def test_file_mode_shares_by_allow_shared_ip(tmp_path):
+    """Same key, other ports: one address; a port clash or another key: another address (MetalLB's rule)."""
+    def shared(name, port, key="k"):
+        return json.dumps({"apiVersion": "v1", "kind": "Service",
+                           "metadata": {"name": name, "namespace": "default",
+                                        "annotations": {"metallb.io/allow-shared-ip": key}},
+                           "spec": {"type": "LoadBalancer", "ports": [{"port": port, "protocol": "TCP"}]}})
+    docs = HEAD + [shared("dns-tcp", 53), shared("web", 80), shared("web2", 80), shared("other", 443, key="x")]
+    p = plan(load_config([write(tmp_path / "c.yaml", docs)]), "n")
+    a = p.allocations
+    assert a["default/dns-tcp"] == a["default/web"]
+    assert a["default/web2"] != a["default/web"] and a["default/other"] != a["default/web"]
+    shuffled = HEAD + [shared("web2", 80), shared("other", 443, key="x"), shared("web", 80), shared("dns-tcp", 53)]
+    assert plan(load_config([write(tmp_path / "d.yaml", shuffled)]), "n").allocations == a
