@@ -170,6 +170,12 @@ UNSUPPORTED: dict[str, dict[str, str]] = {
 }
 
 
+# (field, alternative): one of the two is required (MetalLB v0.16's BGPPeer)
+ONE_OF: dict[str, tuple[tuple[str, str], ...]] = {
+    "BGPPeer": (("peerAddress", "interface"), ("peerASN", "dynamicASN")),
+}
+
+
 # Fields whose value must never appear in a message (messages go to logs and `check --json`).
 SECRET_FIELDS: dict[str, tuple[str, ...]] = {"BGPPeer": ("password",)}
 
@@ -231,6 +237,9 @@ def parse_spec(kind: str, spec: Any) -> tuple[_Spec | None, list[tuple[str, str]
     if not isinstance(spec, dict):
         return None, [("spec", f"expected a mapping, got {type(spec).__name__}")]
     issues: list[tuple[str, str]] = []
+    for fld, alternative in ONE_OF.get(kind, ()):
+        if spec.get(fld) is None and spec.get(alternative) is None:
+            issues.append((f"spec.{fld}", "required field is missing"))  # reported with the others
     unsupported = UNSUPPORTED.get(kind, {})
     if unsupported and any(k in unsupported for k in spec):
         spec = dict(spec)

@@ -43,7 +43,7 @@ def test_interface_and_peer_address_exclusive(tmp_path):
 
 def test_one_of_peer_address_and_interface_required(tmp_path):
     path, err = one_error(tmp_path, peer(""))
-    assert err == f"{path}: BGPPeer/p1: spec.peerAddress: one of peerAddress and interface is required"
+    assert err == f"{path}: BGPPeer/p1: spec.peerAddress: required field is missing"
 
 
 @pytest.mark.parametrize("fld", ["ebgpMultiHop: true", "password: x", "bfdProfile: prof",
