@@ -35,6 +35,9 @@ from tests.cluster.conftest import missing  # noqa: E402
 from tests.interop import netlab  # noqa: E402
 
 
+SCENARIOS = ("burst", "local", "cut", "kill", "restart", "failover", "outage", "churn")
+
+
 def show(r: scenarios.Result) -> None:
     figs = ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.figures.items())
     print(f"{r.name}: {figs}; samples={r.samples} lost={len(r.losses)}"
@@ -51,6 +54,8 @@ def main() -> int:
     ap.add_argument("--churn", type=float, default=60.0)
     ap.add_argument("--mode", choices=("auto", "file", "kube"), default="auto")
     ap.add_argument("--json", type=Path, help="write every result here")
+    ap.add_argument("--only", action="append", choices=SCENARIOS, help="run only these scenarios (repeatable)")
+    ap.add_argument("--keep", action="store_true", help="keep the lab directory (configs, logs)")
     args = ap.parse_args()
     miss = missing()
     if miss:
@@ -64,53 +69,68 @@ def main() -> int:
         return 2
     results: list[scenarios.Result] = []
     skipped: dict[str, str] = {}
+    failed: dict[str, str] = {}
     t_start = time.monotonic()
-    with harness.Cluster(args.nodes, mode, name="bench-cluster") as c:
+    with harness.Cluster(args.nodes, mode, name="bench-cluster", keep_dir=args.keep) as c:
         c.setup()
         print(f"cluster: {args.nodes} nodes, mode {mode}, up in {time.monotonic() - t_start:.1f} s", flush=True)
 
-        def run(fn, *a, **kw) -> scenarios.Result:
+        def run(fn, *a, **kw) -> scenarios.Result | None:
             c.heal()
-            r = fn(c, *a, **kw)
+            try:
+                r = fn(c, *a, **kw)
+            except (AssertionError, TimeoutError, netlab.LabError) as e:  # report it, go on with the next
+                failed[fn.__name__ + str(a)] = str(e)[:500]
+                print(f"{fn.__name__}{a}: FAILED: {str(e)[:500]}", flush=True)
+                return None
             show(r)
             results.append(r)
             return r
 
-        run(scenarios.services_at_once, args.services)
+        want = set(args.only or SCENARIOS)
+        if "burst" in want:
+            run(scenarios.services_at_once, args.services)
         local_reason = harness.file_mode_local_policy_missing() if mode == "file" else None
         if local_reason:
             skipped["local_moves"] = local_reason
-        else:
+        elif "local" in want:
             run(scenarios.local_moves, count=20, moves=args.moves)
         cuts = []
-        for k in range(args.cut_rounds):
+        for k in range(args.cut_rounds if "cut" in want else 0):
             r = run(scenarios.node_failure, "cut", victim_index=k % args.nodes, services=args.services)
-            cuts.append(r.figures["removal_s"])
+            if r is not None and "removal_s" in r.figures:
+                cuts.append(r.figures["removal_s"])
         if cuts:
             print(f"BFD removal over {len(cuts)} cuts: p50 {1000 * statistics.median(cuts):.0f} ms, "
                   f"max {1000 * max(cuts):.0f} ms", flush=True)
-        run(scenarios.node_failure, "kill", victim_index=3, services=args.services)
-        run(scenarios.graceful_restart, victim_index=1, services=args.services, how="sigterm")
+        if "kill" in want:
+            run(scenarios.node_failure, "kill", victim_index=3, services=args.services)
+        if "restart" in want:
+            run(scenarios.graceful_restart, victim_index=1, services=args.services, how="sigterm")
         if mode == "kube":
-            run(scenarios.controller_failover)
-            run(scenarios.api_outage, args.outage, False)
-            run(scenarios.api_outage, args.outage, True)
+            if "failover" in want:
+                run(scenarios.controller_failover)
+            if "outage" in want:
+                run(scenarios.api_outage, args.outage, False)
+                run(scenarios.api_outage, args.outage, True)
+        if mode == "kube" and "churn" in want:
             r = run(scenarios.churn, args.churn, rate=50)
-            print("churn CPU per speakerd (% of a core): "
-                  + " ".join(f"{k.removeprefix('cpu_pct_')}={v:.1f}" for k, v in r.figures.items()
-                             if k.startswith("cpu_pct_n")), flush=True)
-        else:
+            if r is not None:
+                print("churn CPU per speakerd (% of a core): "
+                      + " ".join(f"{k.removeprefix('cpu_pct_')}={v:.1f}" for k, v in r.figures.items()
+                                 if k.startswith("cpu_pct_n")), flush=True)
+        if mode == "file":
             for name in ("controller_failover", "api_outage", "churn"):
-                skipped[name] = kube_reason or ""
+                skipped[name] = kube_reason or "speakers run from files (--mode file)"
     for name, why in skipped.items():
         print(f"{name}: not run ({why})")
-    print(f"total {time.monotonic() - t_start:.0f} s")
+    print(f"total {time.monotonic() - t_start:.0f} s; {len(failed)} scenario(s) failed")
     if args.json:
-        args.json.write_text(json.dumps({"nodes": args.nodes, "mode": mode, "skipped": skipped,
+        args.json.write_text(json.dumps({"nodes": args.nodes, "mode": mode, "skipped": skipped, "failed": failed,
                                          "results": [{"name": r.name, "figures": r.figures, "lost": len(r.losses),
                                                       "samples": r.samples, "notes": r.notes} for r in results]},
                                         indent=1))
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -165,6 +165,7 @@ class Cluster:
         self.controllers: list[Proc] = []
         self.common_dir = Path()
         self.published: dict[str, Svc] = {}
+        self.last_write = 0.0  # time.monotonic() when the last change of publish() was made
         self._veth = 0
 
     # ------------------------------------------------------------ lifecycle
@@ -315,6 +316,16 @@ class Cluster:
             raise LabError(f"API emulator not running:\n{self.api_proc.log_text()[-2000:] if self.api_proc else ''}")
         return True
 
+    def block_api(self) -> None:
+        """Refuse connections to the API server from the management network (nodes, controllers);
+        the harness's own requests come from inside the API server's namespace and still get through."""
+        ruleset = ("table inet sdapi {\n chain input { type filter hook input priority -10 ; "
+                   f'iifname "mgmt" tcp dport {API_PORT} reject with tcp reset ; }}\n}}\n')
+        sh(["ip", "netns", "exec", self.api_ns.name, "nft", "-f", "-"], input=ruleset)
+
+    def unblock_api(self) -> None:
+        self.api_ns.exec("nft", "delete", "table", "inet", "sdapi", check=False)
+
     def stop_api(self) -> None:
         if self.api_proc is not None:
             self.api_proc.stop()
@@ -348,6 +359,7 @@ class Cluster:
     def heal(self) -> None:
         """Undo every fault: API server and controllers running, no cut, every speakerd up, BFD up."""
         if self.mode == "kube":
+            self.unblock_api()
             if self.api_proc is None or not self.api_proc.alive:
                 self.start_api()
             for i, p in enumerate(self.controllers):
@@ -373,19 +385,25 @@ class Cluster:
             for s in services:
                 docs += [s.service(s.ip), s.slice()]
             self.apply_files(docs)
+            self.last_write = time.monotonic()
             self.published = {s.name: s for s in services}
             return {s.name: s.ip for s in services}
         new = {s.name: s for s in services}
+        writes = []  # several requests in flight (the client's worker threads), as a batch apply
         for name in set(self.published) - set(new):
-            self.api.delete("Service", objects.NAMESPACE, name)
-            self.api.delete("EndpointSlice", objects.NAMESPACE, f"{name}-ep")
+            writes += [self.api.delete_async("Service", objects.NAMESPACE, name),
+                       self.api.delete_async("EndpointSlice", objects.NAMESPACE, f"{name}-ep")]
         for s in services:
             old = self.published.get(s.name)
             if old is None:
-                self.api.create(s.service(None))
-                self.api.create(s.slice())
+                writes += [self.api.create_async(s.service(None)), self.api.create_async(s.slice())]
             elif old.nodes != s.nodes:
                 self.api.replace(s.slice())
+        for w in writes:
+            err = w.exception()
+            if err is not None and getattr(err, "status", None) != 404:  # deleting what is gone is fine
+                raise err
+        self.last_write = time.monotonic()
         self.published = new
         return self.addresses(services)
 

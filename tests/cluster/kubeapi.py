@@ -117,11 +117,18 @@ class KubeApi:
         return obj["kind"], md.get("namespace"), md["name"]
 
     def create(self, obj: dict) -> dict:
+        return self.create_async(obj).result()
+
+    def create_async(self, obj: dict):
+        """POST ``obj`` as kubectl would (no server-set metadata, no status); a future."""
         kind, ns, _ = self._where(obj)
         body = {**obj, "metadata": {k: v for k, v in obj["metadata"].items()
                                     if k not in ("resourceVersion", "uid", "creationTimestamp", "generation")}}
-        body.pop("status", None)  # as kubectl: status is written by its owner, through /status
-        return self.request("POST", self.path(kind, ns), body)
+        body.pop("status", None)  # status is written by its owner, through /status
+        return self.submit("POST", self.path(kind, ns), body)
+
+    def delete_async(self, kind: str, namespace: str | None, name: str):
+        return self.submit("DELETE", self.path(kind, namespace, name))
 
     def get(self, kind: str, namespace: str | None, name: str) -> dict:
         return self.request("GET", self.path(kind, namespace, name))
