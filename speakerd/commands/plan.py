@@ -140,6 +140,7 @@ def to_json(result: Plan, config, node: str) -> dict:
         peer = config.peers[name]
         peers[name] = {
             "address": peer.peer_address, "peer_asn": peer.peer_asn, "my_asn": peer.my_asn, "ibgp": peer.ibgp,
+            "interface": peer.interface, "dynamic_asn": peer.dynamic_asn,
             "routes": [{
                 "prefix": r.prefix, "afi": r.afi,
                 "communities": [format_community(c) for c in r.attrs.communities],
@@ -186,7 +187,8 @@ def main(args) -> int:
     for name in sorted(config.peers):
         peer = config.peers[name]
         kind = "iBGP" if peer.ibgp else "eBGP"
-        head = f"peer {name} ({peer.peer_address} AS {peer.peer_asn}, {kind})"
+        where = peer.peer_address or f"interface {peer.interface}"  # unnumbered: no address yet
+        head = f"peer {name} ({where} AS {peer.dynamic_asn or peer.peer_asn}, {kind})"
         if name not in result.routes:
             out.append(f"{head}: not on this node (nodeSelectors)")
             continue

@@ -69,3 +69,13 @@ def test_zoned_link_local_peer_address(tmp_path):
 def test_zone_only_on_link_local(tmp_path, bad):
     path, err = one_error(tmp_path, peer(f"  peerAddress: '{bad}'\n"))
     assert err.startswith(f"{path}: BGPPeer/p1: spec.peerAddress: invalid IP address"), err
+
+
+def test_plan_names_the_interface_and_the_dynamic_kind(tmp_path):
+    import subprocess
+    import sys
+    doc = peer("  interface: eth1\n").replace("  peerASN: 64501\n", "  dynamicASN: external\n")
+    out = subprocess.run([sys.executable, "-c", "import sys; from speakerd.cli import main; sys.exit(main())",
+                          "plan", "-c", write(tmp_path, doc), "--node", "n1"],
+                         capture_output=True, text=True, timeout=60)
+    assert "peer p1 (interface eth1 AS external, eBGP)" in out.stdout, out.stdout + out.stderr
