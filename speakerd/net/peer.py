@@ -411,7 +411,7 @@ class PeerTransport:
         sock = None
         address = s.peer_address
         if s.interface:  # unnumbered: the router's link-local address, learned from its RAs
-            router = discover_router(s.interface)
+            router = (self.advertiser.router if self.advertiser else None) or discover_router(s.interface)
             if router is None:
                 link.connect_task = None
                 self.sessions.connection_failed(

@@ -21,10 +21,13 @@ def link_local(ns, dev: str) -> str:
     return out.split()[3].split("/")[0]
 
 
-def test_unnumbered_session_and_ipv4_route_with_link_local_next_hop(lab):
+@pytest.mark.parametrize("kernel_ras", [True, False], ids=["kernel-accepts-ras", "kernel-ignores-ras"])
+def test_unnumbered_session_and_ipv4_route_with_link_local_next_hop(lab, kernel_ras):
     s, p = lab.ns("s"), lab.ns("p")
     link = lab.link(s, p)
     s_dev, p_dev = link.dev(s), link.dev(p)
+    if not kernel_ras:  # a node that does not process RAs: speakerd's own RA listener finds the router
+        s.exec("sysctl", "-q", "-w", f"net.ipv6.conf.{s_dev}.accept_ra=0")
     frr = Frr(p, lab.subdir("frr"), FRR_ASN, "192.0.2.2", neighbors=[Neighbor(p_dev, "external")],
               zebra_config=f"interface {p_dev}\n ipv6 nd ra-interval 3\n no ipv6 nd suppress-ra\nexit\n")
     peer = {"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",

@@ -81,3 +81,15 @@ def test_router_advertisement_is_not_a_default_router():
     assert ra[0] == 134 and ra[1] == 0 and ra[6:8] == b"\0\0"  # router lifetime 0
     assert ra[16:] == bytes((1, 1)) + bytes.fromhex("020000000001")  # source link-layer address
     assert len(router_advertisement(None)) == 16
+
+
+def test_only_link_local_router_advertisements_name_a_router():
+    import struct
+    from speakerd.net.ra import advertising_router, only_router_advertisements, router_advertisement
+    ra = router_advertisement(None)
+    assert advertising_router(ra, "fe80::7%v1-p") == "fe80::7"
+    assert advertising_router(ra, "2001:db8::7") is None  # RFC 4861: RAs come from link-local
+    assert advertising_router(bytes((135,)) + ra[1:], "fe80::7") is None  # a neighbour solicitation
+    words = struct.unpack("=8I", only_router_advertisements())
+    passed = [t for t in range(256) if not words[t >> 5] & (1 << (t & 31))]
+    assert passed == [134]
