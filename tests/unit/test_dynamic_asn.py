@@ -11,9 +11,9 @@ from speakerd.config import load_config
 from speakerd.fsm import Session, SessionSettings, State
 from speakerd.fsm.actions import Send
 from speakerd.policy.types import RouteAttrs
-from speakerd.wire.capabilities import FourOctetAS, Negotiated
+from speakerd.wire.capabilities import FourOctetAS
 from speakerd.wire.constants import MessageType
-from speakerd.wire.framing import encode, Framer
+from speakerd.wire.framing import Framer, encode
 from speakerd.wire.messages import KEEPALIVE, Open, Update
 
 LOCAL = 64512
