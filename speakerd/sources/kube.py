@@ -14,6 +14,13 @@ previous batch was being applied is the next one, so a burst costs one
 planning pass, not one per object. :attr:`KubeSource.synced` is set once every
 reflector finished its first list and that state was handed over — nothing
 is planned from a half-listed cluster.
+
+A re-list that finds *none* of a kind's objects (an API server restored or
+restarted empty, then re-populated) does not delete them at once: the
+deletions are held for ``empty_relist_grace`` seconds (default 60) and
+dropped for every object that comes back meanwhile, so the store — and the
+sessions and routes — never see the gap. Deletions seen by the watch, or by a
+re-list that still finds other objects of the kind, go through at once.
 """
 from __future__ import annotations
 
@@ -35,7 +42,8 @@ def kind_of(w: Watch, version: str) -> Kind:
 class KubeSource:
     def __init__(self, client: KubeClient, namespace: str, node: str,
                  on_events: Callable[[list[Event]], Awaitable[None] | None], *,
-                 watches: tuple[Watch, ...] = WATCHES, on_state: Callable[[Reflector], None] | None = None) -> None:
+                 watches: tuple[Watch, ...] = WATCHES, on_state: Callable[[Reflector], None] | None = None,
+                 empty_relist_grace: float = 60.0) -> None:
         self.client, self.namespace, self.node = client, namespace, node
         self.on_events = on_events
         self.watches = watches
@@ -45,6 +53,9 @@ class KubeSource:
         self.events_in = 0
         self._pending: list[Event] = []
         self._wake = asyncio.Event()
+        self.empty_relist_grace = empty_relist_grace
+        self.held: dict[tuple[str, str, str], Event] = {}  # (kind, namespace, name) -> a held deletion
+        self._held_logged: set[str] = set()
 
     async def _version(self, w: Watch) -> str:
         """The first of the watch's versions the API server serves (BGPPeer: v1beta2, else v1beta1)."""
@@ -64,17 +75,50 @@ class KubeSource:
                 await asyncio.sleep(1.0)
         return w.versions[-1]
 
-    def _handler(self, etype: str, obj: dict) -> None:
-        self._pending.append(Event(etype, obj, "api"))
-        self.events_in += 1
+    def _handler_for(self, w: Watch, ref: list):
+        def on_event(etype: str, obj: dict) -> None:
+            md = obj.get("metadata") or {}
+            key = (w.kind, md.get("namespace") or "", md.get("name") or "")
+            r = ref[0] if ref else None
+            if (etype == "DELETED" and r is not None and r.state == "listing" and r.lists > 0
+                    and not r.cache and self.empty_relist_grace > 0):
+                self._hold(w.kind, key, Event(etype, obj, "api"))
+                return
+            if self.held.pop(key, None) is not None and etype == "ADDED":
+                etype = "MODIFIED"  # it came back: the deletion never happened
+            self._pending.append(Event(etype, obj, "api"))
+            self.events_in += 1
+            self._wake.set()
+        return on_event
+
+    def _hold(self, kind: str, key: tuple[str, str, str], ev: Event) -> None:
+        if kind not in self._held_logged:
+            self._held_logged.add(kind)
+            log.warning("k8s %s: listed again and found none of the objects it had: holding their deletion "
+                        "%.0f s (an API server restored empty?)", kind, self.empty_relist_grace)
+            asyncio.get_running_loop().call_later(self.empty_relist_grace, self._release, kind)
+        self.held[key] = ev
+
+    def _release(self, kind: str) -> None:
+        """The grace is over: the objects of `kind` that did not come back are deleted now."""
+        self._held_logged.discard(kind)
+        gone = [k for k in self.held if k[0] == kind]
+        if gone:
+            log.warning("k8s %s: %d object(s) did not come back; deleting them", kind, len(gone))
+        for k in gone:
+            self._pending.append(self.held.pop(k))
+            self.events_in += 1
         self._wake.set()
 
     async def _reflector(self, w: Watch) -> Reflector:
         version = await self._version(w)
         params = w.params(self.node)
-        return Reflector(self.client, kind_of(w, version), namespace=self.namespace if w.namespaced else None,
-                         label_selector=params.get("labelSelector"), field_selector=params.get("fieldSelector"),
-                         on_event=self._handler, on_state=self.on_state)
+        ref: list = []
+        r = Reflector(self.client, kind_of(w, version), namespace=self.namespace if w.namespaced else None,
+                      label_selector=params.get("labelSelector"), field_selector=params.get("fieldSelector"),
+                      on_event=self._handler_for(w, ref), on_state=self.on_state)
+        ref.append(r)
+        return r
 
     async def run(self) -> None:
         try:

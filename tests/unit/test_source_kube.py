@@ -185,3 +185,51 @@ async def test_api_server_away_changes_nothing_and_back_reports_only_changes(env
     assert [(e.type, e.obj["kind"]) for e in batch] == [("MODIFIED", "EndpointSlice")]
     await _until(lambda: all(r.up for r in src.reflectors.values()), "every watch up again")
     assert len(sink.batches) == n + 1  # nothing else: unchanged objects are no events
+
+
+async def _start_source(tmp_path, url, sink, **kw):
+    client = await load_client(write_kubeconfig(tmp_path / "kubeconfig", url))
+    src = KubeSource(client, NS, NODE, sink, **kw)
+    task = asyncio.create_task(src.run())
+    await src.synced.wait()
+    return client, src, task
+
+
+async def test_api_server_back_empty_then_repopulated_deletes_nothing(tmp_path):
+    """An API server restored empty and filled again: the re-list's deletions are held, and
+    dropped as the objects come back, so the store never loses them (no session reset, no withdraw)."""
+    async with Emulator("127.0.0.1", 0) as emu:
+        port = emu.port
+        async with raw_api(emu.url) as api:
+            await seed(api)
+        sink = Sink()
+        client, src, task = await _start_source(tmp_path, emu.url, sink)
+    n = len(sink.batches)
+    async with Emulator("127.0.0.1", port) as emu2:  # same address, nothing in it
+        await _until(lambda: len(src.held) > 0, "the empty re-list's deletions held")
+        async with raw_api(emu2.url) as api:
+            await seed(api)
+        await _until(lambda: not src.held, "every held object back")
+        await _until(lambda: all(r.up for r in src.reflectors.values()), "every watch up")
+        later = [e for b in sink.batches[n:] for e in b]
+        assert not [e for e in later if e.type == "DELETED"]
+        assert set(sink.store.config().peers) == {"tor1"} and "default/web" in sink.store.services
+        assert len(sink.store.endpoint_slices) == 1
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await client.close()
+
+
+async def test_held_deletions_go_through_when_the_objects_do_not_come_back(tmp_path):
+    async with Emulator("127.0.0.1", 0) as emu:
+        port = emu.port
+        async with raw_api(emu.url) as api:
+            await seed(api)
+        sink = Sink()
+        client, src, task = await _start_source(tmp_path, emu.url, sink, empty_relist_grace=0.3)
+    async with Emulator("127.0.0.1", port):
+        await _until(lambda: "default/web" not in sink.store.services, "the Service deleted after the grace")
+        assert not src.held
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await client.close()
