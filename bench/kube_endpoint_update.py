@@ -118,6 +118,7 @@ def main() -> int:
             api.patch("EndpointSlice", "default", "svc0-ep", {"endpoints": slice_of("svc0", node)["endpoints"]})
             wait_for(lambda: (prefix in frr.routes()) == (node == "n1"), 10, f"{prefix} at FRR")
         time.sleep(0.5)
+        rss_now = int(next(l.split()[1] for l in open(f"/proc/{sd.pid}/status") if l.startswith("VmRSS")))
         dump.terminate()
         dump.wait()
         ups = updates(pcap, me)
@@ -129,7 +130,7 @@ def main() -> int:
         lat.sort()
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
         print(json.dumps({"services": a.services, "changes": a.changes, "matched": len(lat),
-                          "start_to_frr_holds_all_s": round(start_to_all, 2), "peak_rss_kib": rss,
+                          "start_to_frr_holds_all_s": round(start_to_all, 2), "peak_rss_kib": rss, "rss_after_kib": rss_now,
                           "update_ms": {"p50": round(statistics.median(lat), 2), "p99": round(p99, 2),
                                         "max": round(lat[-1], 2)}}, indent=1))
         api.close()
