@@ -76,7 +76,8 @@ def image_size(ref: str) -> int:
 def extra_ca_certs() -> str:
     """The CAs this machine adds to Debian's (a TLS-intercepting proxy's), for pip in the build stage."""
     d = Path("/usr/local/share/ca-certificates")
-    return "".join(p.read_text() for p in sorted(d.glob("*.crt"))) if d.is_dir() else ""
+    # as the Makefile passes it ("$(cat FILES)": trailing newlines dropped), so both share the layer cache
+    return "".join(p.read_text() for p in sorted(d.glob("*.crt"))).rstrip("\n") if d.is_dir() else ""
 
 
 def build(tag: str, context: Path, base: str, dockerfile: Path | None = None, timeout: float = 600) -> float:
