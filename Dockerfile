@@ -16,8 +16,9 @@
 # Capabilities.  The daemon runs as an unprivileged user (speakerd, uid 10001)
 # and needs
 #   CAP_NET_BIND_SERVICE  listening on TCP 179 (any port below 1024);
-#   CAP_NET_ADMIN         TCP-MD5 keys (TCP_MD5SIG), SO_MARK, netlink route/link reads;
-#   CAP_NET_RAW           SO_BINDTODEVICE (VRF/device binding), BFD and GTSM TTL handling.
+#   CAP_NET_RAW           SO_BINDTODEVICE (VRF/device binding), raw/packet sockets;
+#   CAP_NET_ADMIN         socket marks, netlink route/address queries with changes.
+# (TCP-MD5, TCP_MD5SIG, needs no capability.)
 # Neither Docker nor Kubernetes raise ambient capabilities for a non-root user:
 # --cap-add / securityContext.capabilities.add only put them in the bounding
 # set.  So the image carries a private copy of the interpreter,

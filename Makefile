@@ -78,11 +78,14 @@ image:
 	  $(if $(CA_FILES),--build-arg EXTRA_CA_CERTS="$$(cat $(CA_FILES))") -t $(IMAGE) .
 
 # speakerd + FRR + GoBGP containers; waits until both routers have the routes
+# FRR_IMAGE=quay.io/frrouting/frr:9.1.0: the public FRR image instead of lab/compose/frr
+FRR_IMAGE ?=
+
 lab-up: image
-	SPEAKERD_IMAGE=$(IMAGE) BASE_IMAGE=$(BASE_IMAGE) bash lab/compose/lab.sh up
+	SPEAKERD_IMAGE=$(IMAGE) BASE_IMAGE=$(BASE_IMAGE) FRR_IMAGE=$(FRR_IMAGE) bash lab/compose/lab.sh up
 
 lab-down:
-	SPEAKERD_IMAGE=$(IMAGE) BASE_IMAGE=$(BASE_IMAGE) bash lab/compose/lab.sh down
+	SPEAKERD_IMAGE=$(IMAGE) BASE_IMAGE=$(BASE_IMAGE) FRR_IMAGE=$(FRR_IMAGE) bash lab/compose/lab.sh down
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -10,7 +10,9 @@
 # Environment: SPEAKERD_IMAGE (default speakerd:0.1.0; built by `make image`,
 # else docker-compose builds it), BASE_IMAGE (default debian:bookworm-slim),
 # LAB_PROJECT (compose project name, default speakerd-lab), LAB_TIMEOUT
-# (seconds to wait for the routes, default 90), COMPOSE (default docker-compose).
+# (seconds to wait for the routes, default 90), COMPOSE (default docker-compose),
+# FRR_IMAGE (a published FRR image to pull and use instead of building frr/,
+# e.g. quay.io/frrouting/frr:9.1.0; it reads the same /etc/frr/daemons and frr.conf).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 COMPOSE=${COMPOSE:-docker-compose}
@@ -48,7 +50,13 @@ print(", ".join(late) if late or not peers else "yes")' 2>/dev/null || echo "spe
 
 case ${1:-} in
 up)
-    $COMPOSE build frr gobgp
+    if [ -n "${FRR_IMAGE:-}" ]; then
+        # a published FRR image (e.g. quay.io/frrouting/frr:9.1.0): pulled, never built over
+        $COMPOSE pull frr
+        $COMPOSE build gobgp
+    else
+        $COMPOSE build frr gobgp
+    fi
     t0=$(date +%s%N)
     $COMPOSE up -d
     speakerd=$($COMPOSE ps -q speakerd)
