@@ -80,9 +80,13 @@ def base_image(docker_ready) -> str:
 @pytest.fixture(scope="session")
 def image(base_image) -> str:
     """The repository's Dockerfile built on the base, tagged speakerd:test (kept: its layers are reused)."""
+    before = engine.image_id(engine.IMAGE_TAG)
     seconds = engine.build(engine.IMAGE_TAG, engine.ROOT, base_image)
+    if before and before != engine.image_id(engine.IMAGE_TAG):
+        # the previous speakerd:test, now untagged: not kept (its build stage stays as cache)
+        engine.docker("rmi", before, check=False)
     size = engine.image_size(engine.IMAGE_TAG)
     base_size = engine.image_size(base_image)
-    MEASURED["speakerd image build"] = f"{seconds:.1f} s (base {base_image}; cached layers are reused)"
+    MEASURED["speakerd image build"] = f"{seconds:.1f} s (base {base_image}; layers cached by earlier builds are reused)"
     MEASURED["speakerd image size"] = f"{size / 1e6:.1f} MB ({(size - base_size) / 1e6:.1f} MB above the base)"
     return engine.IMAGE_TAG

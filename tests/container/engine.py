@@ -69,6 +69,11 @@ def image_exists(ref: str) -> bool:
     return run([DOCKER, "image", "inspect", ref], timeout=30, check=False).returncode == 0
 
 
+def image_id(ref: str) -> str | None:
+    p = run([DOCKER, "image", "inspect", "-f", "{{.Id}}", ref], timeout=30, check=False)
+    return p.stdout.strip() if p.returncode == 0 else None
+
+
 def image_size(ref: str) -> int:
     return int(docker("image", "inspect", "-f", "{{.Size}}", ref, timeout=30).strip())
 
