@@ -51,14 +51,18 @@ print(", ".join(late) if late or not peers else "yes")' 2>/dev/null || echo "spe
 case ${1:-} in
 up)
     if [ -n "${FRR_IMAGE:-}" ]; then
-        # a published FRR image (e.g. quay.io/frrouting/frr:9.1.0): pulled, never built over
-        $COMPOSE pull frr
+        # a published FRR image (e.g. quay.io/frrouting/frr:9.1.0): pulled unless the
+        # engine has it, and never built over (--no-build)
+        docker image inspect "$FRR_IMAGE" >/dev/null 2>&1 || $COMPOSE pull frr
         $COMPOSE build gobgp
+        up_opts=--no-build
     else
         $COMPOSE build frr gobgp
+        up_opts=
     fi
     t0=$(date +%s%N)
-    $COMPOSE up -d
+    # shellcheck disable=SC2086
+    $COMPOSE up -d $up_opts
     speakerd=$($COMPOSE ps -q speakerd)
     deadline=$((SECONDS + TIMEOUT))
     while :; do
