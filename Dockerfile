@@ -42,13 +42,25 @@
 
 ARG BASE_IMAGE=debian:bookworm-slim
 
+# --- base: the runtime's base -- Debian's python3 and the speakerd user -------
+FROM ${BASE_IMAGE} AS base
+# DL3008: the versions are bookworm's.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/apt/archives/*.deb \
+ && groupadd --system --gid 10001 speakerd \
+ && useradd --system --uid 10001 --gid speakerd --home-dir /var/lib/speakerd --shell /usr/sbin/nologin speakerd \
+ && install -d -o speakerd -g speakerd -m 0750 /var/lib/speakerd /run/speakerd \
+ && install -d -m 0755 /etc/speakerd
+
 # --- build: a virtualenv with speakerd and its dependencies -------------------
-FROM ${BASE_IMAGE} AS build
+FROM base AS build
 ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 # DL3008: the versions are bookworm's; this stage is thrown away.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 python3-venv libcap2-bin ca-certificates \
+ && apt-get install -y --no-install-recommends python3-venv libcap2-bin ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 # Behind a TLS-intercepting proxy pip needs its CA: pass the PEM text, e.g.
 #   --build-arg EXTRA_CA_CERTS="$(cat /usr/local/share/ca-certificates/*.crt)"
@@ -62,34 +74,27 @@ ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY speakerd ./speakerd
-# The venv keeps its interpreter as a symlink to the base's /usr/bin/python3.11,
-# which the runtime stage installs too.  pip and setuptools leave the venv once
-# speakerd is in: nothing installs anything at run time.  The capable copy of
-# the interpreter sits in the venv's bin/, so it finds the venv (pyvenv.cfg).
+# The venv's python is a symlink to /usr/bin/python3, i.e. the runtime's.  pip
+# and setuptools leave the venv once speakerd is in: nothing installs anything
+# at run time.
 # DL3013: speakerd is the local source tree; its dependencies' bounds are in pyproject.toml.
 # hadolint ignore=DL3013
 RUN python3 -m venv /opt/speakerd \
  && /opt/speakerd/bin/pip install '.[netlink]' \
- && /opt/speakerd/bin/pip uninstall -y pip setuptools \
- && cp /usr/bin/python3.11 /opt/speakerd/bin/speakerd-python \
- && setcap cap_net_bind_service,cap_net_admin,cap_net_raw=ep /opt/speakerd/bin/speakerd-python
+ && /opt/speakerd/bin/pip uninstall -y pip setuptools
+# The capable interpreter: the runtime stage's own binary (taken from the base
+# stage, so it matches the runtime's standard library even if this stage's apt
+# run upgraded python3.11), in the venv's bin/ so that it finds the venv.
+COPY --from=base /usr/bin/python3.11 /opt/speakerd/bin/speakerd-python
+RUN setcap cap_net_bind_service,cap_net_admin,cap_net_raw=ep /opt/speakerd/bin/speakerd-python
 
-# --- runtime: Debian's python3 and the venv; no pip, no compilers, no sources --
-FROM ${BASE_IMAGE}
+# --- runtime: python3 and the venv; no pip, no compilers, no sources ----------
+FROM base
 LABEL org.opencontainers.image.title="speakerd" \
       org.opencontainers.image.description="BGP speaker advertising Kubernetes LoadBalancer service IPs" \
       org.opencontainers.image.licenses="Apache-2.0"
 ENV PATH=/opt/speakerd/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
-# DL3008: the versions are bookworm's, the same the build stage linked against.
-# hadolint ignore=DL3008
-RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 \
- && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/apt/archives/*.deb \
- && groupadd --system --gid 10001 speakerd \
- && useradd --system --uid 10001 --gid speakerd --home-dir /var/lib/speakerd --shell /usr/sbin/nologin speakerd \
- && install -d -o speakerd -g speakerd -m 0750 /var/lib/speakerd /run/speakerd \
- && install -d -m 0755 /etc/speakerd
 # file capabilities travel with the copy (security.capability xattr)
 COPY --from=build /opt/speakerd /opt/speakerd
 

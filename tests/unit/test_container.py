@@ -57,30 +57,44 @@ def build_args(instrs) -> dict[str, str]:
     return {a.split("=", 1)[0]: a.split("=", 1)[1].strip('"') for i, a in instrs if i == "ARG" and "=" in a}
 
 
+def stage_named(instrs, name: str) -> list[tuple[str, str]]:
+    [body] = [b for frm, b in stages(instrs) if frm.endswith(f" AS {name}")]
+    return body
+
+
+def runtime(instrs) -> list[tuple[str, str]]:
+    """What the final image is made of: the base stage it starts FROM, then its own instructions."""
+    *_, (frm, final) = stages(instrs)
+    assert frm == "base", frm
+    return stage_named(instrs, "base") + final
+
+
 def test_multistage_on_one_debian_base_without_latest(dockerfile):
     args = build_args(dockerfile)
     st = stages(dockerfile)
-    assert len(st) >= 2, "build and runtime stages"
-    # one base for both stages, chosen with --build-arg BASE_IMAGE (CI: a locally made bookworm)
-    assert {frm.split()[0] for frm, _ in st} == {"${BASE_IMAGE}"}
+    assert [frm for frm, _ in st] == ["${BASE_IMAGE} AS base", "base AS build", "base"]
+    # one base for every stage, chosen with --build-arg BASE_IMAGE (CI: a locally made bookworm)
     base = args["BASE_IMAGE"]
     assert base == "debian:bookworm-slim", base
     name, _, tag = base.partition(":")
     assert tag and tag != "latest", base
-    assert st[0][0].endswith(" AS build")
-    build_runs = " ".join(a for i, a in st[0][1] if i == "RUN")
+    build_runs = " ".join(a for i, a in stage_named(dockerfile, "build") if i == "RUN")
     assert "python3 -m venv /opt/speakerd" in build_runs and "pip install" in build_runs
     # pip leaves the venv before it is copied; the capable interpreter is made in the build stage
     assert "pip uninstall -y pip setuptools" in build_runs
     assert "setcap cap_net_bind_service,cap_net_admin,cap_net_raw=ep /opt/speakerd/bin/speakerd-python" \
         in build_runs
+    # ... from the runtime's own interpreter binary, not the build stage's
+    assert ("COPY", "--from=base /usr/bin/python3.11 /opt/speakerd/bin/speakerd-python") \
+        in stage_named(dockerfile, "build")
 
 
 def test_runtime_stage_copies_the_venv_only(dockerfile):
     final = stages(dockerfile)[-1][1]
-    runs = " ".join(a for i, a in final if i == "RUN")
-    copies = [a for i, a in final if i in ("COPY", "ADD")]
-    # nothing from the build context (sources, tests) reaches the runtime stage
+    rt = runtime(dockerfile)
+    runs = " ".join(a for i, a in rt if i == "RUN")
+    copies = [a for i, a in rt if i in ("COPY", "ADD")]
+    # nothing from the build context (sources, tests) reaches the runtime
     assert copies == ["--from=build /opt/speakerd /opt/speakerd"]
     # the interpreter only: no venv/pip/setcap packages, and no package lists or caches left
     installs = re.findall(r"apt-get install ([^&]*)", runs)
@@ -88,7 +102,7 @@ def test_runtime_stage_copies_the_venv_only(dockerfile):
     assert not re.search(r"python3-(venv|pip|dev)|libcap2-bin|build-essential|gcc", runs)
     assert "rm -rf /var/lib/apt/lists/*" in runs
     # the proxy CA (if any) is an ARG of the build stage only
-    assert not any(i == "ARG" for i, _ in final)
+    assert not any(i == "ARG" for i, _ in rt)
     env = " ".join(a for i, a in final if i == "ENV")
     assert "PATH=/opt/speakerd/bin:" in env
 
@@ -98,7 +112,7 @@ def test_non_root_user_volumes_ports_entrypoint(dockerfile):
     user, _, group = final["USER"].partition(":")
     # numeric (Kubernetes runAsNonRoot cannot check a name), not root, and the account exists
     assert user.isdigit() and int(user) >= 1000 and group.isdigit() and int(group) != 0
-    runs = " ".join(a for i, a in stages(dockerfile)[-1][1] if i == "RUN")
+    runs = " ".join(a for i, a in runtime(dockerfile) if i == "RUN")
     uid = re.search(r"useradd [^&]*--uid (\d+)", runs)
     assert uid and uid.group(1) == user
     assert re.search(rf"groupadd [^&]*--gid {group}\b", runs)
@@ -202,7 +216,7 @@ def test_daemonset_probes_use_speakerctl(manifests):
 
 
 def test_image_user_matches_daemonset_user(manifests, dockerfile):
-    runs = " ".join(a for i, a in stages(dockerfile)[-1][1] if i == "RUN")
+    runs = " ".join(a for i, a in runtime(dockerfile) if i == "RUN")
     uid = int(re.search(r"useradd [^&]*--uid (\d+)", runs).group(1))
     [c] = manifests["DaemonSet"]["spec"]["template"]["spec"]["containers"]
     assert c["securityContext"]["runAsUser"] == uid
