@@ -72,16 +72,32 @@ RUN if [ -n "$EXTRA_CA_CERTS" ]; then \
     fi
 ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt
 WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY speakerd ./speakerd
-# The venv's python is a symlink to /usr/bin/python3, i.e. the runtime's.  pip
-# and setuptools leave the venv once speakerd is in: nothing installs anything
-# at run time.
-# DL3013: speakerd is the local source tree; its dependencies' bounds are in pyproject.toml.
-# hadolint ignore=DL3013
+# Dependencies first, from pyproject.toml alone: a change to speakerd's sources
+# then rebuilds only the small layer below, not the downloads.
+COPY pyproject.toml ./
+# The build backend is installed the way pip's build isolation would (newest
+# matching release, hence --upgrade over the venv's bundled setuptools).
 RUN python3 -m venv /opt/speakerd \
- && /opt/speakerd/bin/pip install '.[netlink]' \
- && /opt/speakerd/bin/pip uninstall -y pip setuptools
+ && python3 -c 'import tomllib; t = tomllib.load(open("pyproject.toml", "rb")); p = t["project"]; \
+print("\n".join(p["dependencies"] + p["optional-dependencies"]["netlink"])); \
+open("build-requirements.txt", "w").write("\n".join(t["build-system"]["requires"] + ["wheel"]))' \
+    > requirements.txt \
+ && /opt/speakerd/bin/pip install -r requirements.txt \
+ && /opt/speakerd/bin/pip freeze > runtime-freeze.txt \
+ && /opt/speakerd/bin/pip install --upgrade -r build-requirements.txt
+COPY README.md ./
+COPY speakerd ./speakerd
+# The venv's python is a symlink to /usr/bin/python3, i.e. the runtime's.  Once
+# speakerd is in, everything the build backend brought (not in runtime-freeze.txt)
+# leaves the venv, then pip itself: nothing installs anything at run time.
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+RUN /opt/speakerd/bin/pip install --no-deps --no-build-isolation . \
+ && /opt/speakerd/bin/pip freeze --exclude speakerd | { grep -v -x -F -f runtime-freeze.txt || true; } \
+    | sed 's/[ =@].*//' > build-only.txt \
+ && if [ -s build-only.txt ]; then /opt/speakerd/bin/pip uninstall -y -r build-only.txt; fi \
+ && /opt/speakerd/bin/pip uninstall -y setuptools wheel \
+ && /opt/speakerd/bin/pip check \
+ && /opt/speakerd/bin/pip uninstall -y pip
 # The capable interpreter: the runtime stage's own binary (taken from the base
 # stage, so it matches the runtime's standard library even if this stage's apt
 # run upgraded python3.11), in the venv's bin/ so that it finds the venv.
