@@ -74,7 +74,7 @@ base-image:
 	bash lab/make-base-image.sh local/debian:bookworm
 
 image:
-	$(DOCKER) build --network host --build-arg BASE_IMAGE=$(BASE_IMAGE) \
+	$(DOCKER) build --force-rm --network host --build-arg BASE_IMAGE=$(BASE_IMAGE) \
 	  $(if $(CA_FILES),--build-arg EXTRA_CA_CERTS="$$(cat $(CA_FILES))") -t $(IMAGE) .
 
 # speakerd + FRR + GoBGP containers; waits until both routers have the routes

@@ -54,10 +54,10 @@ up)
         # a published FRR image (e.g. quay.io/frrouting/frr:9.1.0): pulled unless the
         # engine has it, and never built over (--no-build)
         docker image inspect "$FRR_IMAGE" >/dev/null 2>&1 || $COMPOSE pull frr
-        $COMPOSE build gobgp
+        $COMPOSE build --force-rm gobgp
         up_opts=--no-build
     else
-        $COMPOSE build frr gobgp
+        $COMPOSE build --force-rm frr gobgp
         up_opts=
     fi
     t0=$(date +%s%N)

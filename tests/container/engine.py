@@ -87,7 +87,8 @@ def extra_ca_certs() -> str:
 
 def build(tag: str, context: Path, base: str, dockerfile: Path | None = None, timeout: float = 600) -> float:
     """``docker build`` on ``base``; returns the wall time in seconds."""
-    argv = [DOCKER, "build", "--network", "host", "--build-arg", f"BASE_IMAGE={base}", "-t", tag]
+    # --force-rm: a failed step's container is removed too, not left behind
+    argv = [DOCKER, "build", "--force-rm", "--network", "host", "--build-arg", f"BASE_IMAGE={base}", "-t", tag]
     ca = extra_ca_certs()
     if ca:
         argv += ["--build-arg", f"EXTRA_CA_CERTS={ca}"]
