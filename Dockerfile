@@ -94,8 +94,7 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN /opt/speakerd/bin/pip install --no-deps --no-build-isolation . \
  && /opt/speakerd/bin/pip freeze --exclude speakerd | { grep -v -x -F -f runtime-freeze.txt || true; } \
     | sed 's/[ =@].*//' > build-only.txt \
- && if [ -s build-only.txt ]; then /opt/speakerd/bin/pip uninstall -y -r build-only.txt; fi \
- && /opt/speakerd/bin/pip uninstall -y setuptools wheel \
+ && /opt/speakerd/bin/pip uninstall -y -r build-only.txt setuptools wheel \
  && /opt/speakerd/bin/pip check \
  && /opt/speakerd/bin/pip uninstall -y pip
 # The capable interpreter: the runtime stage's own binary (taken from the base
@@ -111,9 +110,6 @@ LABEL org.opencontainers.image.title="speakerd" \
       org.opencontainers.image.licenses="Apache-2.0"
 ENV PATH=/opt/speakerd/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
-# file capabilities travel with the copy (security.capability xattr)
-COPY --from=build /opt/speakerd /opt/speakerd
-
 # manifests (read-only is fine); allocation state (state.json)
 VOLUME ["/etc/speakerd", "/var/lib/speakerd"]
 # Prometheus metrics; BGP itself is TCP 179 on the host network
@@ -128,3 +124,7 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 
 ENTRYPOINT ["/opt/speakerd/bin/speakerd-python", "-m", "speakerd.cli", "run", "-c", "/etc/speakerd"]
 CMD ["--socket", "/run/speakerd/speakerd.sock", "--metrics", ":7473"]
+
+# Last, so that a change to speakerd rebuilds only this step of the runtime stage.
+# The file capabilities travel with the copy (security.capability xattr).
+COPY --from=build /opt/speakerd /opt/speakerd

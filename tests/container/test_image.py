@@ -29,12 +29,15 @@ def test_image_runs_as_its_user_with_no_build_tools(image):
     r = sh_in(image, "id -u; id -g; "
                      "for t in pip pip3 gcc cc make setcap python3-config; do command -v $t || true; done; "
                      "ls /var/lib/apt/lists | grep -v -x -e lock -e partial -e auxfiles || true; "
+                     "for d in /opt/speakerd /opt/speakerd/lib/python3.11/site-packages/speakerd /etc/speakerd; do "
+                     "  [ -w $d ] && echo writable: $d; done; "
                      "for m in pip setuptools wheel; do /opt/speakerd/bin/python -c \"import $m\" 2>&1 | tail -n1; done; "
                      "/opt/speakerd/bin/python -c 'import speakerd, pydantic, yaml, prometheus_client, pyroute2'")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[:2] == ["10001", "10001"]
-    # nothing after the ids but the ImportErrors: no tools on PATH, no package lists, no build backend
+    # nothing after the ids but the ImportErrors: no tools on PATH, no package lists, no build backend,
+    # and the code and config directories are not writable by the daemon's user
     assert lines[2:] == [f"ModuleNotFoundError: No module named '{m}'" for m in ("pip", "setuptools", "wheel")], \
         lines
 
