@@ -7,7 +7,7 @@ PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 APT_PACKAGES := frr gobgpd bird2 tcpdump tshark nftables iproute2 iputils-ping procps systemd \
                 python3 python3-venv python3-pip
 
-.PHONY: venv deps test test-unit test-interop demo bench fuzz clean
+.PHONY: venv deps test test-unit test-interop demo bench fuzz clean base-image image lab-up lab-down
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -65,6 +65,32 @@ fuzz: venv
 	-$(BIN)/pip install -q atheris
 	$(BIN)/python bench/fuzz_long.py --target codec --seconds $(FUZZ_SECONDS)
 	$(BIN)/python bench/fuzz_long.py --target session --seconds $(FUZZ_SECONDS)
+
+# The container image and the compose lab (docker and docker-compose; see README).
+# BASE_IMAGE: any Debian bookworm userland; without a registry, `make base-image`
+# makes local/debian:bookworm (root, debootstrap) and BASE_IMAGE=local/debian:bookworm.
+BASE_IMAGE ?= debian:bookworm-slim
+IMAGE ?= speakerd:0.1.0
+DOCKER ?= docker
+# CAs this machine adds (a TLS-intercepting proxy): pip in the build stage needs them
+CA_FILES := $(wildcard /usr/local/share/ca-certificates/*.crt)
+
+base-image:
+	bash lab/make-base-image.sh local/debian:bookworm
+
+image:
+	$(DOCKER) build --force-rm --network host --build-arg BASE_IMAGE=$(BASE_IMAGE) \
+	  $(if $(CA_FILES),--build-arg EXTRA_CA_CERTS="$$(cat $(CA_FILES))") -t $(IMAGE) .
+
+# speakerd + FRR + GoBGP containers; waits until both routers have the routes
+# FRR_IMAGE=quay.io/frrouting/frr:9.1.0: the public FRR image instead of lab/compose/frr
+FRR_IMAGE ?=
+
+lab-up: image
+	SPEAKERD_IMAGE=$(IMAGE) BASE_IMAGE=$(BASE_IMAGE) FRR_IMAGE=$(FRR_IMAGE) bash lab/compose/lab.sh up
+
+lab-down:
+	SPEAKERD_IMAGE=$(IMAGE) BASE_IMAGE=$(BASE_IMAGE) FRR_IMAGE=$(FRR_IMAGE) bash lab/compose/lab.sh down
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
