@@ -29,7 +29,7 @@ def test_unnumbered_session_and_ipv4_route_with_link_local_next_hop(lab, kernel_
     if not kernel_ras:  # a node that does not process RAs: speakerd's own RA listener finds the router
         s.exec("sysctl", "-q", "-w", f"net.ipv6.conf.{s_dev}.accept_ra=0")
     frr = Frr(p, lab.subdir("frr"), FRR_ASN, "192.0.2.2", neighbors=[Neighbor(p_dev, "external")],
-              zebra_config=f"interface {p_dev}\n ipv6 nd ra-interval 3\n no ipv6 nd suppress-ra\nexit\n")
+              networks=["10.20.0.0/24"], zebra_config=f"interface {p_dev}\n ipv6 nd ra-interval 3\n no ipv6 nd suppress-ra\nexit\n")
     peer = {"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",
             "metadata": {"name": "tor", "namespace": "metallb-system"},
             "spec": {"myASN": SPEAKER_ASN, "dynamicASN": "external", "interface": s_dev,
@@ -58,6 +58,11 @@ def test_unnumbered_session_and_ipv4_route_with_link_local_next_hop(lab, kernel_
     nb = next(n for n in sp.ctl("show", "bgp", "neighbors")["neighbors"] if n["peer"] == "tor")
     names = {c["name"] for c in nb["capabilities"]["received"]}
     assert "extended-next-hop" in names
+    # and the other way: FRR's IPv4 route arrives in MP_REACH with FRR's link-local next hop
+    wait_for(lambda: (r := row()) and r["prefixes_received"] == 1, 20, "FRR's route at speakerd")
+    (got,) = sp.ctl("show", "bgp", "ipv4", "received-routes", "tor")["routes"]
+    assert got["prefix"] == "10.20.0.0/24" and got["link_local_next_hop"] == frr_ll, got
+    assert ":" in got["next_hop"], got  # an IPv6 next hop for an IPv4 route
 
 
 def test_zoned_link_local_peer_address(lab):
