@@ -142,11 +142,14 @@ class EndpointIndex:
     no Service and are ignored, as in MetalLB.
     """
 
-    __slots__ = ("_slices", "_by_service")
+    __slots__ = ("_slices", "_by_service", "_ready")
 
     def __init__(self) -> None:
         self._slices: dict[tuple[str, str], _SliceSummary] = {}  # (namespace, slice name) -> summary
         self._by_service: dict[str, dict[str, _SliceSummary]] = {}  # service key -> slice name -> summary
+        # (namespace, slice name) -> ready endpoints per node, for endpoint-weighted ECMP
+        # (speakerd.policy.linkbw); kept beside the rules' summary, whose answers it does not change
+        self._ready: dict[tuple[str, str], dict[str, int]] = {}
 
     def __len__(self) -> int:
         return len(self._slices)
@@ -157,6 +160,11 @@ class EndpointIndex:
             return self.remove(eps.namespace, eps.name)
         new = summarize(eps)
         sk = (eps.namespace, eps.name)
+        ready: dict[str, int] = {}
+        for ep in eps.endpoints:
+            if ep.ready and ep.node:
+                ready[ep.node] = ready.get(ep.node, 0) + 1
+        self._ready[sk] = ready
         old = self._slices.get(sk)
         if old is not None and old.same(new):
             return ()
@@ -171,6 +179,7 @@ class EndpointIndex:
     def remove(self, namespace: str, name: str) -> tuple[str, ...]:
         """A deleted slice (or one that lost its service-name label)."""
         old = self._slices.pop((namespace, name), None)
+        self._ready.pop((namespace, name), None)
         if old is None:
             return ()
         self._drop(old.service, name)
@@ -191,6 +200,11 @@ class EndpointIndex:
 
     def services(self) -> Iterable[str]:
         return self._by_service.keys()
+
+    def ready_local(self, service: str, node: str) -> int:
+        """Ready endpoints of ``service`` on ``node`` (the weight of endpoint-weighted ECMP)."""
+        ns = service.partition("/")[0]
+        return sum(self._ready.get((ns, name), {}).get(node, 0) for name in self._by_service.get(service, ()))
 
 
 def endpoints_verdict(service: Service, endpoints: EndpointIndex, node_name: str) -> Verdict:
