@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections import Counter
 from collections.abc import Callable
 
-from datetime import datetime, timezone
 
 from ..kube.client import TRANSIENT, ApiError, KubeClient
-from ..kube.kinds import CORE_EVENTS, IPADDRESSPOOLS, SERVICES, Kind
-from ..kube.leader import ElectionConfig, LeaderElector, micro_time
+from ..kube.kinds import IPADDRESSPOOLS, SERVICES, Kind
+from ..kube.leader import ElectionConfig, LeaderElector
 from ..kube.reflector import Reflector
+from ..kube.writers import EventRecorder
 from ..rbac import Access
 from .allocator import Allocator, Decision, Event
 from .objects import ALLOCATED_FROM, namespace_labels, pools_from_objects, service_from_object
@@ -35,7 +34,7 @@ COMPONENT = "speakerd-controller"
 ACCESS = (
     Access("", "services", ("list", "watch", "patch"), "cluster"),  # reflect; the allocated-from-pool annotation
     Access("", "services/status", ("patch",), "cluster"),  # status.loadBalancer.ingress
-    Access("", "events", ("create",), "cluster"),  # on the Services, in their namespaces
+    Access("", "events", ("create", "patch"), "cluster"),  # on the Services, in their namespaces (patch: count)
     Access("", "namespaces", ("list", "watch"), "cluster"),  # serviceAllocation.namespaceSelectors
     Access("metallb.io", "ipaddresspools", ("list", "watch")),
     Access("metallb.io", "ipaddresspools/status", ("patch",)),
@@ -94,6 +93,7 @@ class Controller:
         self.written: Counter[str] = Counter()  # API writes made: annotation, status, event, pool-status
         self.on_written: Callable[[str, tuple[str, ...]], None] | None = None  # hook: key, ingress written
         self.release_on_exit = True
+        self.recorder: EventRecorder | None = None  # the leader's (Events are written by it, queued)
 
     # ---- leadership (callbacks of the elector; the work itself runs in run())
 
@@ -204,6 +204,7 @@ class Controller:
 
     def _stop_leading(self) -> None:
         self.allocator = None
+        self.recorder = None
         while not self._queue.empty():
             self._queue.get_nowait()
         self._queued.clear()
@@ -225,13 +226,16 @@ class Controller:
                  len(self.allocator.pools) if self.allocator else 0)
         for key in self._service_keys():
             self._enqueue(key)
+        self.recorder = EventRecorder(self.client, COMPONENT, self.identity)  # one per term: nothing queued carries over
         workers = [asyncio.create_task(self._worker()) for _ in range(self.workers)]
         workers.append(asyncio.create_task(self._pool_status_writer()))
+        workers.append(self.recorder.start())
         try:
             await asyncio.gather(*workers)
         finally:
             for w in workers:
                 w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
 
     async def _worker(self) -> None:
         while True:
@@ -277,7 +281,7 @@ class Controller:
         if decision.manage:
             await self._write(obj, decision)
         for ev in decision.events:
-            await self._event(obj, ev)
+            self._event(obj, ev)
 
     async def _write(self, obj: dict, d: Decision) -> None:
         """Annotation, then status, each only when it differs; the versions our writes supersede are
@@ -314,24 +318,12 @@ class Controller:
         if not self.is_leader:
             raise NotLeader()
 
-    async def _event(self, obj: dict, ev: Event) -> None:
+    def _event(self, obj: dict, ev: Event) -> None:
+        """Recorded as client-go's recorder does (speakerd.kube.writers): a repeat of the same Event
+        (an AllocationFailed on every retry) raises its count instead of making another."""
         self._check_leader()
-        md = obj["metadata"]
-        now = micro_time(datetime.now(timezone.utc))
-        body = {"apiVersion": "v1", "kind": "Event",
-                "metadata": {"name": f"{md['name']}.{secrets.token_hex(8)}", "namespace": md.get("namespace")},
-                "involvedObject": {"apiVersion": "v1", "kind": "Service", "name": md["name"],
-                                   "namespace": md.get("namespace"), "uid": md.get("uid"),
-                                   "resourceVersion": md.get("resourceVersion")},
-                "reason": ev.reason, "message": ev.message, "type": ev.type,
-                "source": {"component": COMPONENT}, "reportingComponent": COMPONENT,
-                "reportingInstance": self.identity, "firstTimestamp": now[:19] + "Z", "lastTimestamp": now[:19] + "Z",
-                "eventTime": now, "action": "Allocate", "count": 1}
-        try:
-            await self.client.create(CORE_EVENTS, md.get("namespace"), body)
-            self.written["event"] += 1
-        except ApiError as exc:
-            log.warning("event on %s: %s", obj_key(obj), exc)
+        if self.recorder is not None:
+            self.recorder.event({"kind": "Service", "apiVersion": "v1", **obj}, ev.type, ev.reason, ev.message)
 
     async def _pool_status_writer(self) -> None:
         """IPAddressPool status after each burst of changes (one write per pool whose counters moved)."""

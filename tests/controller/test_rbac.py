@@ -13,9 +13,9 @@ import yaml
 from speakerd import rbac
 from speakerd.controller.loop import ACCESS, Controller
 from speakerd.kube.client import KubeClient
-from speakerd.kube.kinds import IPADDRESSPOOLS
+from speakerd.kube.kinds import IPADDRESSPOOLS, SERVICES
 
-from .emu import FAST, NS, Watcher, client_for, cluster, create, events_for, ingress
+from .emu import NS, Watcher, client_for, cluster, create, events_for, ingress
 from .objs import pool, svc
 
 DEPLOY = os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "controller.yaml")
@@ -63,7 +63,7 @@ async def test_rbac_is_exactly_what_the_controller_calls():
     async with cluster(pool("p", "192.0.2.0/31")) as (emu, api, services, events):
         rec = await client_for(emu.url, RecordingClient)
         rec.calls = set()
-        c = Controller(rec, namespace=NS, election=FAST)
+        c = Controller(rec, namespace=NS)  # client-go timings: one term, one recorder
         task = asyncio.create_task(c.run())
         await create(api, svc("a"))
         await create(api, svc("b", ips="10.0.0.1"))  # a failure Event
@@ -73,6 +73,9 @@ async def test_rbac_is_exactly_what_the_controller_calls():
         pools = Watcher(api, IPADDRESSPOOLS, NS)
         await pools.until(lambda s: (s.get(f"{NS}/p", {}).get("status") or {}).get("assignedIPv4") == 2, "pool status")
         await pools.close()
+        await api.delete(SERVICES, "default", "a")  # a release: b is tried again and fails the same way
+        await events.until(lambda e: any(v["involvedObject"]["name"] == "b" and v.get("count") == 2 for v in e.values()),
+                           "b's failure counted twice (one Event, patched)")
         task.cancel()  # stops, and gives the Lease up (update)
         with contextlib.suppress(asyncio.CancelledError):
             await task
