@@ -69,7 +69,8 @@ _NH6_SOURCE = {
 def neighbors(r: dict) -> str:
     blocks = []
     for n in r["neighbors"]:
-        lines = [f"BGP neighbor {n['peer']} is {n['address']}, remote AS {n['remote_as']}, local AS {n['local_as']}, "
+        dyn = f" (dynamicASN {n['dynamic_asn']})" if n.get("dynamic_asn") and n["remote_as"] != n["dynamic_asn"] else ""
+        lines = [f"BGP neighbor {n['peer']} is {n['address']}, remote AS {n['remote_as']}{dyn}, local AS {n['local_as']}, "
                  f"{'internal' if n['type'] == 'ibgp' else 'external'} link",
                  f"  BGP state = {n['state']}" + (f", up for {_dur(n['uptime_seconds'])}" if n['uptime_seconds'] else ""),
                  f"  Local router ID {n['router_id']}, remote router ID {n['remote_router_id'] or '-'}",

@@ -42,6 +42,8 @@ def test_external_learns_the_routers_as(lab, frr_remote):
     assert row["remote_as"] == 64501 and row["dynamic_asn"] == "external"
     n = sp.ctl("show", "bgp", "neighbors")
     assert next(x for x in n["neighbors"] if x["address"] == link.v4_b)["type"] == "ebgp"
+    text = sp.ctl("show", "bgp", "neighbors", "peer", json_=False)
+    assert f"remote AS 64501 (dynamicASN external), local AS {SPEAKER_ASN}, external link" in text
 
 
 @pytest.mark.parametrize("frr_remote", [SPEAKER_ASN, "internal"], ids=["frr-fixed", "frr-internal"])
