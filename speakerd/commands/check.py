@@ -1,14 +1,17 @@
 """`speakerd check -c PATH… [--json]`: validate a configuration, report every issue.
 
 Exit 0 prints a one-line summary and the warnings; exit 1 prints every error,
-one per line as ``file: Kind/name: spec.field: reason``.
+one per line as ``file: Kind/name: spec.field: reason``, then what the daemon
+would run on anyway: a bad Service, EndpointSlice or Node is skipped and every
+other one announced; an error in a MetalLB object refuses the MetalLB
+configuration (a running daemon keeps its previous one).
 """
 from __future__ import annotations
 
 import json
 import sys
 
-from ..config import ConfigError, load_config
+from ..config import read_config
 from ..config.model import Config
 
 
@@ -38,16 +41,19 @@ def _issue_json(i) -> dict:
 
 
 def main(args) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
+    config, errors = read_config(args.config)
+    if errors:
+        refused = any(i.obj.split("/")[0] not in ("Service", "EndpointSlice", "Node") for i in errors)
         if args.json:
-            json.dump({"ok": False, "errors": [_issue_json(i) for i in exc.issues]}, sys.stdout, indent=2)
+            json.dump({"ok": False, "errors": [_issue_json(i) for i in errors], "metallb_refused": refused,
+                       "summary": summary(config)}, sys.stdout, indent=2)
             print()
         else:
-            for issue in exc.issues:
+            for issue in errors:
                 print(issue)
-            print(f"{_plural(len(exc.issues), 'error')}", file=sys.stderr)
+            print(f"{_plural(len(errors), 'error')}; "
+                  + ("the MetalLB configuration is refused" if refused else
+                     f"each object in error is skipped, the rest would run ({summary(config)[4:]})"), file=sys.stderr)
         return 1
     notes = [i for i in config.issues if i.severity == "warning"]
     if args.json:
