@@ -253,10 +253,12 @@ def _json_units(data: bytes) -> Iterator[Unit]:
         chunk = data[pos:end]
         line += data.count(b"\n", counted, pos)
         counted = pos
-        try:
-            env = _json_list.decode(chunk)
-        except msgspec.ValidationError:
-            env = None
+        env = None
+        if b'"items"' in chunk:  # only then can it be a List (a cheap scan before a decode)
+            try:
+                env = _json_list.decode(chunk)
+            except msgspec.ValidationError:
+                env = None
         kind = env.kind if env is not None else None
         if env is not None and type(kind) is str and kind.endswith("List") and env.items is not None:
             fill: tuple[tuple[str, Any], ...] = ()
