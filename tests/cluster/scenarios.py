@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from tests.cluster.harness import Cluster, Node, Svc, cpu_seconds
+from tests.cluster.harness import Cluster, Node, Svc, cpu_seconds, diff_tables
 from tests.cluster.tor import PathTable, Sampler, stale_prefixes
 from tests.interop.netlab import holds_for, wait_for
 
@@ -341,7 +341,15 @@ def api_outage(c: Cluster, seconds: float, empty: bool, services: int = 30) -> R
             c.start_api()
         c.wait_tables(plan, 60, "the plan after the API server is back")
         # the speakers re-listed: still nothing changes
-        r.figures["tables_held_after_restart"] = float(holds_for(lambda: c.tables() == plan, 5, 0.25))
+        last: list = [None]
+
+        def same() -> bool:
+            last[0] = c.tables()
+            return last[0] == plan
+        held = holds_for(same, 5, 0.25)
+        r.figures["tables_held_after_restart"] = float(held)
+        if not held:
+            r.notes.append("after the restart: " + diff_tables(plan, last[0]))
         r.figures["back_to_plan_s"] = time.monotonic() - t0
     r.losses = sampler.losses(plan)
     r.samples = len(sampler.samples)
