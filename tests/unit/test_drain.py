@@ -147,7 +147,7 @@ def test_drain_on_stop_drains_before_exiting(tmp_path):
         assert p.sender.proc.poll() is None  # still draining, the control socket answers
         assert p.sender.ctl_json("show", "bgp", "summary")["peers"][0]["state"] == "Established"
         p.sender.ctl_json("undrain")  # cuts the wait short: the stop goes on
-        assert p.sender.terminate() == 0
+        assert p.sender.proc.wait(30) == 0  # no second signal: the first one is still being handled
 
         def got_cease():
             n = p.receiver.neighbor("sender")
@@ -164,3 +164,19 @@ def test_drain_rejects_a_negative_wait(pair):
     r = pair.sender.ctl("drain", "--wait", "-1")
     assert r.returncode == 1 and "must not be negative" in r.stderr
     assert pair.sender.ctl_json("show", "bgp", "summary")["peers"][0]["state"] == "Established"
+
+
+def test_a_reload_while_drained_starts_no_session_until_undrain(pair):
+    pair.wait_received("ipv4", len(PLANNED_V4))
+    assert pair.sender.ctl("drain", "--wait", "0").returncode == 0
+    text = pair.sender_yaml.read_text()
+    assert "holdTime: 9s" in text
+    pair.sender_yaml.write_text(text.replace("holdTime: 9s", "holdTime: 12s", 1))  # resets the session
+    res = pair.sender.ctl_json("reload")
+    assert res["ok"] and res["reset"] == ["receiver"]
+    row = pair.sender.ctl_json("show", "bgp", "summary")["peers"][0]
+    assert row["state"] == "Idle" and row["prefixes_sent"] == 0  # the rebuilt session stays down
+    assert pair.sender.ctl_json("undrain")["was"] == "drained"
+    pair.sender.wait_established("receiver")
+    pair.wait_received("ipv4", len(PLANNED_V4))
+    assert pair.sender.neighbor("receiver")["configured"]["hold_time"] == 12
