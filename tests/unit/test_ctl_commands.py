@@ -139,7 +139,7 @@ def test_received_routes_ipv6_json(shared_pair):
     r = shared_pair.receiver.ctl_json("show", "bgp", "ipv6", "received-routes", "sender")
     rows = _by_prefix(r["routes"])
     assert set(rows) == PLANNED_V6
-    host = rows["2001:db8:100::/128"]
+    host = rows["2001:db8:100::e2/128"]
     assert host["local_pref"] == 200
     assert host["communities"] == DEMO_COMMUNITIES and host["large_communities"] == DEMO_LARGE
     # an IPv4 session carries IPv6 routes with the IPv4-mapped source address as next hop
@@ -156,7 +156,7 @@ def test_received_routes_text(shared_pair):
                            "64512:0:1"]
     out6 = shared_pair.receiver.ctl_text("show", "bgp", "ipv6", "received-routes", "sender")
     assert out6.splitlines()[0] == f"IPv6 unicast routes received from sender: {len(PLANNED_V6)}"
-    assert any(x.startswith("2001:db8:100::/128 ") and "64512:0:1" in x for x in out6.splitlines())
+    assert any(x.startswith("2001:db8:100::e2/128 ") and "64512:0:1" in x for x in out6.splitlines())
 
 
 def test_advertised_routes_json(shared_pair):
@@ -164,9 +164,9 @@ def test_advertised_routes_json(shared_pair):
     rows = _by_prefix(r["routes"])
     assert set(rows) == PLANNED_V4
     assert all(row["sent"] for row in rows.values())
-    assert rows["198.51.100.1/32"]["local_pref"] == 200
-    assert rows["198.51.100.1/32"]["next_hop"] == shared_pair.sender_ip
-    assert rows["198.51.100.1/32"]["communities"] == DEMO_COMMUNITIES
+    assert rows["198.51.100.24/32"]["local_pref"] == 200
+    assert rows["198.51.100.24/32"]["next_hop"] == shared_pair.sender_ip
+    assert rows["198.51.100.24/32"]["communities"] == DEMO_COMMUNITIES
     r6 = shared_pair.sender.ctl_json("show", "bgp", "ipv6", "advertised-routes", "receiver")
     assert set(_by_prefix(r6["routes"])) == PLANNED_V6
     # and the receiver has exactly what was advertised
@@ -193,7 +193,7 @@ def test_planned_routes_json_and_text(shared_pair):
     assert dns["large_communities"] == DEMO_LARGE
     assert dns["peers"] == [{"peer": "receiver", "sent": True, "state": "Established"}]
     r6 = shared_pair.sender.ctl_json("show", "bgp", "ipv6")
-    assert _by_prefix(r6["routes"])["2001:db8:100::/128"]["services"] == ["demo/api"]
+    assert _by_prefix(r6["routes"])["2001:db8:100::e2/128"]["services"] == ["demo/api"]
     out = shared_pair.sender.ctl_text("show", "bgp", "ipv4")
     lines = out.splitlines()
     assert lines[0] == f"IPv4 unicast routes planned for this node: {len(PLANNED_V4)}"

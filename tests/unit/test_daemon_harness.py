@@ -243,8 +243,8 @@ class DaemonPair:
 
 
 # what the demo manifests ask for (speakerd plan -c config/examples/demo/sender --node demo-node)
-PLANNED_V4 = {"198.51.100.0/26", "198.51.100.1/32", "198.51.100.2/32", "198.51.100.53/32"}
-PLANNED_V6 = {"2001:db8:100::/120", "2001:db8:100::/128"}
+PLANNED_V4 = {"198.51.100.0/26", "198.51.100.24/32", "198.51.100.34/32", "198.51.100.53/32"}
+PLANNED_V6 = {"2001:db8:100::/120", "2001:db8:100::e2/128"}
 HOST_V4 = PLANNED_V4 - {"198.51.100.0/26"}
 
 
