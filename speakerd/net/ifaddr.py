@@ -156,6 +156,15 @@ def interface_of_ipv4(address: str) -> str | None:
     return None
 
 
+def loopback_interface(peer: str, local: str | None) -> str | None:
+    """``lo`` for a session inside 127.0.0.0/8: those routes live in the kernel's local
+    table, which /proc/net/route does not show (the default route's interface would be
+    taken for them)."""
+    if ipaddress.IPv4Address(peer).is_loopback or (local and ipaddress.IPv4Address(local).is_loopback):
+        return "lo"
+    return None
+
+
 def interface_global_ipv6(interface: str) -> str | None:
     """A usable global IPv6 address of ``interface`` (see :func:`global_ipv6`)."""
     return global_ipv6(interface, parse_if_inet6(_read(IF_INET6_FILE)))
@@ -167,6 +176,7 @@ def interface_ipv6_toward(peer: str, device: str | None = None,
 
     ``device``: the bound device; ``local``: the connection's local IPv4 address."""
     dev = (device or (interface_of_ipv4(local) if local else None)
+           or loopback_interface(peer, local)
            or interface_toward(peer, parse_route_table(_read(ROUTE_FILE))))
     if dev is None:
         return None, None
@@ -174,5 +184,5 @@ def interface_ipv6_toward(peer: str, device: str | None = None,
 
 
 __all__ = ["parse_route_table", "interface_toward", "parse_if_inet6", "global_ipv6",
-           "link_local_ipv6", "interface_of_ipv4", "interface_ipv6_toward", "parse_ipv6_routes",
+           "link_local_ipv6", "interface_of_ipv4", "loopback_interface", "interface_ipv6_toward", "parse_ipv6_routes",
            "router_link_local", "discover_router", "interface_global_ipv6"]

@@ -93,3 +93,11 @@ def test_only_link_local_router_advertisements_name_a_router():
     words = struct.unpack("=8I", only_router_advertisements())
     passed = [t for t in range(256) if not words[t >> 5] & (1 << (t & 31))]
     assert passed == [134]
+
+
+def test_a_loopback_session_is_on_lo_not_the_default_route():
+    # /proc/net/route has no local table: 127.0.0.0/8 would match only the default route
+    from speakerd.net.ifaddr import loopback_interface
+    assert loopback_interface("127.107.4.2", "127.107.4.1") == "lo"
+    assert loopback_interface("192.0.2.9", None) is None
+    assert interface_toward("127.107.4.2", [(0, 0, "eth0")]) == "eth0"  # what the lookup alone gives
