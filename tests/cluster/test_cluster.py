@@ -5,10 +5,14 @@ json``) and compares with the plan: which addresses, through which nodes.
 Nothing here asserts a duration; bench/cluster.py runs the same scenarios
 (tests/cluster/scenarios.py) at N=20 and prints the times.
 
-File mode (no ``speakerd run --kubernetes`` yet) runs scenarios 1, 3 and 4,
-and 2 once file mode applies ``externalTrafficPolicy: Local``; the scenarios
-that are about the API server and the controller skip with the reason and run
-as soon as those commands exist.
+The speakers run against the API emulator with ``speakerd controller`` x2
+(kube mode) when ``speakerd run --kubernetes`` and ``speakerd controller``
+exist; otherwise (or with ``SPEAKERD_CLUSTER_MODE=file``) from files, where
+scenarios 1, 3 and 4 run, 2 once file mode applies ``externalTrafficPolicy:
+Local``, and the scenarios about the API server and the controller skip with
+the reason.  The outage and churn durations are shortened for CI
+(``SPEAKERD_CLUSTER_OUTAGE_S``, ``SPEAKERD_CLUSTER_CHURN_S``; the issue's 60 s
+in bench/cluster.py).
 """
 from __future__ import annotations
 
