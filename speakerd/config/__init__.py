@@ -23,7 +23,9 @@ def read_config(paths: list[str] | str) -> tuple[Config, list[ConfigIssue]]:
     with gc_paused():
         source = FileSource(list(paths))
         store = Store()
-        store.apply(source.read())
+        for batch in source.batches():  # one batch of raw objects at a time, as the daemon reads
+            store.apply(batch)
+            del batch
         issues = source.issues()
         errors = [i for i in issues if i.severity == "error"] + store.errors()
         config = store.config()
