@@ -156,10 +156,13 @@ class Speaker:
         if drain is not None and self.drain_state != "drained" and not self._stopping:
             await self.drain(drain, message)
 
+        graceful_bfd: set[tuple[str | None, str]] = set()
+
         async def stop_one(rt: PeerRuntime) -> None:
             neg = rt.peer.negotiated
             graceful = bool(rt.config.graceful_restart and neg is not None and neg.graceful_restart)
             if graceful:
+                graceful_bfd.add((rt.config.vrf, rt.config.peer_address))
                 log.info("peer %s: graceful restart negotiated: closing without NOTIFICATION, "
                          "the peer keeps our routes as stale", rt.config.name)
             await rt.peer.stop(message, notify=not graceful)
@@ -172,7 +175,7 @@ class Speaker:
                 await listener.close()
             self.listeners.clear()
             if self.bfd is not None:
-                self.bfd.close()
+                self.bfd.close(quiet=graceful_bfd)
             self.stopped.set()
 
     # ---------------------------------------------------------------- drain

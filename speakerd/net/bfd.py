@@ -277,16 +277,21 @@ class BfdManager:
         entry = self._by_peer.get((vrf, peer_address))
         return entry.session.state if entry else None
 
-    def close(self) -> None:
-        """Send one AdminDown per session and close every socket now."""
+    def close(self, quiet: frozenset[tuple[str | None, str]] | set = frozenset()) -> None:
+        """Send one AdminDown per session and close every socket now.
+
+        Sessions keyed ``(vrf, peer address)`` in ``quiet`` get no AdminDown: their BGP
+        session was closed for a graceful restart, and a router that hears AdminDown
+        first (FRR: Cease/BFD Down) flushes the routes it should keep as stale."""
         now = self._loop.time()
-        for entry in list(self._by_peer.values()):
+        for key, entry in list(self._by_peer.items()):
             if entry.timer:
                 entry.timer.cancel()
-            entry.session.admin_down(now)
-            for act in entry.session.pop_actions():
-                if type(act) is Transmit:
-                    self._send(entry, act.packet)
+            if key not in quiet:
+                entry.session.admin_down(now)
+                for act in entry.session.pop_actions():
+                    if type(act) is Transmit:
+                        self._send(entry, act.packet)
             entry.tx.close()
         self._by_peer.clear()
         self._by_discr.clear()

@@ -267,3 +267,18 @@ async def test_one_router_address_in_two_vrfs_has_two_sessions():
     finally:
         a.close()
         b.close()
+
+
+async def test_close_sends_admin_down_except_to_quiet_sessions():
+    # a graceful-restart stop closes BFD quietly: the router must time the session out
+    # (and keep the routes stale) instead of hearing AdminDown (FRR: Cease/BFD Down, flush)
+    for quiet, expected in ((frozenset(), Diag.ADMIN_DOWN),
+                            ({(None, "127.0.0.2")}, Diag.CONTROL_DETECTION_EXPIRED)):
+        a, b, ra, rb, _, _ = await up_pair()
+        try:
+            rb.events.clear()
+            a.close(quiet=quiet)
+            await rb.wait_for(BfdState.DOWN)
+            assert [d for s, d in rb.events if s is BfdState.DOWN][0] == expected
+        finally:
+            b.close()
