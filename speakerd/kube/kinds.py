@@ -50,4 +50,4 @@ BGPADVERTISEMENTS = Kind("metallb.io", "v1beta1", "bgpadvertisements", "BGPAdver
 BFDPROFILES = Kind("metallb.io", "v1beta1", "bfdprofiles", "BFDProfile")
 COMMUNITIES = Kind("metallb.io", "v1beta1", "communities", "Community")
 SERVICEBGPSTATUSES = Kind("metallb.io", "v1beta1", "servicebgpstatuses", "ServiceBGPStatus")
-BGPSESSIONSTATES = Kind("metallb.io", "v1beta1", "bgpsessionstates", "BGPSessionState")
+BGPSESSIONSTATES = Kind("frrk8s.metallb.io", "v1beta1", "bgpsessionstates", "BGPSessionState")  # frr-k8s's, as MetalLB publishes it

@@ -29,6 +29,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TypedDict
 
+from ..kube.kinds import BGPSESSIONSTATES, CORE_EVENTS, SERVICEBGPSTATUSES, Kind
+
 METALLB_GROUP = "metallb.io"
 FRRK8S_GROUP = "frrk8s.metallb.io"
 
@@ -59,22 +61,9 @@ class BGPSessionStateFields(TypedDict):
     bfdStatus: str
 
 
-@dataclass(frozen=True, slots=True)
-class Kind:
-    """A resource as the writer addresses it."""
-    group: str
-    version: str
-    plural: str
-    kind: str
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-
-EVENT = Kind("", "v1", "events", "Event")
-SERVICE_BGP_STATUS = Kind(METALLB_GROUP, "v1beta1", "servicebgpstatuses", "ServiceBGPStatus")
-BGP_SESSION_STATE = Kind(FRRK8S_GROUP, "v1beta1", "bgpsessionstates", "BGPSessionState")
+EVENT = CORE_EVENTS
+SERVICE_BGP_STATUS = SERVICEBGPSTATUSES
+BGP_SESSION_STATE = BGPSESSIONSTATES
 
 
 @dataclass(frozen=True, slots=True)
