@@ -31,6 +31,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from .config import ConfigError
+from .config.gcpause import gc_paused
 from .config.model import Config, Peer as PeerConfig
 from .fsm.actions import Cause, NotificationReceived, NotificationSent, StateChanged, State
 from .fsm.settings import SessionSettings
@@ -274,12 +275,13 @@ class Speaker:
         to the store on the event loop, which runs between batches."""
         batches = self.source.batches(self.INGEST_BATCH)
         changes = Changes()
-        while True:
-            batch = await asyncio.to_thread(next, batches, None)
-            if batch is None:
-                break
-            changes.merge(self.store.apply(batch))
-            del batch
+        with gc_paused():  # nothing built while reading is cyclic garbage (see config.gcpause)
+            while True:
+                batch = await asyncio.to_thread(next, batches, None)
+                if batch is None:
+                    break
+                changes.merge(self.store.apply(batch))
+                del batch
         if not changes.metallb and self.config is None:
             changes.merge(self.store.apply(()))  # the first read: an empty MetalLB config is one too
         return changes
@@ -333,7 +335,8 @@ class Speaker:
                 if p.password:
                     self.redactor.add(p.password)
         allocations = self._load_allocations() if initial else (self.plan.allocations if self.plan else {})
-        deltas = self.planner.rebuild(config, allocations)
+        with gc_paused():
+            deltas = self.planner.rebuild(config, allocations)
         new_plan = self.planner.plan()
         for note in new_plan.notes:
             log.warning("plan: %s", note)
