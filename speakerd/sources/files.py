@@ -50,6 +50,7 @@ class _Unit:
 class _File:
     units: dict[int, _Unit] = field(default_factory=dict)  # unit digest -> what it held
     issues: tuple[ConfigIssue, ...] = ()  # issues of the file itself (cannot read it)
+    stat: tuple = ()  # (mtime_ns, size, inode, ctime_ns) when read: the same again = not read again
 
 
 def expand_paths(paths: list[str]) -> tuple[list[str], list[ConfigIssue]]:
@@ -127,6 +128,10 @@ class FileSource:
         old = self._files.get(path) or _File()
         new = _File()
         try:
+            st = os.stat(path)  # follows symlinks: a ConfigMap's ..data swap changes the target
+            new.stat = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
+            if old.stat and new.stat == old.stat and not old.issues:
+                return  # not touched since it was read: nothing changed in it
             with open(path, "rb") as fh:
                 data = fh.read()
         except OSError as exc:

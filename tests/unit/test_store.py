@@ -159,3 +159,17 @@ def test_an_object_moved_to_another_file_stays(tmp_path):
     ch = st.apply(src.read())
     assert st.services["d/m"].origin == str(a) and st.errors() == []
     assert ch.services == {} or ch.services["d/m"][1].ips == ("10.0.0.7",)
+
+
+def test_untouched_files_are_not_read_again(tmp_path):
+    doc = "apiVersion: v1\nkind: Service\nmetadata: {{name: {n}, namespace: d}}\nspec: {{type: LoadBalancer, loadBalancerIP: 10.0.0.{i}}}\n"
+    for i in range(3):
+        (tmp_path / f"s{i}.yaml").write_text(doc.format(n=f"s{i}", i=i + 1))
+    src = FileSource([str(tmp_path)])
+    st = Store()
+    st.apply(src.read())
+    assert src.units_parsed == 3
+    (tmp_path / "s1.yaml").write_text(doc.format(n="s1", i=9))
+    events = src.read()
+    assert src.units_parsed == 1 and [e.obj["metadata"]["name"] for e in events] == ["s1"]
+    assert st.apply(events).services["d/s1"][1].ips == ("10.0.0.9",)
