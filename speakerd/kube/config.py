@@ -56,4 +56,32 @@ async def load_client(kubeconfig: str | os.PathLike | None = None, context: str 
             await config.load_kube_config(config_file=path, context=context, client_configuration=conf)
     except ConfigException as exc:
         raise ConfigError(str(exc)) from exc
-    return KubeClient(client.ApiClient(configuration=conf))
+    return KubeClient(without_per_request_env_lookups(client.ApiClient(configuration=conf)))
+
+
+def without_per_request_env_lookups(api):
+    """The proxy environment read once, not on every request.
+
+    kubernetes_asyncio's aiohttp session has ``trust_env=True``: each request then looks up
+    ``HTTPS_PROXY``/``NO_PROXY`` and parses ``~/.netrc`` in a worker thread (two thread hops per
+    request: in churn most of the CPU a status write cost). client-go reads the proxy variables
+    and never a netrc; so do we: the proxy the environment gives for the API server (if any) is
+    set once on the configuration and the session stops consulting the environment."""
+    from aiohttp.helpers import get_env_proxy_for_url
+    from yarl import URL
+
+    conf = api.configuration
+    if not conf.proxy:
+        try:
+            proxy, auth = get_env_proxy_for_url(URL(conf.host))
+        except LookupError:
+            proxy, auth = None, None
+        if proxy is not None:
+            conf.proxy = str(proxy)
+            api.rest_client.proxy = conf.proxy
+            if auth is not None:
+                headers = {**(conf.proxy_headers or {}), "Proxy-Authorization": auth.encode()}
+                conf.proxy_headers = api.rest_client.proxy_headers = headers
+    # no public setter; the attribute is what ClientSession.trust_env reads
+    api.rest_client.pool_manager._trust_env = False
+    return api

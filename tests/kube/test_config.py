@@ -63,3 +63,48 @@ async def test_no_configuration_is_an_error(tmp_path):
         await load_client(sa_dir=tmp_path / "none", environ={"KUBECONFIG": str(tmp_path / "missing")})
     with pytest.raises(ConfigError):
         await load_client(str(tmp_path / "missing"), sa_dir=tmp_path / "none", environ={})
+
+
+class CountingExecutor(__import__("concurrent.futures").futures.ThreadPoolExecutor):
+    submitted = 0
+
+    def submit(self, *a, **kw):
+        CountingExecutor.submitted += 1
+        return super().submit(*a, **kw)
+
+
+async def test_requests_do_not_hop_to_a_thread_for_proxy_or_netrc_lookups(tmp_path, emu, monkeypatch):
+    import asyncio
+
+    from speakerd.kube.kinds import NODES
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    client = await load_client(write_kubeconfig(tmp_path / "kc", emu.url), sa_dir=tmp_path / "none", environ={})
+    ex = CountingExecutor(max_workers=1)
+    asyncio.get_running_loop().set_default_executor(ex)
+    try:
+        for _ in range(5):
+            await client.list(NODES)
+        assert CountingExecutor.submitted == 0  # trust_env would submit two lookups per request
+    finally:
+        await client.close()
+        ex.shutdown()
+
+
+async def test_proxy_from_the_environment_is_read_once_at_load(tmp_path, emu, monkeypatch):
+    for var in ("HTTPS_PROXY", "https_proxy", "http_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://user:pw@127.0.0.1:9")
+    kc = write_kubeconfig(tmp_path / "kc", emu.url)  # http://127.0.0.1:port
+    client = await load_client(kc, sa_dir=tmp_path / "none", environ={})
+    try:
+        assert client.api.configuration.proxy == "http://127.0.0.1:9"
+        assert client.api.rest_client.proxy_headers["Proxy-Authorization"].startswith("Basic ")
+    finally:
+        await client.close()
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    client = await load_client(kc, sa_dir=tmp_path / "none", environ={})
+    try:
+        assert not client.api.configuration.proxy
+    finally:
+        await client.close()
