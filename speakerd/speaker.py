@@ -37,6 +37,7 @@ from .fsm.actions import Cause, NotificationReceived, NotificationSent, StateCha
 from .fsm.settings import SessionSettings
 from .net.listener import Listener
 from .net.peer import PeerTransport
+from .policy.fileannounce import FileAnnouncer
 from .policy.planner import Planner
 from .policy.types import Plan, route_attrs
 from .sources.files import FileSource
@@ -106,7 +107,11 @@ class Speaker:
         self.plan: Plan | None = None
         self.source = FileSource(self.paths)
         self.store = Store()
-        self.planner = Planner(node)
+        # file mode's announce rules on the files' EndpointSlices and this node's Node: the
+        # planner routes only what this node announces, and allocates over every Service
+        self.announcer = FileAnnouncer(self.store, node)
+        self.planner = Planner(node, self.announcer.withheld)
+        self._announce_keys: set[str] = set()  # Services whose verdict flipped in the last read
         self.object_errors: list = []  # current errors of single objects (reported and skipped)
         self.router_id = 0
         self.router_id_source = ""
@@ -284,6 +289,10 @@ class Speaker:
                 del batch
         if not changes.metallb and self.config is None:
             changes.merge(self.store.apply(()))  # the first read: an empty MetalLB config is one too
+        keys, relabelled = self.announcer.apply(changes)
+        self._announce_keys.update(keys)
+        if relabelled and not changes.metallb_rejected:
+            changes.metallb = True  # this node's labels select peers and advertisements: re-plan them
         return changes
 
     def _report_objects(self, changes: Changes) -> None:
@@ -302,7 +311,8 @@ class Speaker:
         """Only Services changed: re-plan those, in batches, and hand each session its delta."""
         config = self.store.config()
         self.config = config
-        keys = list(changes.services)
+        keys = list(changes.services.keys() | self._announce_keys)
+        self._announce_keys = set()
         now = time.time()
         changed = 0
         for i in range(0, len(keys), self.INGEST_BATCH):
@@ -335,6 +345,7 @@ class Speaker:
                 if p.password:
                     self.redactor.add(p.password)
         allocations = self._load_allocations() if initial else (self.plan.allocations if self.plan else {})
+        self._announce_keys.clear()  # a rebuild re-plans every Service
         with gc_paused():
             deltas = self.planner.rebuild(config, allocations)
         new_plan = self.planner.plan()

@@ -1,8 +1,10 @@
 """`speakerd plan -c PATH… [--node NAME] [--state FILE] [--json]`: what this node would advertise.
 
 For each peer, each prefix with its attributes and the chain that produced it:
-service → IP → pool → advertisement → peer.  Read-only: the state file (the
-previous allocations) is read, never written.
+service → IP → pool → advertisement → peer; for each Service not announced from
+this node, the announce rule that says so (MetalLB's speaker rules, on the
+EndpointSlices and the Node the files hold: :mod:`speakerd.policy.fileannounce`).
+Read-only: the state file (the previous allocations) is read, never written.
 
 `speakerd plan --diff -c NEW… (--old OLD… | --against SOCKET)`: what going from the old
 configuration (files, or the running daemon over its control socket) to NEW would change
@@ -19,10 +21,11 @@ from dataclasses import dataclass
 
 from ..config import read_config
 from ..config.communities import format_community
-from ..policy import plan
+from ..policy.fileannounce import plan_store
 from ..policy.plandiff import plan_diff
 from ..policy.types import Plan, PlannedRoute
 from ..state import StateError, load_allocations
+from ..store import Store
 
 
 def register(sub):
@@ -50,12 +53,16 @@ class Proposed:
     errors: list
     plan: Plan
     refused: bool  # a MetalLB object is invalid: the daemon would keep its running configuration
+    withheld: dict | None = None  # service key -> announce.Verdict: not announced from this node, why
 
 
 def read_and_plan(paths: list[str], node: str, allocations: dict) -> Proposed:
-    config, errors = read_config(paths)
+    """The files' configuration and its plan for `node`, as the daemon would run them."""
+    store = Store()
+    config, errors = read_config(paths, store)
     refused = any(i.obj.split("/")[0] not in ("Service", "EndpointSlice", "Node") for i in errors)
-    return Proposed(list(paths), config, errors, plan(config, node, allocations), refused)
+    result, withheld = plan_store(store, node, allocations)
+    return Proposed(list(paths), config, errors, result, refused, withheld)
 
 
 def _router_ids(config, node: str) -> tuple[int, str]:
@@ -134,7 +141,7 @@ def _sorted_routes(table: dict) -> list[PlannedRoute]:
     return [table[k] for k in sorted(table)]
 
 
-def to_json(result: Plan, config, node: str) -> dict:
+def to_json(result: Plan, config, node: str, withheld: dict | None = None) -> dict:
     peers = {}
     for name, table in result.routes.items():
         peer = config.peers[name]
@@ -151,7 +158,8 @@ def to_json(result: Plan, config, node: str) -> dict:
             } for r in _sorted_routes(table)],
         }
     return {"node": node, "peers": peers, "inactive_peers": sorted(set(config.peers) - set(result.routes)),
-            "allocations": {k: list(v) for k, v in sorted(result.allocations.items())}, "notes": list(result.notes)}
+            "allocations": {k: list(v) for k, v in sorted(result.allocations.items())}, "notes": list(result.notes),
+            "not_announced": {k: {"reason": v.reason, "message": v.text} for k, v in sorted((withheld or {}).items())}}
 
 
 def main(args) -> int:
@@ -165,7 +173,8 @@ def main(args) -> int:
         print("plan: --old and --against go with --diff", file=sys.stderr)
         return 2
     node = args.node or socket.gethostname()
-    config, errors = read_config(args.config)
+    store = Store()
+    config, errors = read_config(args.config, store)
     for issue in errors:  # each one skipped; every other object is planned, as the daemon does
         print(f"error: {issue}", file=sys.stderr)
     if any(i.obj.split("/")[0] not in ("Service", "EndpointSlice", "Node") for i in errors):
@@ -178,9 +187,9 @@ def main(args) -> int:
         except StateError as exc:
             print(exc, file=sys.stderr)
             return 1
-    result = plan(config, node, previous)
+    result, withheld = plan_store(store, node, previous)
     if args.json:
-        json.dump(to_json(result, config, node), sys.stdout, indent=2)
+        json.dump(to_json(result, config, node, withheld), sys.stdout, indent=2)
         print()
         return 1 if errors else 0
     out = [f"node {node}"]
@@ -199,6 +208,8 @@ def main(args) -> int:
             out.append(f"  {r.prefix}" + (f"  {attrs}" if attrs else ""))
             for x in r.reasons:
                 out.append(f"    {x.service} → {x.ip} → pool {x.pool} → advertisement {x.advertisement} → peer {name}")
+    for key, v in sorted(withheld.items()):
+        out.append(f"service {key}: not announced from this node: {v}")
     for note in result.notes:
         out.append(f"note: {note}")
     sys.stdout.write("\n".join(out) + "\n")

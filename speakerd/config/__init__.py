@@ -13,16 +13,18 @@ from .model import (Advertisement, BFDProfile, Config, ConfigError, ConfigIssue,
                     Service, Source)
 
 
-def read_config(paths: list[str] | str) -> tuple[Config, list[ConfigIssue]]:
+def read_config(paths: list[str] | str, store=None) -> tuple[Config, list[ConfigIssue]]:
     """What the daemon would run on: the Config of every valid object, and every error
-    (a refused MetalLB configuration leaves the Config without peers, pools...)."""
+    (a refused MetalLB configuration leaves the Config without peers, pools...).
+    ``store``: the ``speakerd.store.Store`` to fill (its EndpointSlices and Nodes are
+    for the announce rules); a new one by default."""
     from ..sources.files import FileSource
     from ..store import Store
     if isinstance(paths, str):
         paths = [paths]
     with gc_paused():
         source = FileSource(list(paths))
-        store = Store()
+        store = Store() if store is None else store
         for batch in source.batches():  # one batch of raw objects at a time, as the daemon reads
             store.apply(batch)
             del batch

@@ -75,7 +75,8 @@ class AnnounceOptions:
     """The speaker's own settings that the rules read."""
     lb_class: str | None = None  # --lb-class; None: only Services without a class
     ignore_exclude_lb: bool = False  # MetalLB's --ignore-exclude-lb
-    # True: always; False: never; None: once any EndpointSlice is known (files without any keep announcing)
+    # True: always; False: never; None (file mode): for a Service once an EndpointSlice of it is known
+    # (files without endpoint data for a Service keep announcing it, as before EndpointSlices were read)
     check_endpoints: bool | None = True
     # only addresses a controller wrote to status.loadBalancer.ingress (Kubernetes mode, as MetalLB's
     # speaker); False: also requested or locally allocated addresses (file mode)
@@ -201,6 +202,10 @@ class EndpointIndex:
     def services(self) -> Iterable[str]:
         return self._by_service.keys()
 
+    def has_slices(self, service: str) -> bool:
+        """Whether any EndpointSlice names ``service`` (endpoint data exists for it)."""
+        return service in self._by_service
+
     def ready_local(self, service: str, node: str) -> int:
         """Ready endpoints of ``service`` on ``node`` (the weight of endpoint-weighted ECMP)."""
         ns = service.partition("/")[0]
@@ -234,7 +239,7 @@ def decide(service: Service | None, node: Verdict, endpoints: EndpointIndex, nod
         return Verdict.NO_IP
     if not node.announce:
         return node
-    if options.check_endpoints or (options.check_endpoints is None and len(endpoints)):
+    if options.check_endpoints or (options.check_endpoints is None and endpoints.has_slices(service.key)):
         return endpoints_verdict(service, endpoints, node_name)
     return Verdict.ANNOUNCE
 
@@ -259,8 +264,7 @@ class Announcer:
     value changed, ``(old, new)`` as the planner should see it: the Service when
     this node announces it, None when it does not. Only the Services a change
     can affect are re-decided: the Service itself; the Service an EndpointSlice
-    names; every Service only when this node's own verdict flips (or, with
-    ``check_endpoints=None``, when the first/last EndpointSlice comes or goes).
+    names; every Service only when this node's own verdict flips.
 
     `services` is the live table of valid Services (the store's); nothing is
     copied. Verdicts other than "announce" are kept for ``explain``.
@@ -281,6 +285,11 @@ class Announcer:
             return Verdict.DELETED
         return self._not.get(key, Verdict.ANNOUNCE)
 
+    @property
+    def withheld(self) -> Mapping[str, Verdict]:
+        """Service key -> why this node does not announce it (valid Services only; live, do not mutate)."""
+        return self._not
+
     def announced(self) -> Iterable[Service]:
         """Every Service this node announces now (for a planner rebuild)."""
         notv = self._not
@@ -291,7 +300,6 @@ class Announcer:
 
     def apply(self, services: Mapping[str, Change] = {}, endpoint_slices: Mapping[str, Change] = {},
               nodes: Mapping[str, Change] = {}) -> dict[str, Change]:
-        had_slices = len(self.endpoints) > 0
         affected: dict[str, Service | None] = {}  # key -> the Service as it was before this update
         everything = False
         mine = nodes.get(self.node_name)
@@ -304,8 +312,6 @@ class Announcer:
             keys = self.endpoints.apply(new) if new is not None else self.endpoints.remove(old.namespace, old.name)
             for k in keys:
                 affected.setdefault(k, self.services.get(k))
-        if self.options.check_endpoints is None and had_slices != (len(self.endpoints) > 0):
-            everything = True
         for key, (old, _new) in services.items():
             affected[key] = old
         if everything:

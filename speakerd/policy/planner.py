@@ -18,6 +18,11 @@ A change of the MetalLB configuration or of this node's labels rebuilds the tabl
 (:meth:`Planner.rebuild`) and returns the delta against the previous ones.
 ``plan()`` is the from-scratch plan; the incremental result always equals it
 (tests/unit/test_plan_incremental.py).
+
+``withheld`` (file mode): the Services this node does not announce by the
+announce rules (:mod:`speakerd.policy.announce`).  They get no route here, but
+allocation still reads every Service of ``config.services``: an address never
+depends on one node's endpoints or conditions.
 """
 from __future__ import annotations
 
@@ -142,8 +147,11 @@ def _route_key(afi: int, value: int, ad: Advertisement) -> RouteKey:
 class Planner:
     """Tables per set of advertisements for one node, kept up to date by difference."""
 
-    def __init__(self, node: str) -> None:
+    def __init__(self, node: str, withheld: Mapping[str, object] | None = None) -> None:
         self.node = node
+        # service key -> why this node does not route it (file mode's announce rules, live):
+        # such a Service still takes part in allocation, so every node computes the same addresses
+        self.withheld: Mapping[str, object] = withheld if withheld is not None else {}
         self.config: Config | None = None
         self.index = PoolIndex({})
         self.tables: dict[tuple[str, ...], RouteTable] = {}
@@ -174,7 +182,10 @@ class Planner:
         self.planned, self.notes = {}, {}
         self._allocate(allocations if allocations is not None else self.allocations)
         untracked = {sig: _Untracked() for sig in self.tables}
+        withheld = self.withheld
         for key, svc in config.services.items():
+            if withheld and key in withheld:
+                continue
             self._add(key, self._ips(key, svc), untracked)
         out: dict[str, Delta] = {}
         for name in old_tables.keys() | self.peer_table.keys():
@@ -184,8 +195,8 @@ class Planner:
         return out
 
     def services_changed(self, config: Config, keys: Iterable[str]) -> dict[str, Delta]:
-        """Re-plan the Services `keys` (changed, added or gone in `config.services`);
-        the delta of each peer."""
+        """Re-plan the Services `keys` (changed, added or gone in `config.services`, or whose
+        entry in `withheld` came or went); the delta of each peer."""
         self.config = config
         keys = set(keys)
         if self._needs_allocation(config, keys):
@@ -194,9 +205,10 @@ class Planner:
             keys |= {k for k in before.keys() | self.allocations.keys() if before.get(k) != self.allocations.get(k)}
         touched: dict[tuple[str, ...], dict] = {sig: {} for sig in self.tables}
         services = config.services
+        withheld = self.withheld
         for key in keys:
             svc = services.get(key)
-            new_ips = self._ips(key, svc) if svc is not None else ()
+            new_ips = self._ips(key, svc) if svc is not None and key not in withheld else ()
             if self.planned.get(key, ()) == new_ips:
                 continue
             self._remove(key, touched)
