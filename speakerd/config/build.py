@@ -19,7 +19,7 @@ from .addr import AFI_V4, AFI_V6, canonical_ip, parse_ip
 from .build_pools import build_advertisements, build_pools
 from .common import Issues, check_selectors, selectors
 from .communities import parse_community
-from .model import Advertisement, BFDProfile, Peer, Pool, Source
+from .model import Advertisement, BFDProfile, LabelSelector, Peer, Pool, Source
 
 MAX_ASN = 4294967295
 BASIC_AUTH = "kubernetes.io/basic-auth"
@@ -153,6 +153,11 @@ def build_peer(src: Source, spec: raw.BGPPeerSpec, objs: Objects, secrets: dict,
                doc: dict | None = None) -> Peer | None:
     ok = len(issues.errors)
     max_prefixes = _max_prefixes(src, doc, issues)
+    secret_ref = spec.passwordSecret
+    if secret_ref is not None and not secret_ref.name:
+        if secret_ref.namespace:
+            issues.error(src, "spec.passwordSecret.name", "required field is missing")
+        secret_ref = None  # passwordSecret: {} as the API server returns an unset one
     peer_asn = spec.peerASN or 0  # 0 is "unset" in MetalLB's API (omitempty)
     if not peer_asn and spec.dynamicASN is None:
         issues.error(src, "spec.peerASN", "one of peerASN and dynamicASN (internal or external) is required")
@@ -172,7 +177,7 @@ def build_peer(src: Source, spec: raw.BGPPeerSpec, objs: Objects, secrets: dict,
         if not _IFNAME.fullmatch(spec.interface):
             issues.error(src, "spec.interface", f"{spec.interface!r} is not a network interface name")
         for fld, bad in (("ebgpMultiHop", spec.ebgpMultiHop), ("password", spec.password),
-                         ("passwordSecret", spec.passwordSecret), ("bfdProfile", spec.bfdProfile),
+                         ("passwordSecret", secret_ref), ("bfdProfile", spec.bfdProfile),
                          ("sourceAddress", spec.sourceAddress)):
             if bad:
                 issues.error(src, f"spec.{fld}", f"{fld} together with interface (BGP unnumbered) "
@@ -233,13 +238,13 @@ def build_peer(src: Source, spec: raw.BGPPeerSpec, objs: Objects, secrets: dict,
         except ValueError:
             issues.error(src, "spec.routerID", f"router ID {spec.routerID!r} must be an IPv4 address (dotted quad)")
     password = spec.password
-    if spec.password is not None and spec.passwordSecret is not None:
+    if spec.password is not None and secret_ref is not None:
         issues.error(src, "spec.passwordSecret", "password and passwordSecret are mutually exclusive; set only one")
-    elif spec.passwordSecret is not None:
-        ns = spec.passwordSecret.namespace or src.namespace
-        found = secrets.get((ns, spec.passwordSecret.name))
+    elif secret_ref is not None:
+        ns = secret_ref.namespace or src.namespace
+        found = secrets.get((ns, secret_ref.name))
         if found is None:
-            issues.error(src, "spec.passwordSecret", f"Secret {ns}/{spec.passwordSecret.name} not found")
+            issues.error(src, "spec.passwordSecret", f"Secret {ns}/{secret_ref.name} not found")
         else:
             password = secret_password(found[0], found[1], src, issues)
     if password is not None and len(password.encode()) > 80:
@@ -250,6 +255,12 @@ def build_peer(src: Source, spec: raw.BGPPeerSpec, objs: Objects, secrets: dict,
         issues.error(src, "spec.ebgpMultiHop", "ebgpMultiHop is for eBGP peers; this peer is iBGP (dynamicASN internal)")
     elif spec.ebgpMultiHop and spec.myASN == peer_asn:
         issues.error(src, "spec.ebgpMultiHop", "ebgpMultiHop is for eBGP peers; this peer is iBGP (myASN == peerASN)")
+    if spec.disableMP and spec.dualStackAddressFamily:
+        issues.error(src, "spec.disableMP", "disableMP (separate sessions per family) contradicts "
+                     "dualStackAddressFamily (both families on this session); set only one")
+    elif spec.disableMP and (spec.interface is not None or "%" in peer_address):
+        issues.error(src, "spec.disableMP", "disableMP with a link-local session is not supported by speakerd: "
+                     "IPv4 routes reach an unnumbered or link-local peer only over this IPv6 session (RFC 8950)")
     check_selectors(spec.nodeSelectors, src, "spec.nodeSelectors", issues)
     if len(issues.errors) != ok:
         return None
@@ -260,23 +271,81 @@ def build_peer(src: Source, spec: raw.BGPPeerSpec, objs: Objects, secrets: dict,
         router_id=router_id, password=password, bfd_profile=spec.bfdProfile,
         node_selectors=selectors(spec.nodeSelectors), ebgp_multihop=spec.ebgpMultiHop,
         vrf=spec.vrf or None, graceful_restart=spec.enableGracefulRestart, source=src,
+        disable_mp=spec.disableMP, dual_stack_address_family=spec.dualStackAddressFamily,
     )
 
 
+def _may_overlap(a: tuple[LabelSelector, ...], b: tuple[LabelSelector, ...]) -> bool:
+    """Whether two peers' node selectors may select one node (none selects every node).
+    Two selectors are disjoint when one requires a label value the other excludes
+    (different matchLabels values, or In/NotIn/Exists/DoesNotExist that contradict)."""
+    if not a or not b:
+        return True
+    return any(not _disjoint(x, y) for x in a for y in b)
+
+
+def _constraints(s: LabelSelector) -> dict[str, tuple[set[str] | None, set[str], bool | None]]:
+    """key -> (allowed values or None = any, excluded values, must exist / must not / either)."""
+    out: dict[str, tuple[set[str] | None, set[str], bool | None]] = {}
+
+    def merge(k, allowed, excluded, exists):
+        a0, e0, x0 = out.get(k, (None, set(), None))
+        if allowed is not None:
+            a0 = set(allowed) if a0 is None else a0 & set(allowed)
+        if x0 is not None and exists is not None and x0 != exists:
+            a0 = set()  # Exists and DoesNotExist: nothing matches
+        out[k] = (a0, e0 | set(excluded), exists if exists is not None else x0)
+
+    for k, v in s.match_labels:
+        merge(k, {v}, (), True)
+    for k, op, values in s.match_expressions:
+        if op == "In":
+            merge(k, values, (), True)
+        elif op == "NotIn":
+            merge(k, None, values, None)
+        elif op == "Exists":
+            merge(k, None, (), True)
+        elif op == "DoesNotExist":
+            merge(k, None, (), False)
+    return out
+
+
+def _disjoint(x: LabelSelector, y: LabelSelector) -> bool:
+    cx, cy = _constraints(x), _constraints(y)
+    for k in cx.keys() | cy.keys():
+        ax, ex, xx = cx.get(k, (None, set(), None))
+        ay, ey, xy = cy.get(k, (None, set(), None))
+        if xx is not None and xy is not None and xx != xy:
+            return True
+        if (xx is False and ay is not None) or (xy is False and ax is not None):
+            return True
+        allowed = ax if ay is None else (ay if ax is None else ax & ay)
+        if allowed is not None and not (allowed - ex - ey):
+            return True
+    return False
+
+
 def build_peers(objs: Objects, secrets: dict, bfd: dict, issues: Issues) -> dict[str, Peer]:
+    """MetalLB v0.16's rule: peers in one VRF whose node selectors may select the same node
+    must agree on myASN and on routerID (a node's BGP instance per VRF has one of each)."""
     peers: dict[str, Peer] = {}
-    first_asn: tuple[int, Source] | None = None
-    first_rid: tuple[str, Source] | None = None
+    seen: list[tuple[raw.BGPPeerSpec, Source, tuple[LabelSelector, ...]]] = []
     for src, spec, doc in objs.specs.get("BGPPeer", []):
-        if first_asn is None:
-            first_asn = (spec.myASN, src)
-        elif spec.myASN != first_asn[0]:
-            issues.error(src, "spec.myASN", f"myASN {spec.myASN} differs from {first_asn[0]} in BGPPeer/{first_asn[1].name}; all peers must use the same myASN")
-        if spec.routerID is not None:
-            if first_rid is None:
-                first_rid = (spec.routerID, src)
-            elif spec.routerID != first_rid[0]:
-                issues.error(src, "spec.routerID", f"routerID {spec.routerID} differs from {first_rid[0]} in BGPPeer/{first_rid[1].name}; all peers must use the same routerID")
+        sels = selectors(spec.nodeSelectors)
+        vrf = spec.vrf or ""
+        for other, osrc, osels in seen:
+            if (other.vrf or "") != vrf or not _may_overlap(sels, osels):
+                continue
+            where = f"BGPPeer/{osrc.name}" + (f" (VRF {vrf})" if vrf else "")
+            if spec.myASN != other.myASN:
+                issues.error(src, "spec.myASN", f"myASN {spec.myASN} differs from {other.myASN} in {where}; peers in "
+                             "one VRF on the same nodes must use the same myASN")
+                break
+            if spec.routerID is not None and other.routerID is not None and spec.routerID != other.routerID:
+                issues.error(src, "spec.routerID", f"routerID {spec.routerID} differs from {other.routerID} in {where}; "
+                             "peers in one VRF on the same nodes must use the same routerID")
+                break
+        seen.append((spec, src, sels))
         peer = build_peer(src, spec, objs, secrets, bfd, issues, doc)
         if peer is not None:
             peers[peer.name] = peer

@@ -3,16 +3,48 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .addr import AFI_V4, BITS, format_ip, parse_pool_entry, range_to_cidrs
+from .addr import AFI_V4, BITS, format_ip, parse_ip, parse_pool_entry, range_to_cidrs
 from .communities import parse_community
 from .common import check_selectors, label_strings, selectors
-from .model import Advertisement, LabelSelector, Pool, Source
+from .model import Advertisement, LabelSelector, Pool, ServiceAllocation, Source
 
 if TYPE_CHECKING:
     from .build import Objects
     from .common import Issues
 
 MAX_U32 = 4294967295
+
+
+def masked_cidr(text: object) -> str | None:
+    """The network of a CIDR with host bits set ('192.0.2.7/24' -> '192.0.2.0/24'), None for any
+    other entry. MetalLB reads pool CIDRs with Go's net.ParseCIDR, which masks them."""
+    if not isinstance(text, str) or "/" not in text or "-" in text:
+        return None
+    addr, _, plen = text.strip().partition("/")
+    try:
+        afi, value = parse_ip(addr.strip())
+    except ValueError:
+        return None
+    bits = BITS[afi]
+    if not plen.strip().isdigit() or not 0 <= int(plen) <= bits:
+        return None
+    host = (1 << (bits - int(plen))) - 1
+    if not value & host:
+        return None
+    return f"{format_ip(afi, value & ~host)}/{int(plen)}"
+
+
+def _service_allocation(src: Source, spec, issues: "Issues") -> ServiceAllocation | None:
+    sa = spec.serviceAllocation
+    if sa is None:
+        return None
+    if sa.priority < 0:
+        issues.error(src, "spec.serviceAllocation.priority", f"priority {sa.priority} must not be negative")
+    check_selectors(sa.namespaceSelectors, src, "spec.serviceAllocation.namespaceSelectors", issues)
+    check_selectors(sa.serviceSelectors, src, "spec.serviceAllocation.serviceSelectors", issues)
+    return ServiceAllocation(priority=sa.priority, namespaces=tuple(sa.namespaces),
+                             namespace_selectors=selectors(sa.namespaceSelectors),
+                             service_selectors=selectors(sa.serviceSelectors))
 
 
 def build_pools(objs: "Objects", issues: "Issues") -> tuple[dict[str, Pool], dict[str, list[tuple[int, int, str]]]]:
@@ -31,6 +63,10 @@ def build_pools(objs: "Objects", issues: "Issues") -> tuple[dict[str, Pool], dic
         if not spec.addresses:
             issues.error(src, "spec.addresses", "a pool needs at least one address (CIDR or first-last range)")
         for i, text in enumerate(spec.addresses):
+            masked = masked_cidr(text)
+            if masked is not None:
+                issues.warn(src, f"spec.addresses[{i}]", f"{text} has host bits set; read as {masked}, as MetalLB does")
+                text = masked
             try:
                 afi, first, last = parse_pool_entry(text)
             except ValueError as exc:
@@ -47,11 +83,12 @@ def build_pools(objs: "Objects", issues: "Issues") -> tuple[dict[str, Pool], dic
             issues.error(src, "metadata.labels", "expected a mapping")
             labels = {}
         label_strings(src, labels, issues)
+        allocation = _service_allocation(src, spec, issues)
         if len(issues.errors) == before:
             pools[src.name] = Pool(
                 name=src.name, ranges=tuple(ranges), cidrs=tuple(cidrs), auto_assign=spec.autoAssign,
                 avoid_buggy_ips=spec.avoidBuggyIPs, labels=tuple(sorted(labels.items())),
-                source=src,
+                source=src, service_allocation=allocation,
             )
             masks[src.name] = entry_masks
     spans.sort(key=lambda s: (s[0], s[1], s[2]))
@@ -136,13 +173,40 @@ def build_advertisements(objs: "Objects", pools: dict[str, Pool], masks: dict, p
                     issues.warn(src, "spec.localPref", "LOCAL_PREF is only sent to iBGP peers; every peer this advertisement "
                                 f"reaches is eBGP ({', '.join(p.name for p in reach)}), so localPref has no effect")
         check_selectors(spec.nodeSelectors, src, "spec.nodeSelectors", issues)
+        check_selectors(spec.serviceSelectors, src, "spec.serviceSelectors", issues)
         if len(issues.errors) == before:
             out[src.name] = Advertisement(
                 name=src.name, pools=chosen, peers=tuple(spec.peers), communities=tuple(sorted(set(std))),
                 large_communities=tuple(sorted(set(large))), aggregation_length=agg4, aggregation_length_v6=agg6,
                 local_pref=spec.localPref, node_selectors=selectors(spec.nodeSelectors), source=src,
+                service_selectors=selectors(spec.serviceSelectors),
             )
+    _local_pref_conflicts(out, issues)
     return out
+
+
+def _local_pref_conflicts(ads: dict[str, Advertisement], issues: "Issues") -> None:
+    """MetalLB refuses two advertisements that would send one prefix to one peer with different
+    LOCAL_PREF: same pool, same aggregation length, peers in common (none = every peer)."""
+    with_pref = [a for _, a in sorted(ads.items()) if a.local_pref is not None]
+    for i, a in enumerate(with_pref):
+        for b in with_pref[:i]:
+            if a.local_pref == b.local_pref or not set(a.pools) & set(b.pools):
+                continue
+            if a.peers and b.peers and not set(a.peers) & set(b.peers):
+                continue
+            for afi_len, fld in (((a.aggregation_length, b.aggregation_length), "aggregationLength"),
+                                 ((a.aggregation_length_v6, b.aggregation_length_v6), "aggregationLengthV6")):
+                if afi_len[0] == afi_len[1]:
+                    pools = ", ".join(sorted(set(a.pools) & set(b.pools)))
+                    assert a.source is not None
+                    issues.error(a.source, "spec.localPref",
+                                 f"invalid local preference {a.local_pref}: BGPAdvertisement/{b.name} gives the same "
+                                 f"prefixes of IPAddressPool {pools} (same {fld}) local preference {b.local_pref}")
+                    break
+            else:
+                continue
+            break
 
 
 __all__ = ["build_pools", "build_advertisements", "BITS", "format_ip"]

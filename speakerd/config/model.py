@@ -90,6 +90,11 @@ class Peer:
     # spec.interface (BGP unnumbered): peer_address is "" and the router's link-local
     # address on this interface is found at run time
     interface: str | None = None
+    # spec.disableMP: true: the session carries only its own address family (MetalLB's
+    # "separate sessions"); spec.dualStackAddressFamily is kept as given (see
+    # docs/metallb-compatibility.md)
+    disable_mp: bool = False
+    dual_stack_address_family: bool = False
 
     @property
     def ibgp(self) -> bool:
@@ -140,6 +145,8 @@ class Advertisement:
     local_pref: int | None = None
     node_selectors: tuple[LabelSelector, ...] = ()
     source: Source | None = field(default=None, compare=False)
+    # spec.serviceSelectors: the advertisement applies to a Service whose labels match one (none = all)
+    service_selectors: tuple[LabelSelector, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

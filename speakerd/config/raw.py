@@ -91,7 +91,9 @@ class Selector(_Spec):
 
 
 class SecretRef(_Spec):
-    name: Str
+    # both optional: the API server writes ``passwordSecret: {}`` into every BGPPeer
+    # (a Go struct under omitempty is never omitted); no name means no secret
+    name: Str | None = None
     namespace: Str | None = None
 
 
@@ -117,12 +119,22 @@ class BGPPeerSpec(_Spec):
     ebgpMultiHop: Bool = False
     vrf: Str | None = None
     enableGracefulRestart: Bool = False
+    disableMP: Bool = False  # CRD default false (deprecated upstream for dualStackAddressFamily)
+    dualStackAddressFamily: Bool = False  # CRD default false
+
+
+class ServiceAllocationSpec(_Spec):
+    priority: Int = 0
+    namespaces: list[Str] = Field(default_factory=list)
+    namespaceSelectors: list[Selector] = Field(default_factory=list)
+    serviceSelectors: list[Selector] = Field(default_factory=list)
 
 
 class IPAddressPoolSpec(_Spec):
     addresses: list[Str]
     autoAssign: Bool = True
     avoidBuggyIPs: Bool = False
+    serviceAllocation: ServiceAllocationSpec | None = None
 
 
 class BGPAdvertisementSpec(_Spec):
@@ -134,6 +146,7 @@ class BGPAdvertisementSpec(_Spec):
     aggregationLengthV6: Int | None = None
     localPref: Int | None = None
     nodeSelectors: list[Selector] = Field(default_factory=list)
+    serviceSelectors: list[Selector] = Field(default_factory=list)
 
 
 class BFDProfileSpec(_Spec):
@@ -156,16 +169,10 @@ SPECS: dict[str, type[_Spec]] = {
 # Fields MetalLB defines that speakerd does not implement: rejected by name.
 UNSUPPORTED: dict[str, dict[str, str]] = {
     "BGPPeer": {
-        "disableMP": "speakerd always negotiates one session per peer with the families it carries; disableMP is not implemented",
-        "dualStackAddressFamily": "carrying both families on one session is decided by capabilities; dualStackAddressFamily is not implemented",
         "bfdProfileRef": "not implemented; use bfdProfile",
     },
-    "IPAddressPool": {
-        "serviceAllocation": "pool-to-namespace/service allocation (serviceAllocation) is not implemented",
-    },
-    "BGPAdvertisement": {
-        "serviceSelectors": "selecting services by label (serviceSelectors) is not implemented",
-    },
+    "IPAddressPool": {},
+    "BGPAdvertisement": {},
     "BFDProfile": {},
 }
 

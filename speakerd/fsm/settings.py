@@ -102,4 +102,7 @@ class SessionSettings:
             interface=peer.interface,
             # no IPv4 next hop on a link-local session: IPv4 routes need RFC 8950
             extended_next_hop=peer.interface is not None or "%" in peer.peer_address,
-            max_prefixes=peer.max_prefixes or DEFAULT_MAX_PREFIXES)
+            max_prefixes=peer.max_prefixes or DEFAULT_MAX_PREFIXES,
+            # BGPPeer disableMP: true: only the session's own family (MetalLB: separate sessions)
+            families=(((IPV6_UNICAST,) if peer.ipv6 else (IPV4_UNICAST,))
+                      if getattr(peer, "disable_mp", False) else (IPV4_UNICAST, IPV6_UNICAST)))

@@ -157,6 +157,9 @@ class Planner:
         self.tables: dict[tuple[str, ...], RouteTable] = {}
         self.peer_table: dict[str, tuple[str, ...]] = {}  # peer name -> its table's key
         self.planned: dict[str, tuple[str, ...]] = {}  # service key -> IPs planned (own or allocated)
+        # service key -> its labels when planned; kept only while an advertisement has serviceSelectors
+        self.planned_labels: dict[str, tuple[tuple[str, str], ...]] = {}
+        self.service_selectors = False  # whether any advertisement has spec.serviceSelectors
         self.allocations: dict[str, tuple[str, ...]] = {}
         self.notes: dict[str, list[str]] = {}  # service key -> notes ("... is in no IPAddressPool")
         self.alloc_notes: list[str] = []
@@ -179,14 +182,15 @@ class Planner:
             if sig not in self.tables:
                 self.tables[sig] = RouteTable(mine)
             self.peer_table[name] = sig
-        self.planned, self.notes = {}, {}
+        self.planned, self.notes, self.planned_labels = {}, {}, {}
+        self.service_selectors = any(a.service_selectors for a in ads)
         self._allocate(allocations if allocations is not None else self.allocations)
         untracked = {sig: _Untracked() for sig in self.tables}
         withheld = self.withheld
         for key, svc in config.services.items():
             if withheld and key in withheld:
                 continue
-            self._add(key, self._ips(key, svc), untracked)
+            self._add(key, self._ips(key, svc), untracked, svc.labels)
         out: dict[str, Delta] = {}
         for name in old_tables.keys() | self.peer_table.keys():
             before = old_tables.get(name, {})
@@ -209,10 +213,12 @@ class Planner:
         for key in keys:
             svc = services.get(key)
             new_ips = self._ips(key, svc) if svc is not None and key not in withheld else ()
-            if self.planned.get(key, ()) == new_ips:
+            labels = svc.labels if svc is not None else ()
+            if self.planned.get(key, ()) == new_ips and (
+                    not self.service_selectors or not new_ips or self.planned_labels.get(key, ()) == labels):
                 continue
             self._remove(key, touched)
-            self._add(key, new_ips, touched)
+            self._add(key, new_ips, touched, labels)
         deltas: dict[tuple[str, ...], Delta] = {}
         for sig, t in self.tables.items():
             d: Delta = {}
@@ -249,9 +255,10 @@ class Planner:
     def _ips(self, key: str, svc: Service) -> tuple[str, ...]:
         return svc.ips or self.allocations.get(key, ())
 
-    def _reasons(self, key: str, ips: tuple[str, ...], t: RouteTable, notes: list[str] | None
-                 ) -> Iterator[tuple[RouteKey, Reason]]:
+    def _reasons(self, key: str, ips: tuple[str, ...], t: RouteTable, notes: list[str] | None,
+                 labels: tuple[tuple[str, str], ...] = ()) -> Iterator[tuple[RouteKey, Reason]]:
         index = self.index
+        label_map = dict(labels) if self.service_selectors else None
         for ip in ips:
             afi, value = parse_ip(ip)
             pool = index.pool_of(afi, value)
@@ -260,16 +267,20 @@ class Planner:
                     notes.append(f"{key}: {ip} is in no IPAddressPool; not advertised")
                 continue
             for ad in t.by_pool.get(pool, ()):
+                if label_map is not None and not selectors_match(ad.service_selectors, label_map):
+                    continue  # spec.serviceSelectors: not this Service's advertisement
                 yield _route_key(afi, value, ad), Reason(key, ip, pool, ad.name)
 
-    def _add(self, key: str, ips: tuple[str, ...], touched: dict) -> None:
+    def _add(self, key: str, ips: tuple[str, ...], touched: dict, labels: tuple[tuple[str, str], ...] = ()) -> None:
         if not ips:
             return
         self.planned[key] = ips
+        if self.service_selectors:
+            self.planned_labels[key] = labels
         notes: list[str] = []
         for i, (sig, t) in enumerate(self.tables.items()):
             tt = touched[sig]
-            for rk, reason in self._reasons(key, ips, t, notes if i == 0 else None):
+            for rk, reason in self._reasons(key, ips, t, notes if i == 0 else None, labels):
                 t.add(rk, reason, tt)
         if not self.tables:
             for ip in ips:
@@ -281,12 +292,13 @@ class Planner:
 
     def _remove(self, key: str, touched: dict) -> None:
         ips = self.planned.pop(key, ())
+        labels = self.planned_labels.pop(key, ())
         self.notes.pop(key, None)
         if not ips:
             return
         for sig, t in self.tables.items():
             tt = touched[sig]
-            for rk, reason in self._reasons(key, ips, t, None):
+            for rk, reason in self._reasons(key, ips, t, None, labels):
                 t.remove(rk, reason, tt)
 
 

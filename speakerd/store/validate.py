@@ -171,7 +171,11 @@ def service(obj: dict, origin: str, lb_class: str | None, issues: Issues) -> Ser
             req_texts.extend((fld, t.strip()) for t in value.split(",") if t.strip())
             break
     lbip = spec.get("loadBalancerIP")
-    if not req_texts and lbip:
+    if req_texts and lbip:  # MetalLB's controller refuses such a Service too
+        issues.error(src, "spec.loadBalancerIP", f"both {req_texts[0][0][len('metadata.annotations['):-1]} and "
+                     "spec.loadBalancerIP are set; set only one")
+        return None
+    if lbip:
         req_texts.append(("spec.loadBalancerIP", lbip))
     requested, good = _ip_list(src, "", req_texts, issues)
     ok &= good

@@ -120,13 +120,13 @@ def test_duration_syntax(tmp_path):
 
 def test_my_asn_identical(tmp_path):
     path, err = one_error(tmp_path, peer(), peer("p2", my=64999, addr="10.0.0.2"))
-    assert err == f"{path}: BGPPeer/p2: spec.myASN: myASN 64999 differs from 64500 in BGPPeer/p1; all peers must use the same myASN"
+    assert err == f"{path}: BGPPeer/p2: spec.myASN: myASN 64999 differs from 64500 in BGPPeer/p1; peers in one VRF on the same nodes must use the same myASN"
 
 
 def test_router_id_identical_and_ipv4(tmp_path):
     path, errs = errors(tmp_path, peer(extra="routerID: 10.1.1.1\n"), peer("p2", addr="10.0.0.2", extra="routerID: 10.2.2.2\n"),
                         peer("p3", addr="10.0.0.3", extra="routerID: \"2001:db8::1\"\n"))
-    assert f"{path}: BGPPeer/p2: spec.routerID: routerID 10.2.2.2 differs from 10.1.1.1 in BGPPeer/p1; all peers must use the same routerID" in errs
+    assert f"{path}: BGPPeer/p2: spec.routerID: routerID 10.2.2.2 differs from 10.1.1.1 in BGPPeer/p1; peers in one VRF on the same nodes must use the same routerID" in errs
     assert f"{path}: BGPPeer/p3: spec.routerID: router ID '2001:db8::1' must be an IPv4 address (dotted quad)" in errs
 
 
@@ -168,8 +168,8 @@ def test_unknown_field_suggests(tmp_path):
 
 
 def test_unsupported_metallb_field_rejected(tmp_path):
-    path, err = one_error(tmp_path, peer(extra="disableMP: true\n"))
-    assert err.startswith(f"{path}: BGPPeer/p1: spec.disableMP: not supported by speakerd")
+    path, err = one_error(tmp_path, peer(extra="bfdProfileRef: x\n"))
+    assert err.startswith(f"{path}: BGPPeer/p1: spec.bfdProfileRef: not supported by speakerd")
 
 
 def test_v1beta1_peer_is_deprecated_warning(tmp_path):
@@ -182,14 +182,16 @@ def test_pools_do_not_overlap(tmp_path):
     assert err == f"{path}: IPAddressPool/pool2: spec.addresses: 192.0.2.100-192.0.2.110 overlaps 192.0.2.0/24 of IPAddressPool/pool1 ({path})"
 
 
+def test_pool_cidr_with_host_bits_is_masked(tmp_path):
+    path = write(tmp_path, pool(addrs="192.0.2.1/24"))
+    cfg = load_config([path])
+    assert cfg.pools["pool1"].cidrs == ((1, 0xC0000200, 24),)
+    assert f"{path}: IPAddressPool/pool1: spec.addresses[0]: 192.0.2.1/24 has host bits set; read as 192.0.2.0/24, as MetalLB does" in cfg.warnings
+
+
 def test_pool_address_parses(tmp_path):
-    path, err = one_error(tmp_path, pool(addrs="192.0.2.1/24"))
-    assert err == f"{path}: IPAddressPool/pool1: spec.addresses[0]: '192.0.2.1/24' has host bits set (network is 192.0.2.0/24)"
-
-
-def test_pool_service_allocation_unsupported(tmp_path):
-    path, err = one_error(tmp_path, pool() + "  serviceAllocation: {priority: 1}\n")
-    assert err.startswith(f"{path}: IPAddressPool/pool1: spec.serviceAllocation: not supported by speakerd")
+    path, err = one_error(tmp_path, pool(addrs="192.0.2.1/33"))
+    assert err.startswith(f"{path}: IPAddressPool/pool1: spec.addresses[0]: '192.0.2.1/33'")
 
 
 def test_aggregation_length_ranges(tmp_path):

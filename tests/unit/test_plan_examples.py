@@ -131,13 +131,14 @@ def test_pool_exhaustion_spills_to_next_pool_and_notes(tmp_path):
     assert p.notes == ('d/s16: Failed to allocate IP for "d/s16": no available IPs',)
 
 
-def test_two_advertisements_union_and_highest_local_pref(tmp_path):
-    extra = "apiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {name: more}\nspec: {localPref: 300, communities: ['2:2', 'large:1:2:3']}"
+def test_two_advertisements_union_and_local_pref(tmp_path):
+    # (two different localPref for one prefix are refused, as by MetalLB: test_metallb_compat.py)
+    extra = "apiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {name: more}\nspec: {localPref: 50, communities: ['2:2', 'large:1:2:3']}"
     p = plan(_svc_cfg(tmp_path, ["s1"], extra), "n")
     (route,) = p.routes["p"].values()
     assert route.attrs.communities == (1 << 16 | 1, 2 << 16 | 2)
     assert route.attrs.large_communities == ((1, 2, 3),)
-    assert route.attrs.local_pref == 300
+    assert route.attrs.local_pref == 50
     assert [r.advertisement for r in route.reasons] == ["all", "more"]
 
 
