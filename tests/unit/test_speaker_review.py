@@ -101,7 +101,7 @@ class _OneSessionPerAddress:
     def update_profile(self, peer_address, profile, vrf=None):
         self.sessions_by_peer[(vrf, peer_address)] = profile
 
-    def close(self):
+    def close(self, quiet=frozenset()):
         pass
 
 
