@@ -380,4 +380,23 @@ def build_metallb(specs: list[tuple[str, Source, object, dict]], secrets: list[t
     peer_names = {src.name for src, _, _ in objs.specs.get("BGPPeer", [])}
     pool_names = {src.name for src, _, _ in objs.specs.get("IPAddressPool", [])}
     ads = build_advertisements(objs, pools, pool_masks, pool_names, peers, peer_names, aliases, issues)
+    _warn_other_family(peers, pools, ads, issues)
     return MetalLB(peers=peers, pools=pools, advertisements=ads, bfd_profiles=bfd)
+
+
+def _warn_other_family(peers: dict[str, Peer], pools: dict[str, Pool], ads: dict[str, Advertisement],
+                       issues: Issues) -> None:
+    """speakerd carries both families on a session whatever dualStackAddressFamily says;
+    MetalLB v0.16 sends the other family only with dualStackAddressFamily: true. Say so where
+    it makes a difference: an advertisement for this peer has addresses of the other family."""
+    for peer in peers.values():
+        if peer.disable_mp or peer.dual_stack_address_family or peer.interface is not None or "%" in peer.peer_address:
+            continue
+        other = AFI_V4 if peer.ipv6 else AFI_V6
+        families = {afi for ad in ads.values() if not ad.peers or peer.name in ad.peers
+                    for name in ad.pools if name in pools for afi, _, _ in pools[name].ranges}
+        if other in families and peer.source is not None:
+            issues.warn(peer.source, "spec.dualStackAddressFamily",
+                        f"IPv{4 if other == AFI_V4 else 6} routes are advertised over this IPv{6 if peer.ipv6 else 4} "
+                        "session too (MetalLB v0.16 would need dualStackAddressFamily: true for that); "
+                        "set disableMP: true to keep the session to its own family")

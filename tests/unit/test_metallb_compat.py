@@ -417,3 +417,63 @@ def test_service_selectors_choose_the_advertisement(tmp_path):
     assert by_prefix["192.0.2.1/32"].attrs.communities == (1 << 16 | 1, 2 << 16 | 2)
     assert by_prefix["192.0.2.2/32"].attrs.communities == (2 << 16 | 2,)
     assert [r.advertisement for r in by_prefix["192.0.2.2/32"].reasons] == ["all"]
+
+
+def test_other_family_over_a_session_is_said(tmp_path):
+    """speakerd sends IPv6 routes over an IPv4 session without dualStackAddressFamily (MetalLB
+    would not): a warning says so, and disableMP: true is the way to keep to one family."""
+    dual = {"addresses": ["192.0.2.0/24", "2001:db8::/120"]}
+    extra = ({"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool", "metadata": {"name": "v6"},
+              "spec": {"addresses": ["2001:db8::/120"]}},)
+    extra += ({"apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement", "metadata": {"name": "all"}, "spec": {}},)
+    cfg = load_one(tmp_path, "BGPPeer", {}, extra)
+    assert [i.field for i in cfg.issues if i.severity == "warning" and i.obj == "BGPPeer/x"] == ["spec.dualStackAddressFamily"]
+    for spec in ({"dualStackAddressFamily": True}, {"disableMP": True}):
+        cfg = load_one(tmp_path, "BGPPeer", spec, extra)
+        assert not [i for i in cfg.issues if i.obj == "BGPPeer/x"]
+    # no advertisement of the other family for the peer: nothing to say
+    assert not [i for i in load_one(tmp_path, "BGPPeer", {}, extra[:1]).issues if i.obj == "BGPPeer/x"]
+    assert not [i for i in load_one(tmp_path, "IPAddressPool", {"addresses": dual["addresses"][:1]}, extra[1:]).issues
+                if i.obj.startswith("BGPPeer/")]
+
+
+ANNOTATION_CASES = [
+    ("metallb.io/address-pool", "web", lambda s: s.pool == "web"),
+    ("metallb.universe.tf/address-pool", "web", lambda s: s.pool == "web"),
+    ("metallb.io/loadBalancerIPs", "192.0.2.5, 2001:db8::5", lambda s: s.requested_ips == ("192.0.2.5", "2001:db8::5")),
+    ("metallb.universe.tf/loadBalancerIPs", "192.0.2.5", lambda s: s.requested_ips == ("192.0.2.5",)),
+    ("metallb.io/allow-shared-ip", "k1", lambda s: s.sharing_key == "k1"),
+    ("metallb.universe.tf/allow-shared-ip", "k1", lambda s: s.sharing_key == "k1"),
+]
+
+
+@pytest.mark.parametrize("key,value,check", ANNOTATION_CASES, ids=[c[0] for c in ANNOTATION_CASES])
+def test_service_annotation(key, value, check):
+    st = Store()
+    st.apply([Event("ADDED", o, "api") for o in server_objects()])
+    s = _svc("s", {key: value, LAST_APPLIED: "{}"})
+    s["spec"]["ipFamilyPolicy"] = "PreferDualStack"
+    st.apply([Event("ADDED", s, "api")])
+    assert check(st.services["d/s"])
+
+
+def test_service_allocation_from_the_manifest_drives_allocation(tmp_path):
+    """spec.serviceAllocation read from an IPAddressPool reaches the allocator: a Service of the
+    pool's namespace takes its address there first, another namespace's from the autoAssign pool."""
+    docs = [
+        {"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer", "metadata": {"name": "p"},
+         "spec": {"myASN": 1, "peerASN": 1, "peerAddress": "10.0.0.1"}},
+        {"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool", "metadata": {"name": "a-general"},
+         "spec": {"addresses": ["198.51.100.0/28"]}},
+        {"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool", "metadata": {"name": "b-team"},
+         "spec": {"addresses": ["192.0.2.0/28"], "serviceAllocation": {"priority": 1, "namespaces": ["team"]}}},
+    ]
+    for ns in ("team", "other"):
+        s = _svc("s")
+        s["metadata"]["namespace"] = ns
+        docs.append(s)
+    f = tmp_path / "c.yaml"
+    f.write_text(yaml.safe_dump_all(docs))
+    allocations = plan(load_config([str(f)]), "n").allocations
+    assert allocations["team/s"][0].startswith("192.0.2.")
+    assert allocations["other/s"][0].startswith("198.51.100.")

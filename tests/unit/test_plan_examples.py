@@ -177,8 +177,10 @@ def test_restart_with_state_never_renumbers(tmp_path):
 def test_check_cli_ok(capsys):
     assert cli(["check", "-c", ex("pools-per-peer")]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "ok: 2 peers, 2 pools, 2 advertisements, 2 services, 0 BFD profiles; 2 warnings"
+    assert out[0] == "ok: 2 peers, 2 pools, 2 advertisements, 2 services, 0 BFD profiles; 4 warnings"
     assert out[1].startswith("warning: ") and "spec.localPref" in out[1]
+    # the pools are dual-stack and the peers IPv4 without dualStackAddressFamily (test_metallb_compat.py)
+    assert sum("spec.dualStackAddressFamily: IPv6 routes are advertised over this IPv4 session" in o for o in out) == 2
 
 
 def test_check_cli_errors_text_and_json(tmp_path, capsys):
