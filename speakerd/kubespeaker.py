@@ -27,6 +27,7 @@ import signal
 import socket
 import time
 
+from .config.gcpause import gc_paused
 from .policy.announce import AnnounceOptions, AnnouncingStore
 from .publish.events import invalid_from_issue
 from .publish.speaker_state import peers_of_service, sessions_of
@@ -65,7 +66,8 @@ class KubeSpeaker(Speaker):
         events, self._pending = self._pending, []
         changes = Changes()
         for i in range(0, max(len(events), 1), self.INGEST_BATCH):
-            changes.merge(self.store.apply(events[i:i + self.INGEST_BATCH]))
+            with gc_paused():  # a full collection walks every cached object: not inside a batch
+                changes.merge(self.store.apply(events[i:i + self.INGEST_BATCH]))
             if len(events) > self.INGEST_BATCH:
                 await asyncio.sleep(0)
         return changes
@@ -144,7 +146,11 @@ async def publish_loop(speaker: KubeSpeaker, publisher: StatusPublisher) -> None
         planned = speaker.config.services if speaker.config is not None else {}
         services = speaker.store.services
         ann = speaker.store.announcer
-        for key in keys:
+        for n, key in enumerate(keys, 1):
+            if n % speaker.INGEST_BATCH == 0:
+                await asyncio.sleep(0)  # a re-plan of every Service: timers and sessions run between batches
+                planned = speaker.config.services if speaker.config is not None else {}
+                services, ann = speaker.store.services, speaker.store.announcer
             svc = planned.get(key)
             peers = peers_of_service(speaker.planner, svc) if svc is not None else set()
             before = speaker.announced.get(key)
@@ -209,6 +215,9 @@ async def serve(args) -> int:
 
     source = KubeSource(client, namespace, args.node, on_events, on_state=watch_metrics.update)
     loop = asyncio.get_running_loop()
+    from .looplag import LoopLagProbe
+    lag_probe = LoopLagProbe(registry=metrics.registry)
+    lag_probe.start(loop)
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
@@ -239,6 +248,7 @@ async def serve(args) -> int:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await speaker.stop("speakerd is shutting down", drain=getattr(args, "drain_on_stop", None))
+    lag_probe.stop()
     await control.close()
     if metrics_server is not None:
         metrics_server.close()

@@ -117,6 +117,9 @@ async def _run(args) -> int:
     speaker = Speaker(args.config, args.node, state_path=args.state or default_state_path(),
                       metrics=metrics, tracer=tracer, redactor=logs.redact)
     loop = asyncio.get_running_loop()
+    from ..looplag import LoopLagProbe
+    lag_probe = LoopLagProbe(registry=metrics.registry)
+    lag_probe.start(loop)
     reloads: set[asyncio.Task] = set()  # strong references until each reload finishes
 
     def schedule_reload(reason: str) -> None:
@@ -165,6 +168,7 @@ async def _run(args) -> int:
     for t in tasks:
         t.cancel()
     await speaker.stop("speakerd is shutting down", drain=args.drain_on_stop)
+    lag_probe.stop()
     await control.close()
     if metrics_server is not None:
         metrics_server.close()

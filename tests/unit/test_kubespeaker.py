@@ -111,3 +111,112 @@ async def test_invalid_objects_become_warning_events_once():
     assert len(sp.publisher.specs) == n  # the same problems are not recorded again
     assert sp.peers == {}
     await sp.stop()
+
+
+# --- the event loop is handed back between batches --------------------------------------------
+
+def cluster_service(i: int) -> dict:
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": f"s{i}", "namespace": "default", "uid": f"u{i}", "resourceVersion": str(i)},
+            "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Cluster", "ports": [{"port": 80}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": f"198.18.{i >> 8}.{i & 255}"}]}}}
+
+
+def pool_only() -> list[Event]:  # no BGPPeer: no session, no listener
+    return [Event(ADDED, o) for o in (
+        {"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool", "metadata": {"name": "pool", "namespace": NS},
+         "spec": {"addresses": ["198.18.0.0/16"]}},
+        {"apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement", "metadata": {"name": "adv", "namespace": NS},
+         "spec": {"ipAddressPools": ["pool"]}})]
+
+
+class Ticker:
+    """Counts event-loop iterations: one tick each time the loop runs other tasks."""
+
+    def __init__(self) -> None:
+        import asyncio
+        self.ticks = 0
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        import asyncio
+        while True:
+            self.ticks += 1
+            await asyncio.sleep(0)
+
+    async def close(self) -> None:
+        import asyncio
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+async def test_a_large_batch_of_events_is_applied_one_store_batch_per_loop_iteration():
+    from speakerd.kubespeaker import KubeSpeaker
+    sp = KubeSpeaker(ME, namespace=NS)
+    sp.feed(pool_only() + [Event(ADDED, node(ME))])
+    await sp.start()
+    ticker = Ticker()
+    seen: list[tuple[int, int]] = []  # (tick, events) per store batch
+    inner = sp.store.apply
+
+    def apply(events):
+        events = list(events)
+        seen.append((ticker.ticks, len(events)))
+        return inner(events)
+
+    sp.store.apply = apply
+    n = 1200
+    events = [Event(ADDED, cluster_service(i)) for i in range(n)] + [Event(ADDED, eps(f"s{i}", ME)) for i in range(n)]
+    await sp.apply_batch(events)
+    await ticker.close()
+    assert sum(k for _, k in seen) == 2 * n and len(sp.store.config().services) == n
+    assert max(k for _, k in seen) <= sp.INGEST_BATCH
+    assert len(seen) >= 2 * n // sp.INGEST_BATCH
+    ticks = [t for t, _ in seen]
+    assert all(b > a for a, b in zip(ticks, ticks[1:]))  # other tasks ran between any two batches
+    await sp.stop()
+
+
+async def test_publishing_every_service_hands_the_loop_back_between_batches(monkeypatch):
+    import asyncio
+
+    import speakerd.kubespeaker as ks
+    sp = ks.KubeSpeaker(ME, namespace=NS)
+    n = 1300
+    sp.feed(pool_only() + [Event(ADDED, node(ME))] + [Event(ADDED, cluster_service(i)) for i in range(n)]
+            + [Event(ADDED, eps(f"s{i}", ME)) for i in range(n)])
+    await sp.start()
+    assert len(sp.config.services) == n
+    monkeypatch.setattr(ks, "peers_of_service", lambda planner, svc: {"tor"})  # no session needed
+    monkeypatch.setattr(ks, "sessions_of", lambda speaker: [])
+    ticker = Ticker()
+    done = asyncio.Event()
+
+    class Recorder:
+        def __init__(self):
+            self.ticks: list[int] = []
+
+        def set_sessions(self, sessions):
+            pass
+
+        def set_service(self, key, peers, uid="", why=""):
+            self.ticks.append(ticker.ticks)
+            if len(self.ticks) == n:
+                done.set()
+
+        def forget_service(self, key):
+            pass
+
+    rec = Recorder()
+    sp.all_dirty = True
+    sp.status_changed.set()
+    task = asyncio.get_running_loop().create_task(ks.publish_loop(sp, rec))
+    await done.wait()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await ticker.close()
+    import collections
+    per_tick = collections.Counter(rec.ticks)
+    assert max(per_tick.values()) <= sp.INGEST_BATCH  # never more than one batch without a yield
+    assert len(per_tick) >= n // sp.INGEST_BATCH
+    await sp.stop()
