@@ -10,8 +10,12 @@ version, keeping its cache. While the API server is unreachable nothing is
 reported: the store, and so the routes, stay as they were.
 
 Events go to ``on_events(batch)`` in batches: whatever arrived while the
-previous batch was being applied is the next one, so a burst costs one
-planning pass, not one per object. :attr:`KubeSource.synced` is set once every
+previous batch was being applied, or within ``coalesce`` seconds (default
+20 ms) of the first event after a quiet time, is the next one, so a burst
+costs one planning pass (and one UPDATE per peer), not one per object; a
+steady stream of single changes is applied a few at a time. The window is
+the latency added to a change (FRR's own update-group coalescing is longer).
+:attr:`KubeSource.synced` is set once every
 reflector finished its first list and that state was handed over — nothing
 is planned from a half-listed cluster.
 
@@ -43,7 +47,7 @@ class KubeSource:
     def __init__(self, client: KubeClient, namespace: str, node: str,
                  on_events: Callable[[list[Event]], Awaitable[None] | None], *,
                  watches: tuple[Watch, ...] = WATCHES, on_state: Callable[[Reflector], None] | None = None,
-                 empty_relist_grace: float = 60.0) -> None:
+                 empty_relist_grace: float = 60.0, coalesce: float = 0.02) -> None:
         self.client, self.namespace, self.node = client, namespace, node
         self.on_events = on_events
         self.watches = watches
@@ -54,6 +58,7 @@ class KubeSource:
         self._pending: list[Event] = []
         self._wake = asyncio.Event()
         self.empty_relist_grace = empty_relist_grace
+        self.coalesce = coalesce
         self.held: dict[tuple[str, str, str], Event] = {}  # (kind, namespace, name) -> a held deletion
         self._held_logged: set[str] = set()
 
@@ -131,6 +136,8 @@ class KubeSource:
             log.info("initial list of every watched kind done (%d objects)", self.events_in)
             while True:
                 await self._wake.wait()
+                if self.coalesce > 0:  # let the rest of a burst (or the next changes) join this batch
+                    await asyncio.sleep(self.coalesce)
                 await self._flush()
         finally:
             await asyncio.gather(*(r.stop() for r in self.reflectors.values()), return_exceptions=True)
