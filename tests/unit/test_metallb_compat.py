@@ -477,3 +477,30 @@ def test_service_allocation_from_the_manifest_drives_allocation(tmp_path):
     allocations = plan(load_config([str(f)]), "n").allocations
     assert allocations["team/s"][0].startswith("192.0.2.")
     assert allocations["other/s"][0].startswith("198.51.100.")
+
+
+def test_every_row_of_the_compatibility_table_names_tests_that_exist():
+    """docs/metallb-compatibility.md: each row names a test, and each test it names exists."""
+    import os
+    import re
+
+    root = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    with open(os.path.join(root, "docs", "metallb-compatibility.md")) as f:
+        rows = [ln for ln in f if ln.startswith("| ") and not ln.startswith(("| field", "|---"))]
+    assert len(rows) > 50
+    cited = 0
+    for row in rows:
+        cell = row.rstrip().rstrip("|").rsplit("|", 1)[1]
+        if "no such field" in row:
+            continue
+        refs = re.findall(r"`(tests/[\w/]+\.py)?(?:::(\w+))?", cell)  # a bare ::name is in the file before it
+        assert any(p for p, _ in refs), row
+        path = ""
+        for p, name in refs:
+            path = p or path
+            with open(os.path.join(root, path)) as f:
+                text = f.read()
+            if name:
+                assert re.search(rf"def {name}\b", text), (path, name)
+            cited += 1
+    assert cited >= len(rows) - 1
