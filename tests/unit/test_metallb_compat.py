@@ -504,3 +504,30 @@ def test_every_row_of_the_compatibility_table_names_tests_that_exist():
                 assert re.search(rf"def {name}\b", text), (path, name)
             cited += 1
     assert cited >= len(rows) - 1
+
+
+def test_service_selectors_by_difference_equal_a_fresh_plan():
+    """A Service's labels changing moves it in and out of a serviceSelectors advertisement;
+    the planner's delta leaves the same tables as a plan from scratch."""
+    from speakerd.policy.planner import Planner
+
+    mk = {"apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement", "metadata": {"name": "sel", "namespace": "m"},
+          "spec": {"serviceSelectors": [{"matchLabels": {"app": "web"}}], "communities": ["1:1"]}}
+    st = Store()
+    st.apply([Event("ADDED", o, "api") for o in server_objects()] + [Event("ADDED", mk, "api")])
+    assert not st.metallb_errors
+
+    def labelled(app):
+        s = _svc("s", lbip="192.0.2.9")
+        s["metadata"]["labels"] = {"app": app}
+        return s
+
+    p = Planner("n")
+    p.rebuild(st.config())
+    for app, want in (("web", True), ("db", False), ("web", True)):
+        ch = st.apply([Event("MODIFIED" if p.planned else "ADDED", labelled(app), "api")])
+        p.services_changed(st.config(), ch.services.keys())
+        mine = {k: tuple(sorted(r.advertisement for r in v.reasons)) for k, v in p.plan().routes["tor"].items()}
+        fresh = {k: tuple(sorted(r.advertisement for r in v.reasons)) for k, v in plan(st.config(), "n").routes["tor"].items()}
+        assert mine == fresh
+        assert [("sel" in ads) for ads in mine.values()] == [want]
