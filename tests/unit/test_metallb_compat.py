@@ -531,3 +531,19 @@ def test_service_selectors_by_difference_equal_a_fresh_plan():
         fresh = {k: tuple(sorted(r.advertisement for r in v.reasons)) for k, v in plan(st.config(), "n").routes["tor"].items()}
         assert mine == fresh
         assert [("sel" in ads) for ads in mine.values()] == [want]
+
+
+@pytest.mark.parametrize("kind,fields", [
+    ("BGPPeer", ("disableMP", "dualStackAddressFamily", "dynamicASN", "interface")),
+    ("IPAddressPool", ("serviceAllocation",)),
+    ("BGPAdvertisement", ("serviceSelectors",)),
+])
+def test_speakerd_crds_keep_the_fields(kind, fields):
+    """speakerd's own CRDs (generated from the models) define the fields, so an API server
+    serving them keeps what the manifests say instead of pruning it."""
+    from speakerd.crds import all_crds
+
+    (crd,) = [c for c in all_crds() if c["spec"]["names"]["kind"] == kind]
+    for version in crd["spec"]["versions"]:
+        props = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        assert set(fields) <= set(props), version["name"]
