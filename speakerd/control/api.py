@@ -386,6 +386,13 @@ def explain(speaker, args: dict) -> dict:
             v = announcer.verdict(target)  # a valid Service this node does not announce: why
             return {"target": target, "service": target, "addresses": [], "announce": v.reason,
                     "explanation": [f"Service {target}: not announced from node {speaker.node}: {v}"]}
+        withheld = getattr(getattr(speaker, "announcer", None), "withheld", {})  # file mode's announce rules
+        if service is not None and target in withheld:
+            v = withheld[target]  # its address is still allocated (the same on every node), never routed here
+            addrs = list(service.ips or (plan.allocations.get(target, ()) if plan else ()))
+            return {"target": target, "service": target, "addresses": addrs, "announce": v.reason,
+                    "explanation": [f"Service {target}: {', '.join(addrs) or 'no IP'}: not announced from node "
+                                    f"{speaker.node}: {v}"]}
         if service is None:
             matches = [k for k in (config.services if config else {}) if k.endswith("/" + target.split("/")[-1])]
             raise ApiError(f"no Service {target!r}" + (f"; did you mean {', '.join(matches)}?" if matches else ""))
