@@ -211,6 +211,10 @@ def build_peer(src: Source, spec: raw.BGPPeerSpec, objs: Objects, secrets: dict,
         issues.error(src, "spec.peerPort", f"port {port} is out of range 1..16384")
     hold = _seconds(src, issues, "holdTime", spec.holdTime)
     keep = _seconds(src, issues, "keepaliveTime", spec.keepaliveTime)
+    if (doc or {}).get("apiVersion") == "metallb.io/v1beta1":
+        # v1beta1's timers are plain Durations: an unset one is served as "0s"
+        hold = hold or None
+        keep = keep or None
     if hold is None and keep is None:
         hold, keep = 90, 30
     elif hold is None:

@@ -547,3 +547,12 @@ def test_speakerd_crds_keep_the_fields(kind, fields):
     for version in crd["spec"]["versions"]:
         props = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
         assert set(fields) <= set(props), version["name"]
+
+
+def test_v1beta1_peer_timers_served_as_zero_are_unset(tmp_path):
+    """MetalLB's v1beta1 BGPPeer has plain (not pointer) Durations: the API server serves an
+    unset holdTime/keepaliveTime as "0s"; they mean the defaults, not a hold time of 0."""
+    cfg = load_one(tmp_path, "BGPPeer", {"holdTime": "0s", "keepaliveTime": "0s"}, api="metallb.io/v1beta1")
+    assert (cfg.peers["x"].hold_time, cfg.peers["x"].keepalive_time) == (90, 30)
+    cfg = load_one(tmp_path, "BGPPeer", {"holdTime": "0s", "keepaliveTime": "0s"})  # v1beta2: pointers, 0 is 0
+    assert (cfg.peers["x"].hold_time, cfg.peers["x"].keepalive_time) == (0, 0)
