@@ -80,21 +80,39 @@ def emulator_missing() -> str | None:
 
 
 def file_mode_local_policy_missing() -> str | None:
-    """Whether file mode applies ``externalTrafficPolicy: Local`` (asks ``speakerd plan``)."""
+    """Whether file mode applies ``externalTrafficPolicy: Local`` (asks ``speakerd plan``).
+
+    Two probes, so that a plan with no routes for another reason does not pass for the
+    capability: the Local Service is planned from node ``a`` when its endpoint is on
+    ``a``, and not when it is on ``b`` -- with the reason ``noLocalEndpoints``."""
     import json
-    with tempfile.TemporaryDirectory(prefix="sd-probe-") as d:
-        docs = [objects.node_object("a"), *objects.metallb_config([("tor1", "198.19.1.1", 65101)]),
-                objects.service("probe", objects.local_ip(0), policy="Local"),
-                objects.endpoint_slice("probe", ["b"])]
-        Path(d, "all.yaml").write_text(yaml.safe_dump_all(docs))
-        p = subprocess.run([sys.executable, "-m", "speakerd.cli", "plan", "-c", d, "--node", "a", "--json"],
-                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60, cwd=ROOT)
-        if p.returncode != 0:
-            return f"speakerd plan failed on a Local-policy probe: {p.stderr.strip()[-200:]}"
-        routes = [r["prefix"] for peer in json.loads(p.stdout)["peers"].values() for r in peer["routes"]]
-        if routes:
-            return ("file mode does not apply externalTrafficPolicy: Local yet (speakerd plan announces a "
-                    "Service whose only endpoint is on another node)")
+
+    def probe(endpoint_node: str) -> tuple[list[str], dict] | str:
+        with tempfile.TemporaryDirectory(prefix="sd-probe-") as d:
+            docs = [objects.node_object("a"), *objects.metallb_config([("tor1", "198.19.1.1", 65101)]),
+                    objects.service("probe", objects.local_ip(0), policy="Local"),
+                    objects.endpoint_slice("probe", [endpoint_node])]
+            Path(d, "all.yaml").write_text(yaml.safe_dump_all(docs))
+            p = subprocess.run([sys.executable, "-m", "speakerd.cli", "plan", "-c", d, "--node", "a", "--json"],
+                               capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60, cwd=ROOT)
+            if p.returncode != 0:
+                return f"speakerd plan failed on a Local-policy probe: {p.stderr.strip()[-200:]}"
+            out = json.loads(p.stdout)
+            return ([r["prefix"] for peer in out["peers"].values() for r in peer["routes"]],
+                    out.get("not_announced", {}))
+
+    here, elsewhere = probe("a"), probe("b")
+    for got in (here, elsewhere):
+        if isinstance(got, str):
+            return got
+    if not here[0]:
+        return "speakerd plan announces nothing for a Local-policy probe with its endpoint on the node"
+    if elsewhere[0]:
+        return ("file mode does not apply externalTrafficPolicy: Local yet (speakerd plan announces a "
+                "Service whose only endpoint is on another node)")
+    reason = elsewhere[1].get(f"{objects.NAMESPACE}/probe", {}).get("reason")
+    if reason != "noLocalEndpoints":
+        return f"speakerd plan withholds the Local-policy probe for another reason ({reason!r})"
     return None
 
 
