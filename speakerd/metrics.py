@@ -41,8 +41,9 @@ speakerd's own series (``speakerd_`` prefix): ``config_reloads_total{result}``,
 per FSM state, 1 for the current one), ``session_established_timestamp_seconds``,
 ``messages_total{peer,direction,type}``, ``updates_received_total{peer}``,
 ``notifications_received_total{peer}``, ``prefixes_received{peer,afi}``,
-``bfd_session_state{peer,state}``, ``build_info{version}``, plus the standard
-``process_*`` series.
+``bfd_session_state{peer,state}``, ``build_info{version}``,
+``event_loop_lag_seconds`` (histogram) and ``event_loop_lag_max_seconds`` (registered by
+:mod:`speakerd.looplag` in the daemons), plus the standard ``process_*`` series.
 
 Daemon API
 ----------
