@@ -67,9 +67,10 @@ class KubeSpeaker(Speaker):
         changes = Changes()
         for i in range(0, max(len(events), 1), self.INGEST_BATCH):
             with gc_paused():  # a full collection walks every cached object: not inside a batch
-                changes.merge(self.store.apply(events[i:i + self.INGEST_BATCH]))
+                changes.merge(self.store.apply(events[i:i + self.INGEST_BATCH], settle=False))
             if len(events) > self.INGEST_BATCH:
                 await asyncio.sleep(0)
+        changes.merge(self.store.settle())  # this batch's MetalLB objects, as one config
         return changes
 
     async def start(self) -> None:

@@ -285,8 +285,9 @@ class Speaker:
                 batch = await asyncio.to_thread(next, batches, None)
                 if batch is None:
                     break
-                changes.merge(self.store.apply(batch))
+                changes.merge(self.store.apply(batch, settle=False))
                 del batch
+            changes.merge(self.store.settle())  # the MetalLB objects of this read, as one config
         if not changes.metallb and self.config is None:
             changes.merge(self.store.apply(()))  # the first read: an empty MetalLB config is one too
         keys, relabelled = self.announcer.apply(changes)

@@ -26,8 +26,9 @@ def read_config(paths: list[str] | str, store=None) -> tuple[Config, list[Config
         source = FileSource(list(paths))
         store = Store() if store is None else store
         for batch in source.batches():  # one batch of raw objects at a time, as the daemon reads
-            store.apply(batch)
+            store.apply(batch, settle=False)
             del batch
+        store.settle()  # the MetalLB objects of every file, as one configuration
         issues = source.issues()
         errors = [i for i in issues if i.severity == "error"] + store.errors()
         config = store.config()

@@ -375,8 +375,14 @@ class AnnouncingStore:
     def __getattr__(self, name):
         return getattr(self.store, name)
 
-    def apply(self, events):
-        ch = self.store.apply(events)
+    def apply(self, events, settle: bool = True):
+        ch = self.store.apply(events, settle)
+        return self._through_rules(ch)
+
+    def settle(self):
+        return self._through_rules(self.store.settle())
+
+    def _through_rules(self, ch):
         labels_before = None
         mine = ch.nodes.get(self.node)
         if mine is not None:

@@ -111,18 +111,34 @@ class Store:
         self.issues: dict[Key, list[ConfigIssue]] = {}  # current issues of Services, slices, Nodes
         self._origin: dict[Key, str] = {}  # source of the non-Service objects (for duplicates)
         self._metallb_seen = False
+        self._metallb_dirty = False  # MetalLB objects changed since the last settle
         self._pending: dict[tuple[str, str, str], Event] = {}  # a duplicate from another source, by its key
 
     # ------------------------------------------------------------------ input
-    def apply(self, events: Iterable[Event]) -> Changes:
+    def apply(self, events: Iterable[Event], settle: bool = True) -> Changes:
+        """Apply ``events``. With ``settle=False`` the MetalLB objects are only recorded: a
+        source that delivers one read in several batches calls :meth:`settle` after the last,
+        so the MetalLB configuration is validated (and taken or refused) as a whole — never a
+        half-read one (an object moved between files is gone from one batch before it is back
+        in the next)."""
         ch = Changes()
-        metallb_touched = False
         for ev in events:
-            metallb_touched |= self._one(ev, ch)
-        if metallb_touched or not self._metallb_seen:
-            self._metallb_seen = True
-            self._rebuild_metallb(ch)
+            self._metallb_dirty |= self._one(ev, ch)
+        if settle:
+            self._settle(ch)
         return ch
+
+    def settle(self) -> Changes:
+        """Validate the MetalLB objects recorded since the last settle as one configuration."""
+        ch = Changes()
+        self._settle(ch)
+        return ch
+
+    def _settle(self, ch: Changes) -> None:
+        if self._metallb_dirty or not self._metallb_seen:
+            self._metallb_seen = True
+            self._metallb_dirty = False
+            self._rebuild_metallb(ch)
 
     def _one(self, ev: Event, ch: Changes) -> bool:
         """Apply one event; True when it touched a MetalLB object."""

@@ -143,8 +143,10 @@ def test_reload_storm(lab):
             manifests(cdir, model.objects(invalid=bad))
             rc, out = reload(sd)
             assert rc == 3, f"step {step}: invalid config ({bad}) accepted: {out}"
-            assert holds_for(lambda: frr_table(frr) == prev, 0.3, interval=0.1), \
-                f"step {step}: rejected config ({bad}) changed FRR's table"
+            if not holds_for(lambda: frr_table(frr) == prev, 0.3, interval=0.1):
+                now = frr_table(frr)
+                changed = {k: (prev.get(k), now.get(k)) for k in set(prev) | set(now) if prev.get(k) != now.get(k)}
+                raise AssertionError(f"step {step}: rejected config ({bad}) changed FRR's table: {changed}")
             continue
         had_p2 = model.peer2
         kind = model.mutate(rng)

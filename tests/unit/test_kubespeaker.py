@@ -159,10 +159,10 @@ async def test_a_large_batch_of_events_is_applied_one_store_batch_per_loop_itera
     seen: list[tuple[int, int]] = []  # (tick, events) per store batch
     inner = sp.store.apply
 
-    def apply(events):
+    def apply(events, settle=True):
         events = list(events)
         seen.append((ticker.ticks, len(events)))
-        return inner(events)
+        return inner(events, settle)
 
     sp.store.apply = apply
     n = 1200

@@ -173,3 +173,28 @@ def test_untouched_files_are_not_read_again(tmp_path):
     events = src.read()
     assert src.units_parsed == 1 and [e.obj["metadata"]["name"] for e in events] == ["s1"]
     assert st.apply(events).services["d/s1"][1].ips == ("10.0.0.9",)
+
+
+def test_a_read_in_batches_is_taken_or_refused_as_one_metallb_configuration():
+    ad = {"apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement", "metadata": {"name": "adv", "namespace": "m"},
+          "spec": {"ipAddressPools": ["a"]}}
+    overlapping = copy.deepcopy(POOL)
+    overlapping["metadata"]["name"] = "dup"
+    overlapping["spec"]["addresses"] = ["10.0.0.64/26"]
+    st = Store()
+    st.apply([Event("ADDED", PEER, "1.yaml"), Event("ADDED", POOL, "2.yaml"), Event("ADDED", ad, "3.yaml")])
+    # The next read renames files: the advertisement moves from 3.yaml to 4.yaml and 3.yaml now holds
+    # a pool that overlaps 'a' (invalid). The reader delivers 3.yaml's change before 4.yaml's: on
+    # their own, the first batch is a valid config without the advertisement.
+    first = st.apply([Event("DELETED", ad, "3.yaml")], settle=False)
+    second = st.apply([Event("ADDED", overlapping, "3.yaml"), Event("ADDED", ad, "4.yaml")], settle=False)
+    assert not first.metallb_rejected and not second.metallb_rejected  # nothing decided yet
+    assert "adv" in st.config().advertisements
+    done = st.settle()
+    assert done.metallb_rejected and "dup" in str(st.metallb_errors[0])
+    assert set(st.config().advertisements) == {"adv"} and set(st.config().pools) == {"a"}
+    # the same two batches settled one by one take the half-read config: the advertisement is gone
+    st2 = Store()
+    st2.apply([Event("ADDED", PEER, "1.yaml"), Event("ADDED", POOL, "2.yaml"), Event("ADDED", ad, "3.yaml")])
+    st2.apply([Event("DELETED", ad, "3.yaml")])
+    assert st2.config().advertisements == {}
