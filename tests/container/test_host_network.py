@@ -110,7 +110,7 @@ def test_host_network_routes_reach_frr(image, frr_behind_veth, tmp_path):
             return planned and set(routes) == planned and routes
 
         routes = netlab.wait_for(frr_holds_the_plan, 60, "FRR in the namespace holding speakerd's routes")
-        assert set(routes) == {"203.0.113.0/32", "203.0.113.10/32"}
+        assert set(routes) == {"203.0.113.1/32", "203.0.113.10/32"}  # web: as `speakerd plan` assigns it
         for r in routes.values():
             assert r["next_hop"] == HOST_IP and r["as_path"] == [SPEAKERD_AS]
             assert r["communities"] == ["64500:7"]

@@ -199,9 +199,9 @@ def test_demo_in_two_containers(image, demo_network, tmp_path):
             return want["ipv4"] and all(set(got[f]) == set(want[f]) for f in want) and got
 
         got = wait_for(received_all, 60, "the receiver container holding the sender container's routes")
-        assert set(got["ipv4"]) == {"198.51.100.0/26", "198.51.100.1/32", "198.51.100.2/32", "198.51.100.53/32"}
-        assert set(got["ipv6"]) == {"2001:db8:100::/120", "2001:db8:100::/128"}
-        web = got["ipv4"]["198.51.100.1/32"]
+        assert set(got["ipv4"]) == {"198.51.100.0/26", "198.51.100.24/32", "198.51.100.34/32", "198.51.100.53/32"}
+        assert set(got["ipv6"]) == {"2001:db8:100::/120", "2001:db8:100::e2/128"}
+        web = got["ipv4"]["198.51.100.24/32"]
         assert web["next_hop"] == SENDER_IP and web["local_pref"] == 200
         assert {"64512:100", "64512:80"} <= set(web["communities"])
         summary = ctl(receiver, "show", "bgp", "summary")

@@ -184,8 +184,9 @@ def test_reload_changes_routes_without_reset(lab):
         assert sessions(frr, link.v4_a) == base, f"{what}: FRR's session was reset"
         prev = want
 
-    # an invalid config (unknown pool reference) is rejected and changes nothing
-    bad = _objects(link.v4_b, [svc["b"]])
+    # an invalid MetalLB config (unknown pool reference) is rejected and changes nothing
+    # (the same Services: a Service change is applied even beside a rejected MetalLB config)
+    bad = _objects(link.v4_b, [svc["a"], svc["c"]])
     bad[3]["spec"]["ipAddressPools"] = ["no-such-pool"]
     manifests(cdir, bad)
     rc, out = reload(sd)
