@@ -39,12 +39,8 @@ def read_config(paths: list[str] | str, store=None) -> tuple[Config, list[Config
                       issues=notes), errors
 
 
-def load_config(paths: list[str] | str, node: str | None = None) -> Config:
-    """Read and validate ``paths`` (files or directories). Raises ConfigError.
-
-    ``node`` is accepted for the caller's convenience (the planner takes the
-    node name); validation does not depend on it.
-    """
+def load_config(paths: list[str] | str) -> Config:
+    """Read and validate ``paths`` (files or directories). Raises ConfigError."""
     config, errors = read_config(paths)
     if errors:
         raise ConfigError(errors)

@@ -94,12 +94,6 @@ def range_to_cidrs(afi: int, first: int, last: int) -> list[tuple[int, int, int]
     return out
 
 
-def prefix_key(afi: int, value: int, length: int) -> int:
-    """The design's prefix key: (network << 8) | length, host bits cleared."""
-    shift = BITS[afi] - length
-    return ((value >> shift) << shift) << 8 | length
-
-
 def format_prefix(afi: int, value: int, length: int) -> str:
     return f"{format_ip(afi, value)}/{length}"
 

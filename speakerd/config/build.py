@@ -269,9 +269,9 @@ def build_peer(src: Source, spec: raw.BGPPeerSpec, objs: Objects, secrets: dict,
     if len(issues.errors) != ok:
         return None
     return Peer(
-        name=src.name, my_asn=spec.myASN, peer_asn=peer_asn, dynamic_asn=spec.dynamicASN,
+        name=src.name, local_asn=spec.myASN, peer_asn=peer_asn, dynamic_asn=spec.dynamicASN,
         max_prefixes=max_prefixes, interface=spec.interface, peer_address=peer_address, peer_port=port,
-        source_address=source_address, hold_time=hold, keepalive_time=keep, connect_time=connect,
+        source_address=source_address, hold_time=hold, keepalive_time=keep, connect_retry=connect,
         router_id=router_id, password=password, bfd_profile=spec.bfdProfile,
         node_selectors=selectors(spec.nodeSelectors), ebgp_multihop=spec.ebgpMultiHop,
         vrf=spec.vrf or None, graceful_restart=spec.enableGracefulRestart, source=src,

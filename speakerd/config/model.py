@@ -67,14 +67,14 @@ class BFDProfile:
 class Peer:
     """One BGPPeer. Session parameters only: what, if changed, resets the session."""
     name: str
-    my_asn: int
+    local_asn: int  # spec.myASN
     peer_asn: int
     peer_address: str  # canonical text form
     peer_port: int = 179
     source_address: str | None = None
     hold_time: int = 90  # seconds; 0 = no keepalives
     keepalive_time: int = 30
-    connect_time: int = 120  # ConnectRetry, seconds
+    connect_retry: int = 120  # spec.connectTime: ConnectRetry, seconds
     router_id: str | None = None  # dotted quad; None = derived at run time
     password: str | None = field(default=None, repr=False)  # resolved from passwordSecret too
     bfd_profile: str | None = None
@@ -100,7 +100,7 @@ class Peer:
     def ibgp(self) -> bool:
         if self.dynamic_asn is not None:
             return self.dynamic_asn == "internal"
-        return self.my_asn == self.peer_asn
+        return self.local_asn == self.peer_asn
 
     @property
     def ipv6(self) -> bool:

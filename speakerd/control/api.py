@@ -76,12 +76,12 @@ def notification_hint(n, direction: str, rt) -> str:
     if n.code == ErrorCode.OPEN_MESSAGE:
         if n.subcode == OpenSubcode.BAD_PEER_AS:
             if direction == "received":
-                return (f"the router does not expect our AS {pc.my_asn}: check the neighbor's remote-as "
-                        f"on the router (it must be {pc.my_asn}) or myASN in the BGPPeer")
+                return (f"the router does not expect our AS {pc.local_asn}: check the neighbor's remote-as "
+                        f"on the router (it must be {pc.local_asn}) or myASN in the BGPPeer")
             announced = _last_open_asn(rt)
             if pc.dynamic_asn is not None:
                 return (f"the router announced AS {announced if announced is not None else '?'}; dynamicASN "
-                        f"{pc.dynamic_asn} accepts {'only' if pc.ibgp else 'any AS but'} our AS {pc.my_asn}")
+                        f"{pc.dynamic_asn} accepts {'only' if pc.ibgp else 'any AS but'} our AS {pc.local_asn}")
             if announced is not None:
                 return (f"the router announced AS {announced} but the BGPPeer's peerASN is {pc.peer_asn}: "
                         f"fix peerASN, or the router's local AS")
@@ -145,7 +145,7 @@ def summary(speaker, args: dict) -> dict:
         up = p.established_since
         rows.append({
             "peer": pc.name, "address": _address(rt), "interface": pc.interface, "port": pc.peer_port,
-            "local_as": pc.my_asn, "remote_as": _remote_as(rt), "dynamic_asn": pc.dynamic_asn,
+            "local_as": pc.local_asn, "remote_as": _remote_as(rt), "dynamic_asn": pc.dynamic_asn,
             "state": p.state.label,
             "established": p.state == State.ESTABLISHED,
             "up_down_seconds": round(now - (up or p.last_state_change), 1),
@@ -155,7 +155,7 @@ def summary(speaker, args: dict) -> dict:
             "bfd": rt.bfd_active,
         })
     c = speaker.config
-    return {"router_id": _ip4(speaker.router_id), "local_as": next((r.config.my_asn for r in speaker.peers.values()), None),
+    return {"router_id": _ip4(speaker.router_id), "local_as": next((r.config.local_asn for r in speaker.peers.values()), None),
             "node": speaker.node, "peers": rows,
             "services": len(c.services) if c else 0,
             "reload": speaker.last_reload}
@@ -236,7 +236,7 @@ def neighbors(speaker, args: dict) -> dict:
         local_caps = [capability_fields(c) for c in (neg.local if neg else p.local_capabilities())]
         out.append({
             "peer": pc.name, "address": _address(rt), "interface": pc.interface, "port": pc.peer_port,
-            "local_as": pc.my_asn, "remote_as": _remote_as(rt), "dynamic_asn": pc.dynamic_asn,
+            "local_as": pc.local_asn, "remote_as": _remote_as(rt), "dynamic_asn": pc.dynamic_asn,
             "type": "ibgp" if pc.ibgp else "ebgp",
             "state": p.state.label, "router_id": _ip4(speaker.router_id),
             "remote_router_id": _ip4(neg.peer_id) if neg and neg.peer_id else None,
@@ -244,7 +244,7 @@ def neighbors(speaker, args: dict) -> dict:
             "next_hops": _next_hops(p) if p.local_address else None,
             "uptime_seconds": round(p.uptime, 1) if p.uptime else None,
             "configured": {"hold_time": pc.hold_time, "keepalive_time": pc.keepalive_time,
-                           "connect_time": pc.connect_time, "ebgp_multihop": pc.ebgp_multihop,
+                           "connect_time": pc.connect_retry, "ebgp_multihop": pc.ebgp_multihop,
                            "vrf": pc.vrf, "source_address": pc.source_address,
                            "md5": bool(pc.password), "bfd_profile": pc.bfd_profile,
                            "graceful_restart": pc.graceful_restart},

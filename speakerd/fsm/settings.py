@@ -91,10 +91,10 @@ class SessionSettings:
         """
         return cls(
             name=peer.name, peer_address=peer.peer_address, peer_port=peer.peer_port,
-            local_asn=peer.my_asn, peer_asn=peer.peer_asn, router_id=router_id,
+            local_asn=peer.local_asn, peer_asn=peer.peer_asn, router_id=router_id,
             hold_time=peer.hold_time,
             keepalive_time=peer.keepalive_time if peer.hold_time else None,
-            connect_retry=float(peer.connect_time), source_address=peer.source_address,
+            connect_retry=float(peer.connect_retry), source_address=peer.source_address,
             password=peer.password, vrf=peer.vrf, ebgp_multihop=peer.ebgp_multihop,
             graceful_restart=peer.graceful_restart,
             restart_state=restarting and peer.graceful_restart,

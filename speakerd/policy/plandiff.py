@@ -29,9 +29,9 @@ from .types import Plan, RouteAttrs, route_attrs
 
 # BGPPeer spec names (MetalLB spelling) of the session fields
 SPEC_NAMES = {
-    "my_asn": "myASN", "peer_asn": "peerASN", "peer_address": "peerAddress", "peer_port": "peerPort",
+    "local_asn": "myASN", "peer_asn": "peerASN", "peer_address": "peerAddress", "peer_port": "peerPort",
     "source_address": "sourceAddress", "hold_time": "holdTime", "keepalive_time": "keepaliveTime",
-    "connect_time": "connectTime", "router_id": "routerID", "password": "password",
+    "connect_retry": "connectTime", "router_id": "routerID", "password": "password",
     "ebgp_multihop": "ebgpMultiHop", "vrf": "vrf", "graceful_restart": "enableGracefulRestart",
     "dynamic_asn": "dynamicASN", "max_prefixes": "speakerd.io/max-prefixes", "interface": "interface",
 }

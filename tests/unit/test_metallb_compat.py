@@ -71,7 +71,7 @@ def server_objects() -> list[dict]:
 
 def _check_server_config(cfg) -> None:
     tor = cfg.peers["tor"]
-    assert (tor.my_asn, tor.peer_asn, tor.peer_address, tor.peer_port) == (64500, 64501, "10.0.0.1", 179)
+    assert (tor.local_asn, tor.peer_asn, tor.peer_address, tor.peer_port) == (64500, 64501, "10.0.0.1", 179)
     assert (tor.hold_time, tor.keepalive_time, tor.bfd_profile, tor.password) == (90, 30, "fast", None)
     assert not tor.disable_mp and not tor.dual_stack_address_family
     assert cfg.peers["old"].peer_asn == 64502
@@ -146,7 +146,7 @@ ALIAS = {"apiVersion": "metallb.io/v1beta1", "kind": "Community", "metadata": {"
 
 FIELDS = [
     # BGPPeer (v1beta1 and v1beta2)
-    ("BGPPeer", "myASN", {"myASN": 4200000000}, (), lambda c: c.peers["x"].my_asn == 4200000000),
+    ("BGPPeer", "myASN", {"myASN": 4200000000}, (), lambda c: c.peers["x"].local_asn == 4200000000),
     ("BGPPeer", "peerASN", {"peerASN": 65001}, (), lambda c: c.peers["x"].peer_asn == 65001),
     ("BGPPeer", "dynamicASN", {"peerASN": None, "dynamicASN": "external"}, (),
      lambda c: c.peers["x"].dynamic_asn == "external" and c.peers["x"].peer_asn == 0),
@@ -157,7 +157,7 @@ FIELDS = [
     ("BGPPeer", "peerPort", {"peerPort": 1179}, (), lambda c: c.peers["x"].peer_port == 1179),
     ("BGPPeer", "holdTime", {"holdTime": "9s"}, (), lambda c: (c.peers["x"].hold_time, c.peers["x"].keepalive_time) == (9, 3)),
     ("BGPPeer", "keepaliveTime", {"keepaliveTime": "10s"}, (), lambda c: (c.peers["x"].hold_time, c.peers["x"].keepalive_time) == (30, 10)),
-    ("BGPPeer", "connectTime", {"connectTime": "5s"}, (), lambda c: c.peers["x"].connect_time == 5),
+    ("BGPPeer", "connectTime", {"connectTime": "5s"}, (), lambda c: c.peers["x"].connect_retry == 5),
     ("BGPPeer", "routerID", {"routerID": "10.9.9.9"}, (), lambda c: c.peers["x"].router_id == "10.9.9.9"),
     ("BGPPeer", "nodeSelectors", {"nodeSelectors": [{"matchLabels": {"rack": "a"}}]}, (),
      lambda c: c.peers["x"].node_selectors[0].matches({"rack": "a"}) and not c.peers["x"].node_selectors[0].matches({})),

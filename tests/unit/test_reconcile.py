@@ -7,9 +7,9 @@ from types import SimpleNamespace
 from speakerd.config.model import Peer
 from speakerd.reconcile import choose_router_id, plan_peer_changes
 
-A = Peer(name="a", my_asn=64512, peer_asn=64513, peer_address="192.0.2.1")
-B = Peer(name="b", my_asn=64512, peer_asn=64513, peer_address="192.0.2.2")
-C = Peer(name="c", my_asn=64512, peer_asn=64513, peer_address="192.0.2.3")
+A = Peer(name="a", local_asn=64512, peer_asn=64513, peer_address="192.0.2.1")
+B = Peer(name="b", local_asn=64512, peer_asn=64513, peer_address="192.0.2.2")
+C = Peer(name="c", local_asn=64512, peer_asn=64513, peer_address="192.0.2.3")
 
 
 def config(*peers, profiles=None):
@@ -26,7 +26,7 @@ def test_a_derived_router_id_sticks_while_router_id_is_unset():
 
 def test_added_removed_changed_and_kept_peers():
     old = config(A, B, C)
-    new = config(dataclasses.replace(A, hold_time=30), B, Peer(name="d", my_asn=1, peer_asn=2,
+    new = config(dataclasses.replace(A, hold_time=30), B, Peer(name="d", local_asn=1, peer_asn=2,
                                                                peer_address="192.0.2.4"))
     ch = plan_peer_changes(old, new, "n1", (7, "configured"), (7, "configured"), initial=False)
     assert ch.remove == ("c",)
