@@ -78,12 +78,12 @@ def main() -> int:
         api.create({"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer", "metadata": {"name": "tor", "namespace": NS},
                     "spec": {"myASN": 64500, "peerASN": 64501, "peerAddress": router, "connectTime": "1s"}})
         api.create({"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
-                    "metadata": {"name": "pool", "namespace": NS}, "spec": {"addresses": ["10.128.0.0/16"]}})
+                    "metadata": {"name": "pool", "namespace": NS}, "spec": {"addresses": ["10.128.0.0/15"]}})
         api.create({"apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement",
                     "metadata": {"name": "adv", "namespace": NS}, "spec": {"ipAddressPools": ["pool"]}})
         for n in ("n1", "n2"):
             api.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": n}})
-        net = ipaddress.ip_network("10.128.0.0/16")
+        net = ipaddress.ip_network("10.128.0.0/15")
         futs = []
         for i in range(a.services):
             name = f"svc{i}"
