@@ -27,6 +27,7 @@ from typing import Awaitable, Callable
 
 from .client import TRANSIENT, ApiError, KubeClient
 from .kinds import LEASES
+from .tasks import cancel_and_wait, ensure_running
 
 log = logging.getLogger("speakerd.kube.leader")
 
@@ -232,19 +233,13 @@ class LeaderElector:
                     await self._call(self.on_stopped_leading)
 
     def start(self) -> asyncio.Task:
-        if self._task is None or self._task.done():
-            self._task = asyncio.ensure_future(self.run())
+        self._task = ensure_running(self._task, self.run)
         return self._task
 
     async def stop(self, release: bool = True) -> None:
         was_leading = self.leading
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if release and was_leading:
             await self.release()
 

@@ -28,6 +28,7 @@ from typing import Awaitable, Callable
 from .client import TRANSIENT, ApiError, KubeClient
 from .diff import DELETED, Key, apply_event, reconcile, resource_version, slim
 from .kinds import Kind
+from .tasks import cancel_and_wait, ensure_running
 
 log = logging.getLogger("speakerd.kube")
 
@@ -80,18 +81,12 @@ class Reflector:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> asyncio.Task:
-        if self._task is None or self._task.done():
-            self._task = asyncio.ensure_future(self.run())
+        self._task = ensure_running(self._task, self.run)
         return self._task
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         self._set_state("stopped", False)
 
     def get(self, namespace: str | None, name: str) -> dict | None:

@@ -25,6 +25,7 @@ from typing import Callable
 
 from .client import TRANSIENT, ApiError, KubeClient
 from .kinds import CORE_EVENTS, Kind
+from .tasks import cancel_and_wait, ensure_running
 
 log = logging.getLogger("speakerd.kube.writers")
 
@@ -192,18 +193,12 @@ class EventRecorder:
     # -- the writer task -------------------------------------------------------------------------
 
     def start(self) -> asyncio.Task:
-        if self._task is None or self._task.done():
-            self._task = asyncio.ensure_future(self._run())
+        self._task = ensure_running(self._task, self._run)
         return self._task
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def flush(self) -> None:
         """Wait until every recorded event was written (or given up)."""
