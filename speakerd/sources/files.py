@@ -58,7 +58,12 @@ def expand_paths(paths: list[str]) -> tuple[list[str], list[ConfigIssue]]:
     issues: list[ConfigIssue] = []
     for p in paths:
         if os.path.isdir(p):
-            names = sorted(n for n in os.listdir(p) if n.endswith(EXTENSIONS) and os.path.isfile(os.path.join(p, n)))
+            try:
+                listed = os.listdir(p)
+            except OSError as e:  # e.g. a directory mounted for another user
+                issues.append(ConfigIssue(p, "", "", f"cannot read the directory: {e.strerror}"))
+                continue
+            names = sorted(n for n in listed if n.endswith(EXTENSIONS) and os.path.isfile(os.path.join(p, n)))
             if not names:
                 issues.append(ConfigIssue(p, "", "", "directory has no .yaml, .yml or .json files", "warning"))
             files.extend(os.path.join(p, n) for n in names)

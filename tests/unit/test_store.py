@@ -198,3 +198,21 @@ def test_a_read_in_batches_is_taken_or_refused_as_one_metallb_configuration():
     st2.apply([Event("ADDED", PEER, "1.yaml"), Event("ADDED", POOL, "2.yaml"), Event("ADDED", ad, "3.yaml")])
     st2.apply([Event("DELETED", ad, "3.yaml")])
     assert st2.config().advertisements == {}
+
+
+def test_an_unreadable_directory_is_an_error_not_a_traceback(tmp_path, monkeypatch):
+    import os
+
+    from speakerd.sources.files import expand_paths
+    d = tmp_path / "cfg"
+    d.mkdir()
+    real = os.listdir
+
+    def listdir(path):
+        if os.fspath(path) == str(d):
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+    monkeypatch.setattr(os, "listdir", listdir)  # root reads any mode: refuse as the kernel would
+    files, issues = expand_paths([str(d)])
+    assert files == [] and [(i.file, i.message, i.severity) for i in issues] == [
+        (str(d), "cannot read the directory: Permission denied", "error")]
