@@ -59,8 +59,10 @@ def test_internal_learns_our_own_as(lab, frr_remote):
 @pytest.mark.parametrize("mode,frr_asn", [("external", SPEAKER_ASN), ("internal", 64501)])
 def test_wrong_kind_is_bad_peer_as(lab, mode, frr_asn):
     sp, frr, link = setup(lab, frr_asn, mode)
-    nb = wait_for(lambda: (n := frr.neighbor(link.v4_a)) and n.get("lastNotificationReason") and n, 20,
-                  "a NOTIFICATION at FRR")
+    # both sides connect at once: the second connection may first end with a collision-resolution
+    # Cease; every OPEN speakerd reads from this peer is answered with Bad Peer AS
+    nb = wait_for(lambda: (n := frr.neighbor(link.v4_a)) and "Bad Peer AS" in (n.get("lastNotificationReason") or "")
+                  and n, 20, "Bad Peer AS at FRR")
     assert "Bad Peer AS" in nb["lastNotificationReason"], nb["lastNotificationReason"]
     assert "Bad Peer AS" in sp.peer(link.v4_b)["last_error"]
     assert holds_for(lambda: not sp.established(link.v4_b), 3)
