@@ -11,7 +11,6 @@ files (``file`` mode); scenarios that need the API say so in their skip reason.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
@@ -19,21 +18,7 @@ from tests.cluster import harness
 from tests.interop import netlab
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-HERE = Path(__file__).resolve().parent
 NODES = int(os.environ.get("SPEAKERD_CLUSTER_NODES", "5"))
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if HERE in Path(str(item.fspath)).resolve().parents:
-            item.add_marker(pytest.mark.interop)
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    rep = outcome.get_result()
-    setattr(item, f"rep_{rep.when}", rep)
 
 
 def missing() -> list[str]:

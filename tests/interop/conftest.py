@@ -7,27 +7,12 @@ so a broken install step cannot turn the interop suite into a row of skips.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
 from tests.interop import netlab
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-HERE = Path(__file__).resolve().parent
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if HERE in Path(str(item.fspath)).resolve().parents:
-            item.add_marker(pytest.mark.interop)
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    rep = outcome.get_result()
-    setattr(item, f"rep_{rep.when}", rep)
 
 
 @pytest.fixture(scope="session")
