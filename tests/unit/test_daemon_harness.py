@@ -246,6 +246,21 @@ class DaemonPair:
 PLANNED_V4 = {"198.51.100.0/26", "198.51.100.24/32", "198.51.100.34/32", "198.51.100.53/32"}
 PLANNED_V6 = {"2001:db8:100::/120", "2001:db8:100::e2/128"}
 HOST_V4 = PLANNED_V4 - {"198.51.100.0/26"}
+# one more Service for the demo sender's file (a reload that only adds a route)
+EXTRA_SERVICE = """
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: extra
+  namespace: demo
+  annotations:
+    metallb.universe.tf/loadBalancerIPs: 198.51.100.60
+spec:
+  type: LoadBalancer
+  ports:
+  - port: 8443
+"""
 
 
 @pytest.fixture

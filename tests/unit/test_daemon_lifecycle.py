@@ -10,22 +10,8 @@ import urllib.request
 
 import pytest
 
-from test_daemon_harness import PLANNED_V4, PLANNED_V6, DaemonPair, pair  # noqa: F401
+from test_daemon_harness import EXTRA_SERVICE, PLANNED_V4, PLANNED_V6, DaemonPair, pair  # noqa: F401
 
-NEW_SERVICE = """
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: extra
-  namespace: demo
-  annotations:
-    metallb.universe.tf/loadBalancerIPs: 198.51.100.60
-spec:
-  type: LoadBalancer
-  ports:
-  - port: 8443
-"""
 
 BAD_POOL = """
 ---
@@ -51,7 +37,7 @@ def test_reload_adds_a_route_without_resetting_the_session(pair):
     pair.wait_received("ipv4", len(PLANNED_V4))
     before = pair.sender.neighbor("receiver")
     history_before = pair.sender.ctl_json("show", "history")["history"]
-    pair.sender_yaml.write_text(pair.sender_yaml.read_text() + NEW_SERVICE)
+    pair.sender_yaml.write_text(pair.sender_yaml.read_text() + EXTRA_SERVICE)
 
     r = pair.sender.ctl("reload", json_out=True)
     assert r.returncode == 0, r.stderr
@@ -82,7 +68,7 @@ def test_changed_config_file_is_reloaded_by_the_watcher(tmp_path):
     try:
         p.start()
         p.wait_received("ipv4", len(PLANNED_V4))
-        p.sender_yaml.write_text(p.sender_yaml.read_text() + NEW_SERVICE)
+        p.sender_yaml.write_text(p.sender_yaml.read_text() + EXTRA_SERVICE)
         p.receiver.wait_for("the watcher's reload", lambda: "198.51.100.60/32" in _prefixes(p.receiver))
         assert p.sender.ctl_json("show", "bgp", "summary")["reload"]["ok"] is True
         assert not any(e["flap"] for e in p.sender.ctl_json("show", "history")["history"])

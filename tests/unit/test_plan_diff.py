@@ -15,23 +15,9 @@ from pathlib import Path
 import pytest
 
 from speakerd.commands.plan import against_files, read_and_plan
-from test_daemon_harness import DEMO, PLANNED_V4, ROOT, pair  # noqa: F401
+from test_daemon_harness import DEMO, EXTRA_SERVICE, PLANNED_V4, ROOT, pair  # noqa: F401
 
 NODE = "demo-node"
-EXTRA = """
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: extra
-  namespace: demo
-  annotations:
-    metallb.universe.tf/loadBalancerIPs: 198.51.100.60
-spec:
-  type: LoadBalancer
-  ports:
-  - port: 8443
-"""
 
 
 @pytest.fixture
@@ -70,7 +56,7 @@ def test_same_configuration_changes_nothing(dirs):
 
 def test_new_service_is_announced_on_a_kept_session(dirs):
     old, new = dirs
-    (new / "sender.yaml").write_text((new / "sender.yaml").read_text() + EXTRA)
+    (new / "sender.yaml").write_text((new / "sender.yaml").read_text() + EXTRA_SERVICE)
     d = _diff(old, new)
     p = d["peers"]["receiver"]
     assert p["session"] == "kept" and p["withdraw"] == [] and p["update"] == []
@@ -95,7 +81,7 @@ def test_attribute_change_is_a_reannouncement_with_old_and_new(dirs):
 
 def test_removed_service_is_withdrawn(dirs):
     old, new = dirs
-    (old / "sender.yaml").write_text((old / "sender.yaml").read_text() + EXTRA)
+    (old / "sender.yaml").write_text((old / "sender.yaml").read_text() + EXTRA_SERVICE)
     d = _diff(old, new)
     assert d["peers"]["receiver"]["withdraw"] == ["198.51.100.60/32"]
     r = _cli("-c", str(new), "--old", str(old), "--json")
@@ -157,7 +143,7 @@ def test_reload_dry_run_and_against_show_the_change_and_apply_nothing(pair):
     r = pair.sender.ctl("reload", "--dry-run", json_out=True)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["changed"] is False
-    pair.sender_yaml.write_text(pair.sender_yaml.read_text() + EXTRA)
+    pair.sender_yaml.write_text(pair.sender_yaml.read_text() + EXTRA_SERVICE)
     d = json.loads(pair.sender.ctl("reload", "--dry-run", json_out=True).stdout)
     assert d["peers"]["receiver"]["session"] == "kept"
     assert [a["prefix"] for a in d["peers"]["receiver"]["announce"]] == ["198.51.100.60/32"]
