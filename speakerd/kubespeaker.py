@@ -21,6 +21,7 @@ what differs:
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -80,6 +81,12 @@ class KubeSpeaker(Speaker):
     async def start(self) -> None:
         """Apply what the first list gave; an invalid MetalLB configuration is waited out."""
         changes = await self._ingest()
+        # The first list built the cluster's state with the collector paused (config.gcpause):
+        # CPython still counts its long-lived objects as they were before it, so the first few
+        # hundred thousand objects that survive afterwards set off a full pass over all of it
+        # (seconds at 100k Services). Run that pass now, before any session or timer waits on
+        # the loop.
+        gc.collect()
         for issue in self.store.metallb_errors:
             log.error("config rejected (no BGP peers until it is fixed): %s", issue)
         await self._apply(self.store.config(), initial=True)
