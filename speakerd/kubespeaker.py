@@ -30,6 +30,7 @@ import time
 
 from .config.gcpause import gc_paused
 from .policy.announce import AnnounceOptions, AnnouncingStore
+from .policy.planner import Planner
 from .publish.events import invalid_from_issue
 from .publish.speaker_state import peers_of_service, sessions_of
 from .publish.status import Owner
@@ -49,11 +50,10 @@ class KubeSpeaker(Speaker):
 
     def __init__(self, node: str, *, namespace: str, lb_class: str | None = None,
                  ignore_exclude_lb: bool = False, **kw) -> None:
-        super().__init__([], node, **kw)
         self.namespace = namespace
-        self.store = AnnouncingStore(Store(lb_class=lb_class), node,
-                                     AnnounceOptions(lb_class=lb_class, ignore_exclude_lb=ignore_exclude_lb,
-                                                     require_ingress=True))
+        self._options = AnnounceOptions(lb_class=lb_class, ignore_exclude_lb=ignore_exclude_lb,
+                                        require_ingress=True)
+        super().__init__([], node, **kw)
         self._pending: list[Event] = []
         self.publisher: StatusPublisher | None = None
         self.status_changed = asyncio.Event()
@@ -62,6 +62,15 @@ class KubeSpeaker(Speaker):
         self.dirty: set[str] = set()
         self.all_dirty = True
         self.announced: dict[str, set[str]] = {}  # service key -> peers, as last published
+
+    def _init_feed(self) -> None:
+        """No files: the source's batches go into a store that applies the announce rules, and the
+        planner sees only what this node announces (so it withholds nothing itself)."""
+        self.store = AnnouncingStore(Store(lb_class=self._options.lb_class), self.node, self._options)
+        self.planner = Planner(self.node)
+
+    def _source_issues(self) -> list:
+        return []  # the API server hands over objects, not files: nothing to fail before the store
 
     # --- the source's batches ------------------------------------------------------------------
     def feed(self, events: list[Event]) -> None:
