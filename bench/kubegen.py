@@ -28,7 +28,8 @@ def service_ip(i: int, base: int = (100 << 24) | (64 << 16)) -> str:
     return f"{v >> 24 & 255}.{v >> 16 & 255}.{v >> 8 & 255}.{v & 255}"
 
 
-def service(i: int, rng: random.Random, ip: str | None = None, pool: str | None = None) -> dict:
+def service(i: int, rng: random.Random, ip: str | None = None, pool: str | None = None,
+            traffic_policy: str = "Cluster") -> dict:
     ns = NAMESPACES[i % len(NAMESPACES)]
     app = APPS[rng.randrange(len(APPS))]
     name = f"{app}-{i}"
@@ -45,6 +46,8 @@ def service(i: int, rng: random.Random, ip: str | None = None, pool: str | None 
     selector = {"app.kubernetes.io/name": app, "app.kubernetes.io/instance": name}
     applied_spec = {"type": "LoadBalancer", "selector": selector,
                     "ports": [{"name": "http", "port": port, "targetPort": port, "protocol": "TCP"}]}
+    if traffic_policy != "Cluster":
+        applied_spec["externalTrafficPolicy"] = traffic_policy
     applied = {"apiVersion": "v1", "kind": "Service",
                "metadata": {"annotations": dict(annotations), "labels": labels, "name": name, "namespace": ns},
                "spec": applied_spec}
@@ -67,11 +70,50 @@ def service(i: int, rng: random.Random, ip: str | None = None, pool: str | None 
         "metadata": {"annotations": annotations, "creationTimestamp": ts, "labels": labels, "managedFields": managed,
                      "name": name, "namespace": ns, "resourceVersion": rv, "uid": uid},
         "spec": {"allocateLoadBalancerNodePorts": True, "clusterIP": cluster_ip, "clusterIPs": [cluster_ip],
-                 "externalTrafficPolicy": "Cluster", "internalTrafficPolicy": "Cluster", "ipFamilies": ["IPv4"],
+                 "externalTrafficPolicy": traffic_policy, "internalTrafficPolicy": "Cluster", "ipFamilies": ["IPv4"],
                  "ipFamilyPolicy": "SingleStack",
                  "ports": [{"name": "http", "nodePort": node_port, "port": port, "protocol": "TCP", "targetPort": port}],
                  "selector": selector, "sessionAffinity": "None", "type": "LoadBalancer"},
         "status": status,
+    }
+
+
+def endpoint_slice(svc: dict, node: str, rng: random.Random, ready: bool = True) -> dict:
+    """The EndpointSlice the endpointslice controller writes for ``svc``: one endpoint (a Pod on
+    ``node``), with ownerReferences, the managed-by label, conditions, targetRef, zone,
+    managedFields, the last-change-trigger-time annotation."""
+    md, spec = svc["metadata"], svc["spec"]
+    name, ns = md["name"], md["namespace"]
+    suffix = "".join(rng.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5))
+    pod = f"{name}-{rng.getrandbits(40):010x}"[:len(name) + 11] + f"-{suffix}"
+    ts = md["creationTimestamp"]
+    port = spec["ports"][0]
+    return {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [f"10.244.{rng.randrange(256)}.{rng.randrange(1, 255)}"],
+                       "conditions": {"ready": ready, "serving": ready, "terminating": False},
+                       "nodeName": node,
+                       "targetRef": {"kind": "Pod", "name": pod, "namespace": ns,
+                                     "uid": str(uuid.UUID(int=rng.getrandbits(128), version=4))},
+                       "zone": "zone-a"}],
+        "metadata": {
+            "annotations": {"endpoints.kubernetes.io/last-change-trigger-time": ts},
+            "creationTimestamp": ts, "generateName": f"{name}-", "generation": 1,
+            "labels": {"endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+                       "kubernetes.io/service-name": name, **md["labels"]},
+            "managedFields": [{"apiVersion": "discovery.k8s.io/v1", "fieldsType": "FieldsV1",
+                               "manager": "kube-controller-manager", "operation": "Update", "time": ts,
+                               "fieldsV1": {"f:addressType": {}, "f:endpoints": {}, "f:metadata": {
+                                   "f:annotations": {".": {}, "f:endpoints.kubernetes.io/last-change-trigger-time": {}},
+                                   "f:generateName": {}, "f:labels": {".": {}, "f:endpointslice.kubernetes.io/managed-by": {},
+                                                                      "f:kubernetes.io/service-name": {}},
+                                   "f:ownerReferences": {".": {}, f'k:{{"uid":"{md["uid"]}"}}': {}}}, "f:ports": {}}}],
+            "name": f"{name}-{suffix}", "namespace": ns,
+            "ownerReferences": [{"apiVersion": "v1", "blockOwnerDeletion": True, "controller": True,
+                                 "kind": "Service", "name": name, "uid": md["uid"]}],
+            "resourceVersion": str(int(md["resourceVersion"]) + 1), "uid": str(uuid.UUID(int=rng.getrandbits(128), version=4))},
+        "ports": [{"name": port["name"], "port": port["targetPort"], "protocol": port["protocol"]}],
     }
 
 

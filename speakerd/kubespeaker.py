@@ -21,6 +21,7 @@ what differs:
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -29,6 +30,7 @@ import time
 
 from .config.gcpause import gc_paused
 from .policy.announce import AnnounceOptions, AnnouncingStore
+from .policy.planner import Planner
 from .publish.events import invalid_from_issue
 from .publish.speaker_state import peers_of_service, sessions_of
 from .publish.status import Owner
@@ -48,11 +50,10 @@ class KubeSpeaker(Speaker):
 
     def __init__(self, node: str, *, namespace: str, lb_class: str | None = None,
                  ignore_exclude_lb: bool = False, **kw) -> None:
-        super().__init__([], node, **kw)
         self.namespace = namespace
-        self.store = AnnouncingStore(Store(lb_class=lb_class), node,
-                                     AnnounceOptions(lb_class=lb_class, ignore_exclude_lb=ignore_exclude_lb,
-                                                     require_ingress=True))
+        self._options = AnnounceOptions(lb_class=lb_class, ignore_exclude_lb=ignore_exclude_lb,
+                                        require_ingress=True)
+        super().__init__([], node, **kw)
         self._pending: list[Event] = []
         self.publisher: StatusPublisher | None = None
         self.status_changed = asyncio.Event()
@@ -61,6 +62,15 @@ class KubeSpeaker(Speaker):
         self.dirty: set[str] = set()
         self.all_dirty = True
         self.announced: dict[str, set[str]] = {}  # service key -> peers, as last published
+
+    def _init_feed(self) -> None:
+        """No files: the source's batches go into a store that applies the announce rules, and the
+        planner sees only what this node announces (so it withholds nothing itself)."""
+        self.store = AnnouncingStore(Store(lb_class=self._options.lb_class), self.node, self._options)
+        self.planner = Planner(self.node)
+
+    def _source_issues(self) -> list:
+        return []  # the API server hands over objects, not files: nothing to fail before the store
 
     # --- the source's batches ------------------------------------------------------------------
     def feed(self, events: list[Event]) -> None:
@@ -80,6 +90,12 @@ class KubeSpeaker(Speaker):
     async def start(self) -> None:
         """Apply what the first list gave; an invalid MetalLB configuration is waited out."""
         changes = await self._ingest()
+        # The first list built the cluster's state with the collector paused (config.gcpause):
+        # CPython still counts its long-lived objects as they were before it, so the first few
+        # hundred thousand objects that survive afterwards set off a full pass over all of it
+        # (seconds at 100k Services). Run that pass now, before any session or timer waits on
+        # the loop.
+        gc.collect()
         for issue in self.store.metallb_errors:
             log.error("config rejected (no BGP peers until it is fixed): %s", issue)
         await self._apply(self.store.config(), initial=True)

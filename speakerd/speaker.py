@@ -105,13 +105,8 @@ class Speaker:
         self.redactor = redactor
         self.config: Config | None = None
         self.plan: Plan | None = None
-        self.source = FileSource(self.paths)
-        self.store = Store()
-        # file mode's announce rules on the files' EndpointSlices and this node's Node: the
-        # planner routes only what this node announces, and allocates over every Service
-        self.announcer = FileAnnouncer(self.store, node)
-        self.planner = Planner(node, self.announcer.withheld)
         self._announce_keys: set[str] = set()  # Services whose verdict flipped in the last read
+        self._init_feed()
         self.object_errors: list = []  # current errors of single objects (reported and skipped)
         self.router_id = 0
         self.router_id_source = ""
@@ -128,6 +123,17 @@ class Speaker:
         self.stopped = asyncio.Event()
         self.drain_state: str | None = None  # None, "draining" or "drained" (speakerctl drain)
         self._undrained = asyncio.Event()
+
+    def _init_feed(self) -> None:
+        """Where objects come from and how they reach the planner: the files (file mode).
+        :class:`speakerd.kubespeaker.KubeSpeaker` has its own (the API server, announce rules
+        applied inside its store)."""
+        self.source = FileSource(self.paths)
+        self.store = Store()
+        # file mode's announce rules on the files' EndpointSlices and this node's Node: the
+        # planner routes only what this node announces, and allocates over every Service
+        self.announcer = FileAnnouncer(self.store, self.node)
+        self.planner = Planner(self.node, self.announcer.withheld)
 
     # ------------------------------------------------------------------ life
     async def start(self) -> None:
@@ -298,7 +304,7 @@ class Speaker:
 
     def _report_objects(self, changes: Changes) -> None:
         """Log the errors of single objects (each skipped, every other one planned) once."""
-        errors = [i for i in self.source.issues() if i.severity == "error"]
+        errors = [i for i in self._source_issues() if i.severity == "error"]
         errors += [i for items in self.store.issues.values() for i in items if i.severity == "error"]
         seen = {str(i) for i in self.object_errors}
         for issue in errors:
@@ -307,6 +313,10 @@ class Speaker:
         self.object_errors = errors
         if self.metrics and hasattr(self.metrics, "invalid_objects"):
             self.metrics.invalid_objects(len(errors))
+
+    def _source_issues(self) -> list:
+        """Problems of the sources themselves (unreadable files, syntax errors)."""
+        return self.source.issues()
 
     async def _services_changed(self, changes: Changes) -> dict:
         """Only Services changed: re-plan those, in batches, and hand each session its delta."""

@@ -12,6 +12,10 @@ millions of objects in generation 0, and the first allocation after it
 would walk them all (0.3 s at 100k Services) only to promote them, and
 generation 1 would walk them again later.  They stay collectable: the next
 full collection sees them like any other long-lived object.
+
+Pauses may overlap (the reflectors of several kinds list at once, each across
+awaits, while a batch is applied): the collector stays off until the last one
+ends, and is restored then only if it was on when the first began.
 """
 from __future__ import annotations
 
@@ -20,14 +24,22 @@ from contextlib import contextmanager
 from typing import Iterator
 
 
+_depth = 0  # pauses in progress
+_restore = False  # whether the collector was on when the first of them began
+
+
 @contextmanager
 def gc_paused() -> Iterator[None]:
-    was = gc.isenabled()
-    gc.disable()
+    global _depth, _restore
+    if _depth == 0:
+        _restore = gc.isenabled()
+        gc.disable()
+    _depth += 1
     try:
         yield
     finally:
-        if was:
+        _depth -= 1
+        if _depth == 0 and _restore:
             gc.freeze()  # every tracked object -> permanent generation (generation counts reset)
             gc.unfreeze()  # permanent -> oldest generation: promoted, not walked
             gc.enable()

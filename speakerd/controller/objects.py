@@ -1,91 +1,24 @@
 """Kubernetes objects as the allocator reads them: Service, IPAddressPool and Namespace dicts
-(as the API server returns them) -> ``config.model`` types.  Pure functions."""
+(as the API server returns them) -> ``config.model`` types.  Pure functions.  Services are read
+by the store's one Service reader; IPAddressPools here (the allocator needs them one by one, each
+usable or not, where the speaker's builder validates a whole MetalLB configuration)."""
 from __future__ import annotations
 
-from ..config.addr import AFI_V4, canonical_ip, parse_pool_entry, range_to_cidrs
+from ..config.addr import AFI_V4, parse_pool_entry, range_to_cidrs
+from ..config.common import Issues
 from ..config.model import LabelSelector, Pool, Service, ServiceAllocation
+from ..store.validate import read_service
 
-IPS_ANNOTATION = "metallb.io/loadBalancerIPs"
-IPS_ANNOTATION_OLD = "metallb.universe.tf/loadBalancerIPs"
-POOL_ANNOTATION = "metallb.io/address-pool"
-POOL_ANNOTATION_OLD = "metallb.universe.tf/address-pool"
-SHARE_ANNOTATION = "metallb.io/allow-shared-ip"
-SHARE_ANNOTATION_OLD = "metallb.universe.tf/allow-shared-ip"
 ALLOCATED_FROM = "metallb.io/ip-allocated-from-pool"
-FAMILIES = {"IPv4": 4, "IPv6": 6}
-
-
-def _annotation(ann: dict, stable: str, old: str) -> str | None:
-    """MetalLB's valueForAnnotation: the metallb.io key wins over the metallb.universe.tf one."""
-    if stable in ann:
-        return ann[stable]
-    return ann.get(old)
-
-
-def _requested(ann: dict, spec: dict) -> tuple[tuple[str, ...], str]:
-    """MetalLB's getDesiredLbIPs -> (canonical IPs, error)."""
-    text = _annotation(ann, IPS_ANNOTATION, IPS_ANNOTATION_OLD) or ""
-    lbip = spec.get("loadBalancerIP") or ""
-    if not text and not lbip:
-        return (), ""
-    if text and lbip:
-        return (), f"service can not have both {IPS_ANNOTATION} and svc.Spec.LoadBalancerIP"
-    if text:
-        out = []
-        for part in str(text).split(","):
-            try:
-                out.append(canonical_ip(part.strip()))
-            except (ValueError, TypeError):
-                return (), f'invalid {IPS_ANNOTATION}: "{text}"'
-        return tuple(out), ""
-    try:
-        return (canonical_ip(str(lbip)),), ""
-    except (ValueError, TypeError):
-        return (), f'invalid spec.loadBalancerIP "{lbip}"'
-
-
-def _families(spec: dict) -> tuple[int, ...]:
-    fams = spec.get("ipFamilies")
-    if isinstance(fams, list) and fams and all(f in FAMILIES for f in fams):
-        return tuple(FAMILIES[f] for f in fams)
-    ips = spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") not in (None, "", "None") else [])
-    out = []
-    for ip in ips:
-        f = 6 if ":" in str(ip) else 4
-        if f not in out:
-            out.append(f)
-    return tuple(out) or (4,)
 
 
 def service_from_object(obj: dict) -> Service:
-    meta = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
-    ann = meta.get("annotations") or {}
-    requested, error = _requested(ann, spec)
-    ingress = []
-    for entry in ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or ():
-        ip = entry.get("ip") if isinstance(entry, dict) else None
-        if ip:
-            try:
-                ingress.append(canonical_ip(ip))
-            except ValueError:
-                pass
-    policy = spec.get("ipFamilyPolicy") or "SingleStack"
-    ports = tuple((p.get("protocol") or "TCP", int(p.get("port") or 0)) for p in spec.get("ports") or ()
-                  if isinstance(p, dict))
-    sharing = _annotation(ann, SHARE_ANNOTATION, SHARE_ANNOTATION_OLD)
-    return Service(
-        namespace=meta.get("namespace") or "default", name=meta.get("name") or "",
-        ips=tuple(ingress) or requested, pool=_annotation(ann, POOL_ANNOTATION, POOL_ANNOTATION_OLD) or None,
-        dual_stack=policy != "SingleStack", families=_families(spec),
-        uid=meta.get("uid") or "", service_type=spec.get("type") or "ClusterIP",
-        lb_class=spec.get("loadBalancerClass") or None, requested_ips=requested, ingress_ips=tuple(ingress),
-        ip_family_policy=policy, sharing_key=sharing or None,
-        traffic_policy=spec.get("externalTrafficPolicy") or "Cluster", ports=ports,
-        selector=tuple(sorted((spec.get("selector") or {}).items())),
-        labels=tuple(sorted((meta.get("labels") or {}).items())),
-        deleting=bool(meta.get("deletionTimestamp")), request_error=error,
-    )
+    """A Service as the allocator reads it: through the store's reader
+    (:func:`speakerd.store.validate.read_service`), whatever its type, class or problems: the
+    allocator releases on a type/class change and answers a bad address request with
+    ``Service.request_error`` (MetalLB's AllocationFailed text); the speaker's refusals of
+    invalid fields (the reader's issues) are not the controller's to repeat."""
+    return read_service(obj, "api", Issues())[0]
 
 
 def selector_from_object(sel: dict) -> LabelSelector:

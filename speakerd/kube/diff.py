@@ -68,8 +68,18 @@ def reconcile(cache: dict[Key, dict], fresh: Iterable[dict],
     ``cache`` is not changed. Order: ADDED/MODIFIED in list order, then DELETED in cache order.
     """
     new: dict[Key, dict] = {}
+    events = reconcile_page(cache, new, fresh, transform)
+    events += deletions(cache, new)
+    return new, events
+
+
+def reconcile_page(cache: dict[Key, dict], new: dict[Key, dict], page: Iterable[dict],
+                   transform: Callable[[dict], dict] | None = None) -> list[tuple[str, dict]]:
+    """:func:`reconcile` one page at a time: the page's objects (transformed) go into ``new``; the
+    ADDED/MODIFIED events they make against ``cache`` are returned. After the last page,
+    :func:`deletions` gives the rest. A page's raw objects can go as soon as it is done."""
     events: list[tuple[str, dict]] = []
-    for obj in fresh:
+    for obj in page:
         if transform is not None:
             obj = transform(obj)
         k = key_of(obj)
@@ -79,10 +89,12 @@ def reconcile(cache: dict[Key, dict], fresh: Iterable[dict],
             events.append((ADDED, obj))
         elif not same(old, obj):
             events.append((MODIFIED, obj))
-    for k, old in cache.items():
-        if k not in new:
-            events.append((DELETED, old))
-    return new, events
+    return events
+
+
+def deletions(cache: dict[Key, dict], new: dict[Key, dict]) -> list[tuple[str, dict]]:
+    """DELETED for every object of ``cache`` that the list (``new``) no longer has, in cache order."""
+    return [(DELETED, old) for k, old in cache.items() if k not in new]
 
 
 def apply_event(cache: dict[Key, dict], etype: str, obj: dict) -> tuple[str, dict] | None:

@@ -4,8 +4,12 @@
     task = r.start();  await r.synced.wait()   # after the first complete list
     ...; await r.stop()
 
-- First a paginated list (``limit``/``continue``), reconciled against the cache (:func:`reconcile`):
-  ADDED/MODIFIED/DELETED of raw dicts only for objects that really changed.
+- First a paginated list (``limit``/``continue``), reconciled against the cache page by page
+  (:func:`reconcile_page`; each page transformed as it arrives, so its raw objects go at once):
+  ADDED/MODIFIED/DELETED of raw dicts only for objects that really changed, emitted once the list
+  is complete, a few hundred between two returns to the event loop. The cyclic garbage collector
+  is paused while a list is read and handed on: at 100k objects its full passes over everything listed,
+  not the decoding, were most of the list's CPU time, and held the loop for seconds.
 - Then a watch from the list's resourceVersion with bookmarks; every event moves the
   resourceVersion on; a stream that ends (``timeoutSeconds``, 5–10 min as client-go picks) is
   resumed from it, without a list.
@@ -26,7 +30,8 @@ import random
 from typing import Awaitable, Callable
 
 from .client import TRANSIENT, ApiError, KubeClient
-from .diff import DELETED, Key, apply_event, reconcile, resource_version, slim
+from ..config.gcpause import gc_paused
+from .diff import DELETED, Key, apply_event, deletions, reconcile_page, resource_version, slim
 from .kinds import Kind
 from .tasks import cancel_and_wait, ensure_running
 
@@ -150,33 +155,43 @@ class Reflector:
                     self.last_error, delay, len(self.cache))
         await self._sleep(delay)
 
+    EMIT_CHUNK = 500  # list events handed on between two returns to the event loop
+
     async def _list(self) -> None:
-        items: list[dict] = []
+        fresh: dict[Key, dict] = {}
+        events: list[tuple[str, dict]] = []
         cont: str | None = None
         rv = ""
-        while True:
-            page = await self.client.list(self.kind, self.namespace, label_selector=self.label_selector,
-                                          field_selector=self.field_selector, limit=self.page_size,
-                                          continue_=cont)
-            meta = page.get("metadata") or {}
-            if not rv:
-                rv = meta.get("resourceVersion") or ""
-            items.extend(page.get("items") or ())
-            cont = meta.get("continue")
-            if not cont:
-                break
-        # a list fills in neither kind nor apiVersion per item; consumers get them as a watch has them
-        for obj in items:
-            obj.setdefault("kind", self.kind.kind)
-            obj.setdefault("apiVersion", self.kind.api_version)
-        self.cache, events = reconcile(self.cache, items, self.transform)
-        self.resource_version = rv
-        if self.lists:
-            self.relists += 1
-            log.info("k8s %s: listed again at resourceVersion %s: %d changes", self.kind.label, rv, len(events))
-        self.lists += 1
-        for etype, obj in events:
-            self._emit(etype, obj)
+        with gc_paused():  # nothing a list builds is cyclic garbage (see speakerd.config.gcpause)
+            while True:
+                page = await self.client.list(self.kind, self.namespace, label_selector=self.label_selector,
+                                              field_selector=self.field_selector, limit=self.page_size,
+                                              continue_=cont)
+                meta = page.get("metadata") or {}
+                if not rv:
+                    rv = meta.get("resourceVersion") or ""
+                items = page.get("items") or ()
+                del page
+                # a list fills in neither kind nor apiVersion per item; consumers get them as a watch has them
+                for obj in items:
+                    obj.setdefault("kind", self.kind.kind)
+                    obj.setdefault("apiVersion", self.kind.api_version)
+                events += reconcile_page(self.cache, fresh, items, self.transform)
+                del items
+                cont = meta.get("continue")
+                if not cont:
+                    break
+            events += deletions(self.cache, fresh)
+            self.cache = fresh
+            self.resource_version = rv
+            if self.lists:
+                self.relists += 1
+                log.info("k8s %s: listed again at resourceVersion %s: %d changes", self.kind.label, rv, len(events))
+            self.lists += 1
+            for n, (etype, obj) in enumerate(events, 1):
+                self._emit(etype, obj)
+                if n % self.EMIT_CHUNK == 0:
+                    await asyncio.sleep(0)
         self.synced.set()
 
     async def _watch(self) -> bool:

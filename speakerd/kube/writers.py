@@ -120,12 +120,21 @@ class _Bucket:
 
 
 class EventRecorder:
+    """The one Event writer: the controller's and the speaker's (:mod:`speakerd.publish`) Events.
+
+    ``client`` is anything with ``create(kind, namespace, body)`` and ``patch(kind, namespace,
+    name, patch)`` (a :class:`KubeClient`, or the publisher's object client); a failed call's
+    exception carries the HTTP status in ``.status`` (:class:`ApiError` does). Either ``start()``
+    the recorder's own writer task, or let an owner drain it (``queued()``, ``write_next()``)
+    between its other writes, as the publisher does under its rate limit.
+    """
+
     AGGREGATE_AFTER = 10          # distinct messages before they are combined (client-go)
     AGGREGATE_WINDOW = 600.0
     BURST, REFILL = 25.0, 1.0 / 300.0
     CACHE = 4096
 
-    def __init__(self, client: KubeClient, component: str, host: str = "", *,
+    def __init__(self, client, component: str, host: str = "", *,
                  wall: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
                  monotonic: Callable[[], float] = time.monotonic, max_queue: int = 10_000) -> None:
         self.client, self.component, self.host = client, component, host
@@ -135,7 +144,7 @@ class EventRecorder:
         self._buckets: OrderedDict[tuple, _Bucket] = OrderedDict()
         self._queue: asyncio.Queue = asyncio.Queue(max_queue)
         self._task: asyncio.Task | None = None
-        self.dropped = 0
+        self.dropped = 0              # not written: queue full, flood limit, or the write failed
         self.written = 0
 
     # -- producer side (sync, never blocks) ------------------------------------------------------
@@ -147,7 +156,13 @@ class EventRecorder:
                "namespace": md.get("namespace", ""), "name": md.get("name", ""), "uid": md.get("uid", "")}
         if md.get("resourceVersion"):
             ref["resourceVersion"] = md["resourceVersion"]
-        obj_key = (ref["kind"], ref["namespace"], ref["name"], ref["uid"])
+        return self.record(ref, type_, reason, message)
+
+    def record(self, ref: dict, type_: str, reason: str, message: str) -> bool:
+        """Record an Event about the object ``ref`` names (an ``involvedObject``: kind, apiVersion,
+        name, and namespace/uid/resourceVersion where it has them); False when dropped."""
+        ref = {k: v for k, v in ref.items() if v}  # a cluster-scoped object has no namespace
+        obj_key = (ref.get("kind", ""), ref.get("namespace", ""), ref.get("name", ""), ref.get("uid", ""))
         now = self._mono()
         if not self._allow(obj_key, now):
             self.dropped += 1
@@ -204,41 +219,59 @@ class EventRecorder:
         """Wait until every recorded event was written (or given up)."""
         await self._queue.join()
 
+    def queued(self) -> int:
+        """Events recorded and not yet written."""
+        return self._queue.qsize()
+
+    async def write_next(self) -> None:
+        """Write the oldest queued Event (for an owner that drains the queue itself)."""
+        item = self._queue.get_nowait()
+        try:
+            await self._write_one(item)
+        finally:
+            self._queue.task_done()
+
     async def _run(self) -> None:
         while True:
             item = await self._queue.get()
             try:
-                for attempt in range(3):
-                    try:
-                        await self._write(*item)
-                        self.written += 1
-                        break
-                    except TRANSIENT as exc:
-                        log.debug("event write failed (%s), retry %d", type(exc).__name__, attempt)
-                        await asyncio.sleep(0.5 * 2 ** attempt)
-                    except ApiError as exc:
-                        log.warning("event %s on %s/%s not written: %s", item[3], item[1]["namespace"],
-                                    item[1]["name"], exc)
-                        break
+                await self._write_one(item)
             finally:
                 self._queue.task_done()
 
+    async def _write_one(self, item: tuple) -> None:
+        """Best effort: a few retries while the API server is unreachable, then given up."""
+        for attempt in range(3):
+            try:
+                await self._write(*item)
+                self.written += 1
+                return
+            except TRANSIENT as exc:
+                log.debug("event write failed (%s), retry %d", type(exc).__name__, attempt)
+                if attempt < 2:
+                    await asyncio.sleep(0.5 * 2 ** attempt)
+            except Exception as exc:  # noqa: BLE001 - an Event is never worth stopping for
+                log.warning("event %s on %s %s/%s not written: %s", item[3], item[1].get("kind", ""),
+                            item[1].get("namespace", ""), item[1].get("name", ""), exc)
+                break
+        self.dropped += 1
+
     async def _write(self, key: tuple, ref: dict, type_: str, reason: str, message: str) -> None:
-        ns = ref["namespace"] or "default"
+        ns = ref.get("namespace") or "default"
         now = _ts(self._wall())
         seen = self._seen.get(key)
         if seen is not None:
-            seen["count"] += 1
             try:
                 await self.client.patch(CORE_EVENTS, seen["namespace"], seen["name"],
-                                        {"count": seen["count"], "lastTimestamp": now, "message": message})
+                                        {"count": seen["count"] + 1, "lastTimestamp": now, "message": message})
+                seen["count"] += 1
                 self._seen.move_to_end(key)
                 return
-            except ApiError as exc:
-                if not exc.not_found:
+            except Exception as exc:
+                if getattr(exc, "status", None) != 404:
                     raise
                 self._seen.pop(key, None)          # expired (event TTL): write a new one
-        name = f"{ref['name']}.{time.time_ns():x}"
+        name = f"{ref.get('name', 'event')}.{time.time_ns():x}"
         body = {"apiVersion": "v1", "kind": "Event",
                 "metadata": {"name": name, "namespace": ns},
                 "involvedObject": ref, "reason": reason, "message": message, "type": type_,

@@ -25,11 +25,12 @@ address it had (about one in (free addresses / Services) per change).
 """
 from __future__ import annotations
 
+import dataclasses
 from bisect import bisect_right
 from functools import partial
 
 from ..config.addr import AFI_V4, parse_ips
-from ..config.model import Config, Pool
+from ..config.model import Config, Pool, Service
 from ..config.services import IPS, rows_of
 from ..controller.allocator import Allocator
 
@@ -66,6 +67,14 @@ class PoolIndex:
         return None
 
 
+def _families(svc: Service) -> Service:
+    """File mode: a dual-stack policy with one family named (a hand-written manifest; the API
+    server fills in both on a dual-stack cluster) allocates one address of each family."""
+    if svc.dual_stack and len(svc.families) == 1:
+        return dataclasses.replace(svc, families=svc.families + ((6,) if svc.families[0] == 4 else (4,)))
+    return svc
+
+
 def allocate(config: Config, previous: dict[str, tuple[str, ...]] | None = None,
              index: PoolIndex | None = None) -> tuple[dict[str, tuple[str, ...]], list[str]]:
     """-> (addresses of the Services that carry none: key -> IPs, notes).  `previous` is ignored:
@@ -79,11 +88,11 @@ def allocate(config: Config, previous: dict[str, tuple[str, ...]] | None = None,
     index = index or PoolIndex(config.pools)
     alloc = Allocator(config.pools, {}, spread=True)
     services = config.services
-    want = [services[k] for k in wanting]
+    want = [_families(services[k]) for k in wanting]
     if any(s.sharing_key for s in want):  # own addresses with their sharing keys and ports
         for key, row in rows.items():
             if row[IPS]:
-                alloc.claim(services[key], row[IPS])
+                alloc.claim(_families(services[key]), row[IPS])
     else:  # own addresses only block: one C-level pass to find their pools
         keys = [k for k, r in rows.items() for _ in r[IPS]]
         afis, values = parse_ips([ip for r in rows.values() for ip in r[IPS]])

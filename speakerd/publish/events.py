@@ -10,12 +10,11 @@ Reasons, in MetalLB's words where MetalLB has one:
 - ``invalidObject`` (Warning) on an object speakerd refuses or skips, with the
   field and why.
 
-Pure: the caller gives the time; the writer sends the Event bodies.
+Pure: what to say about which object; :class:`speakerd.kube.writers.EventRecorder` writes the
+Events (client-go's dedup and aggregation), drained by :class:`speakerd.publish.writer.StatusPublisher`.
 """
 from __future__ import annotations
 
-import hashlib
-import time
 from dataclasses import dataclass
 
 COMPONENT = "speakerd"
@@ -49,12 +48,6 @@ class EventSpec:
     type: str  # "Normal" or "Warning"
     reason: str
     message: str
-
-    @property
-    def key(self) -> tuple:
-        """What makes two Events "the same" for aggregation (count += 1), as client-go's recorder keys them."""
-        return (self.obj.kind, self.obj.namespace, self.obj.name, self.obj.uid, self.type, self.reason,
-                self.message)
 
 
 def service_ref(key: str, uid: str = "") -> ObjectRef:
@@ -104,30 +97,5 @@ def transitions(before: dict[str, bool], after: dict[str, bool]) -> tuple[list[s
     return started, stopped
 
 
-def _rfc3339(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
-
-
-def event_name(spec: EventSpec, ts: float) -> str:
-    """Like client-go: the object's name, a dot, and a value unique per event."""
-    salt = hashlib.sha256(repr((spec.key, ts)).encode()).hexdigest()[:8]
-    return f"{spec.obj.name[:200]}.{int(ts * 1e9):x}{salt}"
-
-
-def event_body(spec: EventSpec, node: str, ts: float, name: str | None = None, count: int = 1,
-               first_ts: float | None = None) -> dict:
-    """A core/v1 Event as ``kubectl get events`` and ``kubectl describe`` show it."""
-    return {
-        "apiVersion": "v1", "kind": "Event",
-        "metadata": {"name": name or event_name(spec, ts), "namespace": spec.obj.namespace or "default"},
-        "involvedObject": spec.obj.reference(),
-        "reason": spec.reason, "message": spec.message, "type": spec.type,
-        "source": {"component": COMPONENT, "host": node},
-        "reportingComponent": COMPONENT, "reportingInstance": node,
-        "firstTimestamp": _rfc3339(first_ts if first_ts is not None else ts), "lastTimestamp": _rfc3339(ts),
-        "count": count,
-    }
-
-
-__all__ = ["ObjectRef", "EventSpec", "announced", "withdrawn", "invalid", "transitions", "event_body", "event_name",
+__all__ = ["ObjectRef", "EventSpec", "announced", "withdrawn", "invalid", "transitions",
            "service_ref", "invalid_from_issue", "REASON_ASSIGNED", "REASON_WITHDRAWN", "REASON_INVALID"]

@@ -16,9 +16,10 @@ The speaker tells the publisher what is true now (``set_service``,
   404 on delete is done. A kind whose list fails (CRD not installed) is
   retried until it works; nothing else waits for it.
 
-Events are best effort: a bounded queue (oldest dropped, counted), repeated
-identical Events within ``event_repeat_window`` seconds patch the count of
-the first one, as client-go's recorder does.
+Events are best effort and go through :class:`speakerd.kube.writers.EventRecorder`
+(the controller's recorder too: client-go's dedup, aggregation and flood limit;
+a bounded queue, what does not fit is dropped and counted); this publisher
+drains its queue between the status writes, under the same rate limit.
 
 The client is anything with the :class:`ObjectClient` methods; errors it
 raises carry the HTTP status in ``.status``.
@@ -32,8 +33,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
+from ..kube.writers import EventRecorder
 from ..rbac import Access
-from .events import EventSpec, event_body, event_name, transitions, announced, withdrawn
+from .events import COMPONENT, EventSpec, transitions, announced, withdrawn
 from .status import (
     BGP_SESSION_STATE, EVENT, SERVICE_BGP_STATUS, Desired, Kind, Observed, Owner, SessionInfo,
     desired_service_status, desired_session_states, node_selector, write_for,
@@ -91,9 +93,9 @@ _KINDS = (BGP_SESSION_STATE, SERVICE_BGP_STATUS)
 class StatusPublisher:
     def __init__(self, client: ObjectClient, namespace: str, node: str, *, owner: Owner | None = None,
                  qps: float = 20.0, burst: int = 40, event_queue: int = 10_000,
-                 event_repeat_window: float = 600.0, clock: Callable[[], float] = time.time) -> None:
+                 events: EventRecorder | None = None) -> None:
         self.client, self.namespace, self.node, self.owner = client, namespace, node, owner
-        self._clock = clock
+        self.events = events or EventRecorder(client, COMPONENT, node, max_queue=event_queue)
         self._bucket = TokenBucket(qps, burst, time.monotonic)
         # wanted and seen state, per kind, by object name
         self._want: dict[Kind, dict[str, Desired]] = {k: {} for k in _KINDS}
@@ -102,10 +104,6 @@ class StatusPublisher:
         self._listed: set[Kind] = set()
         self._service_names: dict[str, str] = {}  # service key -> ServiceBGPStatus name
         self._announcing: dict[str, bool] = {}
-        self._events: collections.deque[EventSpec] = collections.deque(maxlen=event_queue)
-        self._recent: collections.OrderedDict[tuple, tuple[str, int, float, float]] = collections.OrderedDict()
-        self._repeat_window = event_repeat_window
-        self.events_dropped = 0
         self.writes = collections.Counter()  # (kind, action) -> count, what went to the API server
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -150,11 +148,13 @@ class StatusPublisher:
                 self._mark(kind, name)
         self._want[kind] = new
 
+    @property
+    def events_dropped(self) -> int:
+        return self.events.dropped
+
     def record(self, spec: EventSpec) -> None:
-        if len(self._events) == self._events.maxlen:
-            self.events_dropped += 1
-        self._events.append(spec)
-        self._poke()
+        if self.events.record(spec.obj.reference(), spec.type, spec.reason, spec.message):
+            self._poke()
 
     def _announce_change(self, key: str, on: bool, uid: str, why_not: str) -> None:
         started, stopped = transitions({key: self._announcing.get(key, False)}, {key: on})
@@ -175,7 +175,7 @@ class StatusPublisher:
     # --- the task ---------------------------------------------------------------------------
 
     def pending(self) -> int:
-        return sum(map(len, self._dirty.values())) + len(self._events) + len(set(_KINDS) - self._listed)
+        return sum(map(len, self._dirty.values())) + self.events.queued() + len(set(_KINDS) - self._listed)
 
     async def flushed(self) -> None:
         """Until everything wanted so far is written (or given up, for Events)."""
@@ -205,10 +205,9 @@ class StatusPublisher:
                     else:
                         failed = True
                         break
-            while self._events:
-                spec = self._events.popleft()
+            while self.events.queued():
                 await self._throttle()
-                await self._send_event(spec)
+                await self.events.write_next()
                 progressed = True
             if not self.pending():
                 self._idle.set()
@@ -303,37 +302,6 @@ class StatusPublisher:
             await self._create(kind, d)
             return
         self._seen[kind][d.name] = Observed.written(d, self.owner)
-
-    async def _send_event(self, spec: EventSpec) -> None:
-        now = self._clock()
-        key = spec.key
-        prev = self._recent.get(key)
-        ns = spec.obj.namespace or "default"
-        try:
-            if prev is not None and now - prev[3] <= self._repeat_window:
-                name, count, first, _ = prev
-                try:
-                    await self.client.patch(EVENT, ns, name, {"count": count + 1, "lastTimestamp":
-                                                              event_body(spec, self.node, now)["lastTimestamp"]})
-                    self.writes[("events", "patch")] += 1
-                    self._remember(key, (name, count + 1, first, now))
-                    return
-                except Exception as exc:
-                    if status_of(exc) != 404:
-                        raise
-            name = event_name(spec, now)
-            await self.client.create(EVENT, ns, event_body(spec, self.node, now, name))
-            self.writes[("events", "create")] += 1
-            self._remember(key, (name, 1, now, now))
-        except Exception as exc:  # noqa: BLE001 - Events are best effort
-            self.events_dropped += 1
-            log.warning("cannot record Event %s on %s %s/%s: %s", spec.reason, spec.obj.kind, ns, spec.obj.name, exc)
-
-    def _remember(self, key: tuple, value: tuple[str, int, float, float]) -> None:
-        self._recent[key] = value
-        self._recent.move_to_end(key)
-        while len(self._recent) > 4096:
-            self._recent.popitem(last=False)
 
 
 __all__ = ["StatusPublisher", "ObjectClient", "TokenBucket", "status_of", "ACCESS"]

@@ -237,7 +237,7 @@ class Store:
     @staticmethod
     def _unknown_pool(svc: Service, obj: dict | None = None) -> ConfigIssue:
         ann = (obj or {}).get("metadata", {}).get("annotations") or {}
-        key = next((k for k in validate.POOL_ANNOTATIONS if k in ann), validate.POOL_ANNOTATIONS[-1])
+        key = validate._annotation_key(ann, validate.POOL_ANNOTATIONS) or validate.POOL_ANNOTATIONS[-1]
         return ConfigIssue(svc.origin, f"Service/{svc.key}", f"metadata.annotations[{key}]",
                            f"IPAddressPool {svc.pool!r} not found")
 

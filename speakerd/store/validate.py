@@ -18,6 +18,7 @@ from ..config.common import Issues
 from ..config.addr import format_ip, parse_ip
 from ..config.model import Endpoint, EndpointSlice, Node, Service, Source
 
+# (old, stable) key pairs: where both are set the stable one wins (MetalLB's valueForAnnotation)
 POOL_ANNOTATIONS = ("metallb.universe.tf/address-pool", "metallb.io/address-pool")
 IPS_ANNOTATIONS = ("metallb.universe.tf/loadBalancerIPs", "metallb.io/loadBalancerIPs")
 SHARING_ANNOTATIONS = ("metallb.universe.tf/allow-shared-ip", "metallb.io/allow-shared-ip")
@@ -131,22 +132,42 @@ def service(obj: dict, origin: str, lb_class: str | None, issues: Issues) -> Ser
     spec = obj.get("spec")
     if type(spec) is not dict or spec.get("type") != "LoadBalancer":
         return None
-    meta = obj["metadata"]
-    ns = meta.get("namespace") or "default"
-    name = meta["name"]
-    key = f"{ns}/{name}"
-    src = Source(origin, "Service", key, ns)
     cls = spec.get("loadBalancerClass")
     if cls != lb_class:
-        issues.info(src, "spec.loadBalancerClass",
+        meta = obj["metadata"]
+        ns = meta.get("namespace") or "default"
+        issues.info(Source(origin, "Service", f"{ns}/{meta['name']}", ns), "spec.loadBalancerClass",
                     f"loadBalancerClass {cls!r}: handled by another load balancer; skipped" if cls is not None else
                     f"no loadBalancerClass: not of this speaker's class {lb_class!r}; skipped")
         return None
+    svc, ok = read_service(obj, origin, issues)
+    return svc if ok else None
+
+
+def read_service(obj: dict, origin: str, issues: Issues) -> tuple[Service, bool]:
+    """Every field of a Service that speakerd reads, whatever its type or class: the store's
+    :func:`service` (the speaker: LoadBalancer Services of its class, refused when a field is
+    invalid) and the controller's allocator (every Service: it releases addresses on a type or
+    class change, and answers a bad address request with MetalLB's AllocationFailed message,
+    ``Service.request_error``) both read Services here.
+
+    Returns the Service and whether every field was valid; each invalid field is an issue and
+    is left out (an unreadable ingress IP, a non-string label map...). ``families`` is what the
+    object says (``spec.ipFamilies``; else the families of ``spec.clusterIPs``; else IPv4):
+    whether a dual-stack policy adds the other family is the allocator's rule."""
+    meta = obj["metadata"]
+    ns = meta.get("namespace") or "default"
+    name = meta["name"]
+    src = Source(origin, "Service", f"{ns}/{name}", ns)
+    spec = obj.get("spec")
     ok = True
+    if type(spec) is not dict:
+        issues.error(src, "spec", f"expected a mapping, got {spec!r}")
+        spec, ok = {}, False
     ann = meta.get("annotations")
     if ann is not None and type(ann) is not dict:
         issues.error(src, "metadata.annotations", f"expected a mapping, got {ann!r}")
-        return None
+        ann, ok = None, False
     ann = ann or {}
     # status.loadBalancer.ingress: what a controller assigned
     ingress_texts: list[tuple[str, object]] = []
@@ -159,45 +180,22 @@ def service(obj: dict, origin: str, lb_class: str | None, issues: Issues) -> Ser
                 ingress_texts.append((f"status.loadBalancer.ingress[{i}].ip", entry["ip"]))
     ingress_ips, good = _ip_list(src, "status.loadBalancer.ingress", ingress_texts, issues)
     ok &= good
-    # requested: the annotation, else spec.loadBalancerIP
-    req_texts: list[tuple[str, object]] = []
-    for k in IPS_ANNOTATIONS:
-        if k in ann:
-            value = ann[k]
-            fld = f"metadata.annotations[{k}]"
-            if type(value) is not str:
-                issues.error(src, fld, "expected a comma-separated list of IPs")
-                return None
-            req_texts.extend((fld, t.strip()) for t in value.split(",") if t.strip())
-            break
-    lbip = spec.get("loadBalancerIP")
-    if req_texts and lbip:  # MetalLB's controller refuses such a Service too
-        issues.error(src, "spec.loadBalancerIP", f"both {req_texts[0][0][len('metadata.annotations['):-1]} and "
-                     "spec.loadBalancerIP are set; set only one")
-        return None
-    if lbip:
-        req_texts.append(("spec.loadBalancerIP", lbip))
-    requested, good = _ip_list(src, "", req_texts, issues)
+    requested, request_error, good = _requested(src, ann, spec, issues)
     ok &= good
-    pool = None
-    for k in POOL_ANNOTATIONS:
-        if k in ann:
-            pool = ann[k]
-            if type(pool) is not str:
-                issues.error(src, f"metadata.annotations[{k}]", f"expected an IPAddressPool name, got {pool!r}")
-                ok = False
-            break
-    sharing = None
-    for k in SHARING_ANNOTATIONS:
-        if k in ann:
-            sharing = ann[k] if type(ann[k]) is str else str(ann[k])
-            break
-    fams = spec.get("ipFamilies")
+    pool = _annotation(ann, POOL_ANNOTATIONS)
+    if pool is not None and type(pool) is not str:
+        issues.error(src, f"metadata.annotations[{_annotation_key(ann, POOL_ANNOTATIONS)}]",
+                     f"expected an IPAddressPool name, got {pool!r}")
+        pool, ok = None, False
+    sharing = _annotation(ann, SHARING_ANNOTATIONS)
+    if sharing is not None and type(sharing) is not str:
+        sharing = str(sharing)
     policy = spec.get("ipFamilyPolicy") or "SingleStack"
-    families: tuple[int, ...] = (4,)
     if policy not in POLICIES:
         issues.error(src, "spec.ipFamilyPolicy", f"unknown ipFamilyPolicy {policy!r} (expected {', '.join(POLICIES)})")
         ok = False
+    fams = spec.get("ipFamilies")
+    families: tuple[int, ...] | None = None
     if fams is not None:
         if (type(fams) is not list or not fams or any(type(f) is not str or f not in FAMILIES for f in fams)
                 or len(set(fams)) != len(fams)):
@@ -208,9 +206,9 @@ def service(obj: dict, origin: str, lb_class: str | None, issues: Issues) -> Ser
             if len(families) == 2 and policy == "SingleStack":
                 issues.error(src, "spec.ipFamilies", "two families need ipFamilyPolicy PreferDualStack or RequireDualStack")
                 ok = False
+    if families is None:
+        families = _cluster_ip_families(spec)
     dual = policy != "SingleStack"
-    if dual and len(families) == 1:
-        families = families + ((6,) if families[0] == 4 else (4,))
     ips = ingress_ips or requested
     if ips and not dual:
         want6 = families[0] == 6
@@ -221,29 +219,86 @@ def service(obj: dict, origin: str, lb_class: str | None, issues: Issues) -> Ser
         issues.error(src, "metadata.labels", "label keys and values must be strings (quote them)")
         ok = False
     selector = _str_pairs(spec.get("selector"))
+    if selector is None:
+        selector = tuple(sorted((str(k), str(v)) for k, v in spec["selector"].items())) \
+            if type(spec.get("selector")) is dict else ()
     ports: list[tuple[str, int]] = []
     for p in spec.get("ports") or ():
         if type(p) is dict and type(p.get("port")) is int:
             ports.append((_intern(str(p.get("protocol") or "TCP")), p["port"]))
-    if not ok:
-        return None
     policy_t = spec.get("externalTrafficPolicy") or "Cluster"
+    stype = spec.get("type") or "ClusterIP"
+    cls = spec.get("loadBalancerClass") or None
     return Service(
         namespace=_intern(ns), name=name, ips=ips, pool=_intern(pool) if pool else None, dual_stack=dual,
-        families=families, uid=str(meta.get("uid") or ""), lb_class=cls, requested_ips=requested,
-        ingress_ips=ingress_ips, ip_family_policy=_intern(policy), sharing_key=sharing,
-        traffic_policy=_intern(policy_t) if type(policy_t) is str else "Cluster", ports=tuple(ports),
-        selector=selector or (), labels=labels or (), deleting=bool(meta.get("deletionTimestamp")), origin=origin,
-    )
+        families=families, uid=str(meta.get("uid") or ""), lb_class=cls,
+        service_type=_intern(stype) if type(stype) is str else "ClusterIP", requested_ips=requested,
+        ingress_ips=ingress_ips, ip_family_policy=_intern(policy) if type(policy) is str else "SingleStack",
+        sharing_key=sharing, traffic_policy=_intern(policy_t) if type(policy_t) is str else "Cluster",
+        ports=tuple(ports), selector=selector or (), labels=labels or (), deleting=bool(meta.get("deletionTimestamp")),
+        origin=origin, request_error=request_error,
+    ), ok
+
+
+def _annotation_key(ann: dict, keys: tuple[str, str]) -> str | None:
+    """MetalLB's valueForAnnotation: the metallb.io key wins over the metallb.universe.tf one
+    (``keys`` is (old, stable))."""
+    old, stable = keys
+    if stable in ann:
+        return stable
+    return old if old in ann else None
+
+
+def _annotation(ann: dict, keys: tuple[str, str]):
+    k = _annotation_key(ann, keys)
+    return ann[k] if k is not None else None
+
+
+def _requested(src: Source, ann: dict, spec: dict, issues: Issues) -> tuple[tuple[str, ...], str, bool]:
+    """MetalLB's getDesiredLbIPs: the addresses a Service asks for (the loadBalancerIPs annotation,
+    else spec.loadBalancerIP) -> (canonical IPs, MetalLB's error text or "", valid)."""
+    key = _annotation_key(ann, IPS_ANNOTATIONS)
+    lbip = spec.get("loadBalancerIP") or ""
+    if key is None and not lbip:
+        return (), "", True
+    fld = f"metadata.annotations[{key}]"
+    if key is not None and lbip:  # MetalLB's controller refuses such a Service too
+        issues.error(src, "spec.loadBalancerIP", f"both {key} and spec.loadBalancerIP are set; set only one")
+        return (), f"service can not have both {IPS_ANNOTATIONS[1]} and svc.Spec.LoadBalancerIP", False
+    if key is not None:
+        value = ann[key]
+        if type(value) is not str:
+            issues.error(src, fld, "expected a comma-separated list of IPs")
+            return (), f'invalid {IPS_ANNOTATIONS[1]}: "{value}"', False
+        texts = [(fld, t.strip()) for t in value.split(",") if t.strip()]
+        bad = f'invalid {IPS_ANNOTATIONS[1]}: "{value}"'
+    else:
+        texts = [("spec.loadBalancerIP", lbip)]
+        bad = f'invalid spec.loadBalancerIP "{lbip}"'
+    ips, good = _ip_list(src, "", texts, issues)
+    return (ips, "", True) if good else ((), bad, False)
+
+
+def _cluster_ip_families(spec: dict) -> tuple[int, ...]:
+    """Families of spec.clusterIPs (or clusterIP), for a Service without ipFamilies; IPv4 when none."""
+    ips = spec.get("clusterIPs")
+    if type(ips) is not list:
+        ip = spec.get("clusterIP")
+        ips = [ip] if ip not in (None, "", "None") else []
+    out: list[int] = []
+    for ip in ips:
+        f = 6 if ":" in str(ip) else 4
+        if f not in out:
+            out.append(f)
+    return tuple(out) or (4,)
 
 
 def pool_name(obj: dict) -> str | None:
     """The pool a Service's annotation names (a string), else None."""
     ann = obj["metadata"].get("annotations")
     if type(ann) is dict:
-        for k in POOL_ANNOTATIONS:
-            if k in ann:
-                return ann[k] if type(ann[k]) is str else None
+        pool = _annotation(ann, POOL_ANNOTATIONS)
+        return pool if type(pool) is str else None
     return None
 
 

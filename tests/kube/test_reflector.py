@@ -56,6 +56,43 @@ async def test_first_list_is_paginated_and_emits_added_then_synced(emu, kube):
         await r.stop()
 
 
+async def test_a_large_list_lets_the_loop_run_and_pauses_the_collector(emu, kube):
+    """A list of many objects is compared page by page and handed on a chunk at a time: other
+    tasks (sessions, timers) run between the chunks; the cyclic collector is off while it reads."""
+    import gc
+    n = 3 * Reflector.EMIT_CHUNK
+    for i in range(n):
+        emu.put(*SVC, svc(f"s{i}"))
+    ticks = 0
+
+    async def ticker():
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+    seen_ticks: list[int] = []
+    gc_during: list[bool] = []
+    lister = kube.list
+
+    async def list_(*a, **kw):
+        gc_during.append(gc.isenabled())
+        return await lister(*a, **kw)
+    kube.list = list_
+    r = Reflector(kube, kinds.SERVICES, on_event=lambda t, o: seen_ticks.append(ticks), page_size=400)
+    t = asyncio.ensure_future(ticker())
+    r.start()
+    try:
+        await asyncio.wait_for(r.synced.wait(), 30)
+        assert len(seen_ticks) == n
+        assert len(set(seen_ticks)) >= 3  # the ticker ran between the chunks of events
+        assert len(gc_during) == -(-n // 400) and not any(gc_during)
+        assert gc.isenabled()
+    finally:
+        t.cancel()
+        del kube.list
+        await r.stop()
+
+
 async def test_watch_events_follow_the_list(emu, kube):
     emu.put(*SVC, svc("a"))
     rec = Recorder()

@@ -48,3 +48,13 @@ def test_restored_on_exception():
     except ValueError:
         pass
     assert gc.isenabled()
+
+
+def test_overlapping_pauses_keep_it_off_until_the_last_ends():
+    first, second = gc_paused(), gc_paused()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)  # ends before the one begun after it (two tasks across awaits)
+    assert not gc.isenabled()
+    second.__exit__(None, None, None)
+    assert gc.isenabled()

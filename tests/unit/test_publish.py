@@ -170,21 +170,16 @@ def test_observed_from_the_server_equals_what_was_written():
 
 # --- pure: events ----------------------------------------------------------------------------
 
-def test_event_bodies():
+def test_event_specs():
     spec = ev.announced("default/web", NODE, uid="u1")
-    body = ev.event_body(spec, NODE, 1_700_000_000.5)
-    assert body["reason"] == "nodeAssigned" and body["type"] == "Normal"
-    assert body["message"] == 'announcing from node "worker-1" with protocol "bgp"'  # MetalLB's words
-    assert body["involvedObject"] == {"apiVersion": "v1", "kind": "Service", "name": "web", "namespace": "default",
-                                      "uid": "u1"}
-    assert body["metadata"]["namespace"] == "default" and body["metadata"]["name"].startswith("web.")
-    assert body["firstTimestamp"] == body["lastTimestamp"] == "2023-11-14T22:13:20Z"
-    assert body["source"] == {"component": "speakerd", "host": NODE} and body["count"] == 1
+    assert spec.reason == "nodeAssigned" and spec.type == "Normal"
+    assert spec.message == 'announcing from node "worker-1" with protocol "bgp"'  # MetalLB's words
+    assert spec.obj.reference() == {"apiVersion": "v1", "kind": "Service", "name": "web", "namespace": "default",
+                                    "uid": "u1"}
     w = ev.withdrawn("default/web", NODE, "noLocalEndpoints: ...")
     assert w.reason == "serviceWithdrawn" and "noLocalEndpoints" in w.message
     bad = ev.invalid(ev.ObjectRef("BGPPeer", "metallb-system", "p1", "metallb.io/v1beta2"), "spec.holdTime: bad")
     assert bad.type == "Warning" and bad.reason == "invalidObject"
-    assert ev.event_name(spec, 1.0) != ev.event_name(spec, 2.0)
 
 
 def test_invalid_object_events_from_issues():
@@ -372,22 +367,38 @@ async def test_failed_write_stays_pending(api):
     await _stop(task)
 
 
+async def test_event_body_as_kubectl_shows_it(api):
+    pub = StatusPublisher(api, NS, NODE, qps=1000, burst=1000)
+    task = await _run(pub)
+    pub.set_service("default/web", ["p1"], uid="u1")
+    await pub.flushed()
+    [body] = api.of("events")
+    assert body["reason"] == "nodeAssigned" and body["type"] == "Normal"
+    assert body["message"] == 'announcing from node "worker-1" with protocol "bgp"'
+    assert body["involvedObject"] == {"apiVersion": "v1", "kind": "Service", "name": "web", "namespace": "default",
+                                      "uid": "u1"}
+    assert body["metadata"]["namespace"] == "default" and body["metadata"]["name"].startswith("web.")
+    assert body["firstTimestamp"] == body["lastTimestamp"] and body["count"] == 1
+    assert body["source"] == {"component": "speakerd", "host": NODE}
+    assert body["reportingComponent"] == "speakerd" and body["reportingInstance"] == NODE
+    await _stop(task)
+
+
 async def test_repeated_events_patch_the_count(api):
-    now = [1000.0]
-    pub = StatusPublisher(api, NS, NODE, qps=1000, burst=1000, clock=lambda: now[0])
+    pub = StatusPublisher(api, NS, NODE, qps=1000, burst=1000)
     task = await _run(pub)
     spec = ev.invalid(ev.ObjectRef("Service", "default", "web"), "metadata.annotations: bad IP")
     pub.record(spec)
     await pub.flushed()
-    now[0] += 5
     pub.record(spec)
     await pub.flushed()
     [e] = api.of("events")
-    assert e["count"] == 2 and e["lastTimestamp"] != e["firstTimestamp"]
-    now[0] += 10_000  # past the repeat window: a new Event
+    assert e["count"] == 2
+    api.objects.pop(("events", "default", e["metadata"]["name"]))  # the Event's TTL ran out
     pub.record(spec)
     await pub.flushed()
-    assert len(api.of("events")) == 2
+    [e2] = api.of("events")
+    assert e2["count"] == 1 and e2["metadata"]["name"] != e["metadata"]["name"]
     await _stop(task)
 
 
@@ -398,7 +409,21 @@ async def test_event_queue_is_bounded(api):
     assert pub.events_dropped == 2
     task = await _run(pub)
     await pub.flushed()
-    assert sorted(e["involvedObject"]["name"] for e in api.of("events")) == ["s2", "s3", "s4"]
+    assert sorted(e["involvedObject"]["name"] for e in api.of("events")) == ["s0", "s1", "s2"]
+    await _stop(task)
+
+
+async def test_a_failed_event_write_is_dropped_and_the_rest_goes_on(api):
+    pub = StatusPublisher(api, NS, NODE, qps=1000, burst=1000)
+    task = await _run(pub)
+    api.fail["create"] = 500
+    pub.record(ev.invalid(ev.ObjectRef("Service", "default", "a"), "bad"))
+    await pub.events.flush()
+    assert pub.events_dropped == 1 and api.of("events") == []
+    del api.fail["create"]
+    pub.set_service("default/web", ["p1"])
+    await pub.flushed()
+    assert [e["reason"] for e in api.of("events")] == ["nodeAssigned"] and api.of("servicebgpstatuses")
     await _stop(task)
 
 
@@ -417,8 +442,7 @@ async def test_forget_service_deletes_without_event(api):
 async def test_declared_access_is_exactly_what_the_calls_use(api):
     """Every kind of write the publisher makes, recorded at the client, equals its ACCESS declaration
     (from which deploy/rbac.yaml is checked)."""
-    now = [0.0]
-    pub = StatusPublisher(api, NS, NODE, qps=1000, burst=1000, clock=lambda: now[0])
+    pub = StatusPublisher(api, NS, NODE, qps=1000, burst=1000)
     task = await _run(pub)
     pub.set_sessions([SessionInfo("p1", "10.0.0.1", "Idle")])
     pub.set_service("other-ns/web", ["p1"])  # create, status, an Event in the Service's namespace
