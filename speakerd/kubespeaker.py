@@ -53,6 +53,7 @@ class KubeSpeaker(Speaker):
         self.store = AnnouncingStore(Store(lb_class=lb_class), node,
                                      AnnounceOptions(lb_class=lb_class, ignore_exclude_lb=ignore_exclude_lb,
                                                      require_ingress=True))
+        self.planner.endpoints = self.store.announcer.endpoints  # endpoint-weighted ECMP
         self._pending: list[Event] = []
         self.publisher: StatusPublisher | None = None
         self.status_changed = asyncio.Event()
@@ -102,7 +103,7 @@ class KubeSpeaker(Speaker):
                 summary = await self._apply(self.store.config(), initial=False)
                 log.info("configuration applied: %s", summary)
                 self.all_dirty = True
-            elif changes.services:
+            elif changes.services or (changes.reweighed and self.planner.weighting):
                 summary = await self._services_changed(changes)
                 self.dirty.update(changes.services)
             else:
