@@ -359,7 +359,7 @@ class Planner:
             tt = touched[sig]
             for rk, reason in self._reasons(key, ips, t, None, labels):
                 t.remove(rk, reason, tt)
-        self.planned_weights.pop(key, None)  # after: a route may hold two of its addresses
+        self.planned_weights.pop(key, None)  # last: the routes above were re-weighed while it was set
 
 
 class _Untracked(dict):

@@ -10,6 +10,7 @@ import struct
 from pathlib import Path
 
 import yaml
+from hypothesis import given, settings, strategies as st
 
 from speakerd.commands.plan import _attrs_text, read_and_plan, to_json
 from speakerd.kubespeaker import KubeSpeaker
@@ -161,6 +162,27 @@ def test_an_endpoint_slice_change_replans_only_its_service_and_equals_a_fresh_pl
     ch = store.apply([Event("MODIFIED", endpoint_slice("s2", {ME: 4, OTHER: 7}), "f.yaml")])
     fa.apply(ch)
     assert ch.reweighed == set()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 3), st.integers(0, 2), st.booleans()),
+                min_size=1, max_size=12))
+def test_incremental_weights_equal_a_fresh_plan_after_any_sequence(steps):
+    """Services s0 and s1 share 10.0.0.0/30, s2 has 10.0.0.4/30; each step sets one Service's
+    policy and its ready endpoints here and elsewhere. The daemon's path (store -> announce
+    rules -> services_changed of the changed and reweighed keys) equals a fresh plan."""
+    ips = ("10.0.0.1", "10.0.0.2", "10.0.0.5")
+    objs = metallb(aggregation=30) + [service(f"s{i}", ip) for i, ip in enumerate(ips)]
+    objs += [endpoint_slice(f"s{i}", {ME: 1}) for i in range(3)]
+    store, fa, planner = _daemon(objs)
+    for i, mine, other, local in steps:
+        events = [Event("MODIFIED", endpoint_slice(f"s{i}", {ME: mine, OTHER: other}), "f.yaml"),
+                  Event("MODIFIED", service(f"s{i}", ips[i], "Local" if local else "Cluster"), "f.yaml")]
+        ch = store.apply(events)
+        keys, _ = fa.apply(ch)
+        planner.services_changed(store.config(), keys | ch.reweighed)
+        fresh, _ = plan_store(store, ME)
+        assert route_attrs(planner.plan().routes["tor"]) == route_attrs(fresh.routes["tor"])
 
 
 def test_plan_shows_weight_and_bandwidth(tmp_path):
