@@ -352,7 +352,7 @@ class Speaker:
         peer per :attr:`REWEIGH_INTERVAL`; a held one goes out from :meth:`_release_damped`
         with the weight planned by then); announcements, withdrawals and other changes go at
         once (and start the interval).  Nothing to do while no advertisement opts in."""
-        if not self.planner.weighting and not self.damper.next_deadline():
+        if not self.planner.weighting and self.damper.next_deadline() is None:
             return delta
         now = asyncio.get_running_loop().time()
         wanted = rt.peer.wanted_routes
@@ -386,7 +386,9 @@ class Speaker:
     def _release_damped(self, now: float | None = None) -> int:
         """The held weight changes whose interval ended: each peer gets the route as planned
         now (a later re-plan or reload may have changed it again). Returns the routes sent."""
-        self._damper_timer = None
+        if self._damper_timer is not None:
+            self._damper_timer.cancel()  # called early (a test, or this very handle): one timer at most
+            self._damper_timer = None
         if now is None:
             now = asyncio.get_running_loop().time()
         by_peer: dict[str, dict] = {}
