@@ -68,6 +68,7 @@ class KubeSpeaker(Speaker):
         planner sees only what this node announces (so it withholds nothing itself)."""
         self.store = AnnouncingStore(Store(lb_class=self._options.lb_class), self.node, self._options)
         self.planner = Planner(self.node)
+        self.planner.endpoints = self.store.announcer.endpoints  # endpoint-weighted ECMP
 
     def _source_issues(self) -> list:
         return []  # the API server hands over objects, not files: nothing to fail before the store
@@ -118,7 +119,7 @@ class KubeSpeaker(Speaker):
                 summary = await self._apply(self.store.config(), initial=False)
                 log.info("configuration applied: %s", summary)
                 self.all_dirty = True
-            elif changes.services:
+            elif changes.services or (changes.reweighed and self.planner.weighting):
                 summary = await self._services_changed(changes)
                 self.dirty.update(changes.services)
             else:

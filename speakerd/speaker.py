@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import ipaddress
 import logging
 import os
@@ -38,6 +39,7 @@ from .fsm.settings import SessionSettings
 from .net.listener import Listener
 from .net.peer import PeerTransport
 from .policy.fileannounce import FileAnnouncer
+from .policy.linkbw import Damper
 from .policy.planner import Planner
 from .policy.types import Plan, route_attrs
 from .sources.files import FileSource
@@ -107,6 +109,10 @@ class Speaker:
         self.plan: Plan | None = None
         self._announce_keys: set[str] = set()  # Services whose verdict flipped in the last read
         self._init_feed()
+        # endpoint-weighted ECMP: a route whose weight alone changes is re-announced to a peer at
+        # most once per second; the damper is pure, its timer is this loop's call_at handle
+        self.damper = Damper(self.REWEIGH_INTERVAL)
+        self._damper_timer: asyncio.TimerHandle | None = None
         self.object_errors: list = []  # current errors of single objects (reported and skipped)
         self.router_id = 0
         self.router_id_source = ""
@@ -124,6 +130,8 @@ class Speaker:
         self.drain_state: str | None = None  # None, "draining" or "drained" (speakerctl drain)
         self._undrained = asyncio.Event()
 
+    REWEIGH_INTERVAL = 1.0  # seconds between two weight-only re-announcements of one prefix to a peer
+
     def _init_feed(self) -> None:
         """Where objects come from and how they reach the planner: the files (file mode).
         :class:`speakerd.kubespeaker.KubeSpeaker` has its own (the API server, announce rules
@@ -134,6 +142,7 @@ class Speaker:
         # planner routes only what this node announces, and allocates over every Service
         self.announcer = FileAnnouncer(self.store, self.node)
         self.planner = Planner(self.node, self.announcer.withheld)
+        self.planner.endpoints = self.announcer.announcer.endpoints  # endpoint-weighted ECMP
 
     # ------------------------------------------------------------------ life
     async def start(self) -> None:
@@ -181,6 +190,9 @@ class Speaker:
         # A reload in progress finishes first (it may be starting sessions), and
         # none starts afterwards: nothing is left running once stop returns.
         self._stopping = True
+        if self._damper_timer is not None:
+            self._damper_timer.cancel()
+            self._damper_timer = None
         async with self._reload_lock:
             await asyncio.gather(*(stop_one(rt) for rt in self.peers.values()), return_exceptions=True)
             for listener in self.listeners.values():
@@ -322,7 +334,8 @@ class Speaker:
         """Only Services changed: re-plan those, in batches, and hand each session its delta."""
         config = self.store.config()
         self.config = config
-        keys = list(changes.services.keys() | self._announce_keys)
+        reweighed = changes.reweighed if self.planner.weighting else set()
+        keys = list(changes.services.keys() | self._announce_keys | reweighed)
         self._announce_keys = set()
         now = time.time()
         changed = 0
@@ -331,14 +344,81 @@ class Speaker:
             for name, delta in deltas.items():
                 rt = self.peers.get(name)
                 if rt is not None and delta:
+                    delta = self._damp(name, rt, delta)
                     changed += self._note_delta(delta, now)
-                    rt.peer.update_routes(delta)
+                    if delta:
+                        rt.peer.update_routes(delta)
             if len(keys) > self.INGEST_BATCH:
                 await asyncio.sleep(0)
         self.plan = self.planner.plan()
         if self.plan.allocations != self._saved_allocations:
             self._save_allocations(self.plan.allocations)
         return {"added": [], "removed": [], "reset": [], "kept": sorted(self.peers), "route_changes": changed}
+
+    # ------------------------------------------------------ weight damping
+    def _damp(self, name: str, rt: PeerRuntime, delta: dict) -> dict:
+        """The part of a re-plan's delta to send now: a route whose endpoint weight alone
+        changed goes through :attr:`damper` (at most one such re-announcement per prefix and
+        peer per :attr:`REWEIGH_INTERVAL`; a held one goes out from :meth:`_release_damped`
+        with the weight planned by then); announcements, withdrawals and other changes go at
+        once (and start the interval).  Nothing to do while no advertisement opts in."""
+        if not self.planner.weighting and self.damper.next_deadline() is None:
+            return delta
+        now = asyncio.get_running_loop().time()
+        wanted = rt.peer.wanted_routes
+        damper = self.damper
+        out = {}
+        for rk, ra in delta.items():
+            key = (name, rk)
+            old = wanted.get(rk)
+            if ra is None:
+                damper.forget(key)
+            elif old is not None and old.weight != ra.weight and dataclasses.replace(ra, weight=old.weight) == old:
+                if not damper.offer(now, key, ra):
+                    continue  # held: the timer sends the newest weight
+            else:
+                damper.sent(now, key)
+            out[rk] = ra
+        self._arm_damper()
+        return out
+
+    def _arm_damper(self) -> None:
+        deadline = self.damper.next_deadline()
+        timer = self._damper_timer
+        if deadline is None or self._stopping:
+            return
+        if timer is not None and not timer.cancelled() and timer.when() <= deadline:
+            return
+        if timer is not None:
+            timer.cancel()
+        self._damper_timer = asyncio.get_running_loop().call_at(deadline, self._release_damped)
+
+    def _release_damped(self, now: float | None = None) -> int:
+        """The held weight changes whose interval ended: each peer gets the route as planned
+        now (a later re-plan or reload may have changed it again). Returns the routes sent."""
+        if self._damper_timer is not None:
+            self._damper_timer.cancel()  # called early (a test, or this very handle): one timer at most
+            self._damper_timer = None
+        if now is None:
+            now = asyncio.get_running_loop().time()
+        by_peer: dict[str, dict] = {}
+        for name, rk in self.damper.due(now):
+            by_peer.setdefault(name, {})[rk] = None
+        sent = 0
+        plan = self.plan
+        for name, keys in by_peer.items():
+            rt = self.peers.get(name)
+            if rt is None or plan is None:
+                continue
+            table = route_attrs(plan.routes.get(name, {}))
+            wanted = rt.peer.wanted_routes
+            delta = {rk: table.get(rk) for rk in keys if table.get(rk) != wanted.get(rk)}
+            if delta:
+                sent += self._note_delta(delta, time.time())
+                rt.peer.update_routes(delta)
+        self.damper.prune(now)
+        self._arm_damper()
+        return sent
 
     def _note_delta(self, delta: dict, now: float) -> int:
         if len(self.route_events) > ROUTE_EVENTS:

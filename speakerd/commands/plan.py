@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from ..config import read_config
 from ..config.communities import format_community
 from ..policy.fileannounce import plan_store
+from ..policy.linkbw import BYTES_PER_ENDPOINT, describe
 from ..policy.plandiff import plan_diff
 from ..policy.types import Plan, PlannedRoute
 from ..state import StateError, load_allocations
@@ -134,6 +135,8 @@ def _attrs_text(route: PlannedRoute, ibgp: bool) -> str:
         parts.append(f"local-pref {a.local_pref if a.local_pref is not None else 100}")
     elif a.local_pref is not None:
         parts.append(f"local-pref {a.local_pref} (not sent to eBGP)")
+    if a.weight is not None:
+        parts.append(describe(a.weight))
     return "  ".join(parts)
 
 
@@ -153,6 +156,9 @@ def to_json(result: Plan, config, node: str, withheld: dict | None = None) -> di
                 "communities": [format_community(c) for c in r.attrs.communities],
                 "large_communities": [format_community(c) for c in r.attrs.large_communities],
                 "local_pref": r.attrs.local_pref,
+                # endpoint-weighted ECMP: ready local endpoints, sent as the link-bandwidth community
+                "weight": r.attrs.weight,
+                "link_bandwidth": None if r.attrs.weight is None else r.attrs.weight * BYTES_PER_ENDPOINT,
                 "reasons": [{"service": x.service, "ip": x.ip, "pool": x.pool, "advertisement": x.advertisement}
                             for x in r.reasons],
             } for r in _sorted_routes(table)],

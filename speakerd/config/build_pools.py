@@ -13,6 +13,24 @@ if TYPE_CHECKING:
     from .common import Issues
 
 MAX_U32 = 4294967295
+# speakerd extension on BGPAdvertisement: an annotation, not a spec field (an API server with
+# MetalLB's CRD prunes spec fields it does not define; MetalLB itself ignores the annotation)
+LINK_BANDWIDTH_ANNOTATION = "speakerd.io/link-bandwidth"
+LINK_BANDWIDTH_MODES = ("endpoints",)
+
+
+def _weight_by_endpoints(src: Source, doc: dict | None, issues: "Issues") -> bool:
+    """``speakerd.io/link-bandwidth: endpoints``: endpoint-weighted ECMP for this advertisement."""
+    meta = (doc or {}).get("metadata") or {}
+    value = (meta.get("annotations") or {}).get(LINK_BANDWIDTH_ANNOTATION)
+    if value is None:
+        return False
+    if str(value).strip() not in LINK_BANDWIDTH_MODES:
+        issues.error(src, f"metadata.annotations[{LINK_BANDWIDTH_ANNOTATION}]",
+                     f"{value!r}: expected {' or '.join(LINK_BANDWIDTH_MODES)} (the link-bandwidth extended "
+                     "community weighted by this node's ready local endpoints)")
+        return False
+    return True
 
 
 def masked_cidr(text: object) -> str | None:
@@ -126,8 +144,9 @@ def _selected_pools(src: Source, spec, pools: dict[str, Pool], pool_names: set[s
 def build_advertisements(objs: "Objects", pools: dict[str, Pool], masks: dict, pool_names: set[str],
                          peers: dict, peer_names: set[str], aliases: dict, issues: "Issues") -> dict[str, Advertisement]:
     out: dict[str, Advertisement] = {}
-    for src, spec, _ in objs.specs.get("BGPAdvertisement", []):
+    for src, spec, doc in objs.specs.get("BGPAdvertisement", []):
         before = len(issues.errors)
+        weighted = _weight_by_endpoints(src, doc, issues)
         chosen = _selected_pools(src, spec, pools, pool_names, issues)
         for i, name in enumerate(spec.peers):
             if name not in peer_names:
@@ -179,7 +198,7 @@ def build_advertisements(objs: "Objects", pools: dict[str, Pool], masks: dict, p
                 name=src.name, pools=chosen, peers=tuple(spec.peers), communities=tuple(sorted(set(std))),
                 large_communities=tuple(sorted(set(large))), aggregation_length=agg4, aggregation_length_v6=agg6,
                 local_pref=spec.localPref, node_selectors=selectors(spec.nodeSelectors), source=src,
-                service_selectors=selectors(spec.serviceSelectors),
+                service_selectors=selectors(spec.serviceSelectors), weight_by_endpoints=weighted,
             )
     _local_pref_conflicts(out, issues)
     return out

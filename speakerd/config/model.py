@@ -147,6 +147,9 @@ class Advertisement:
     source: Source | None = field(default=None, compare=False)
     # spec.serviceSelectors: the advertisement applies to a Service whose labels match one (none = all)
     service_selectors: tuple[LabelSelector, ...] = ()
+    # annotation speakerd.io/link-bandwidth: endpoints (a speakerd extension): routes carry the
+    # link-bandwidth extended community weighted by this node's ready local endpoints
+    weight_by_endpoints: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ import time
 
 from ..fsm.actions import State
 from ..render.fields import attrs_fields, capability_fields, next_hops
+from ..policy.linkbw import describe
 from ..wire.capabilities import Negotiated
 from ..wire.constants import (AFI, HEADER_LEN, TYPE_OFFSET, CeaseSubcode, ErrorCode, MessageType,
                               OpenSubcode)
@@ -284,6 +285,8 @@ def _route_row(afi: int, key: int, attrs, nh_raw: bytes | None = None, extra: di
     row["origin"] = f.get("origin")
     row["communities"] = f.get("communities", [])
     row["large_communities"] = f.get("large_communities", [])
+    row["extended_communities"] = [x.get("type", "") + ":" + x["value"] if "value" in x else x["hex"]
+                                   for x in f.get("extended_communities", [])]
     if extra:
         row.update(extra)
     return row
@@ -332,7 +335,7 @@ def routes(speaker, args: dict) -> dict:
                     row = by_key[key] = {"prefix": r.prefix, "peers": [],
                                          "communities": [f"{c >> 16}:{c & 0xFFFF}" for c in r.attrs.communities],
                                          "large_communities": [f"{x}:{y}:{z}" for x, y, z in r.attrs.large_communities],
-                                         "local_pref": r.attrs.local_pref,
+                                         "local_pref": r.attrs.local_pref, "weight": r.attrs.weight,
                                          "services": sorted({x.service for x in r.reasons})}
                 rt = speaker.peers.get(peer_name)
                 state = rt.peer.state if rt else None
@@ -483,6 +486,8 @@ def _explain_ip(speaker, ip: str, lines: list[str]) -> dict:
             extras.append(f"local-pref {attrs.local_pref if attrs.local_pref is not None else 100}")
         elif attrs.local_pref is not None:
             extras.append(f"local-pref {attrs.local_pref} not sent (eBGP)")
+        if attrs.weight is not None:
+            extras.append(describe(attrs.weight))
         if extras:
             lines.append("    with " + ", ".join(extras))
         if when:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import time
 
+from ..policy.linkbw import describe
+
 
 def _dur(seconds: float | None) -> str:
     """FRR's up/down column: 00:01:02, 1d02h03m, never."""
@@ -130,13 +132,18 @@ def routes(r: dict) -> str:
         for x in r["routes"]:
             peers = ", ".join(f"{p['peer']}{'' if p['sent'] else ' (not sent)'}" for p in x["peers"])
             rows.append([x["prefix"], "" if x["local_pref"] is None else x["local_pref"],
+                         "" if x.get("weight") is None else x["weight"],
                          " ".join(x["communities"] + x["large_communities"]), peers])
-        body = _table(["Network", "LocPrf", "Communities", "Peers"], rows, align_left={0, 2, 3})
+        if any(x.get("weight") is not None for x in r["routes"]):  # endpoint-weighted ECMP in use
+            body = _table(["Network", "LocPrf", "Weight", "Communities", "Peers"], rows, align_left={0, 3, 4})
+        else:
+            body = _table(["Network", "LocPrf", "Communities", "Peers"], [w[:2] + w[3:] for w in rows],
+                          align_left={0, 2, 3})
         return f"{fam} unicast routes planned for this node: {r['total']}\n\n{body}"
     for x in r["routes"]:
         rows.append([x["prefix"], x["next_hop"] or "", "" if x["local_pref"] is None else x["local_pref"],
                      "" if x["med"] is None else x["med"], x["as_path"] or "", x["origin"] or "",
-                     " ".join(x["communities"] + x["large_communities"])])
+                     " ".join(x["communities"] + x["large_communities"] + x.get("extended_communities", []))])
     title = ("advertised to" if r["direction"] == "advertised" else "received from")
     body = _table(["Network", "Next Hop", "LocPrf", "Metric", "Path", "Origin", "Communities"], rows,
                   align_left={0, 1, 4, 5, 6})
@@ -214,6 +221,8 @@ def _attr_text(a: dict) -> str:
         parts.append("communities " + " ".join(a["communities"] + a["large_communities"]))
     if a.get("local_pref") is not None:
         parts.append(f"local-pref {a['local_pref']}")
+    if a.get("weight") is not None:
+        parts.append(describe(a["weight"]))
     return "  ".join(parts)
 
 
@@ -225,6 +234,8 @@ def _attr_change(old: dict, new: dict) -> str:
             parts.append(f"{label} " + " ".join([f"-{c}" for c in gone] + [f"+{c}" for c in added]))
     if old.get("local_pref") != new.get("local_pref"):
         parts.append(f"local-pref {old.get('local_pref')} -> {new.get('local_pref')}")
+    if old.get("weight") != new.get("weight"):
+        parts.append(f"weight {old.get('weight')} -> {new.get('weight')}")
     return "; ".join(parts)
 
 

@@ -270,7 +270,7 @@ class Announcer:
     copied. Verdicts other than "announce" are kept for ``explain``.
     """
 
-    __slots__ = ("node_name", "options", "services", "endpoints", "node", "_not", "_node_obj")
+    __slots__ = ("node_name", "options", "services", "endpoints", "node", "_not", "_node_obj", "reweighed")
 
     def __init__(self, node_name: str, services: Mapping[str, Service],
                  options: AnnounceOptions = AnnounceOptions()) -> None:
@@ -279,6 +279,9 @@ class Announcer:
         self._node_obj: Node | None = None
         self.node = node_verdict(None, options)
         self._not: dict[str, Verdict] = {}  # service key -> why not announced (absent: announced)
+        # Services whose ready endpoints on this node changed in the last apply (endpoint-weighted
+        # ECMP re-plans them even when the rules' answer stays the same)
+        self.reweighed: set[str] = set()
 
     def verdict(self, key: str) -> Verdict:
         if key not in self.services:
@@ -308,10 +311,15 @@ class Announcer:
             verdict = node_verdict(self._node_obj, self.options)
             everything = verdict is not self.node
             self.node = verdict
+        self.reweighed = reweighed = set()
+        index, me = self.endpoints, self.node_name
         for _key, (old, new) in endpoint_slices.items():
-            keys = self.endpoints.apply(new) if new is not None else self.endpoints.remove(old.namespace, old.name)
+            named = {f"{s.namespace}/{s.service}" for s in (old, new) if s is not None and s.service}
+            before = {k: index.ready_local(k, me) for k in named}
+            keys = index.apply(new) if new is not None else index.remove(old.namespace, old.name)
             for k in keys:
                 affected.setdefault(k, self.services.get(k))
+            reweighed.update(k for k, n in before.items() if index.ready_local(k, me) != n)
         for key, (old, _new) in services.items():
             affected[key] = old
         if everything:
@@ -390,6 +398,7 @@ class AnnouncingStore:
             labels_before = (old.labels if old else None, new.labels if new else None)
         effective = self.announcer.apply(ch.services, ch.endpoint_slices, ch.nodes)
         ch.services = effective
+        ch.reweighed = set(self.announcer.reweighed)
         if labels_before is not None and labels_before[0] != labels_before[1] and not ch.metallb_rejected:
             ch.metallb = True  # this node's labels select peers and advertisements: re-plan them
         return ch

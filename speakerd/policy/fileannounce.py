@@ -58,6 +58,7 @@ class FileAnnouncer:
         flipped = self.announcer.apply(ch.services, slices, ch.nodes)
         keys = set(ch.services)
         keys.update(flipped)
+        ch.reweighed = set(self.announcer.reweighed)  # endpoint weights: re-planned when they count
         mine = ch.nodes.get(self.node)
         relabelled = False
         if mine is not None:
@@ -79,6 +80,7 @@ def _plan_store(store, node: str, allocations: dict | None) -> tuple[Plan, dict[
                      endpoint_slices={k: (None, s) for k, s in store.endpoint_slices.items()},
                      nodes={k: (None, n) for k, n in store.nodes.items()}))
     planner = Planner(node, fa.withheld)
+    planner.endpoints = fa.announcer.endpoints
     planner.rebuild(store.config(), allocations or {})
     return planner.plan(), dict(fa.withheld)
 

@@ -9,7 +9,11 @@ bandwidth``; weighted ECMP needs every multipath to carry one).
 
 speakerd's use: a Service prefix announced with a bandwidth proportional to this node's
 ready local endpoints of the Service, so a node with six pods gets six times the share of a
-node with one.  The value per endpoint is arbitrary; only ratios matter to the router.
+node with one.  Only ratios matter to the router; the value per endpoint is 1 Mbit/s
+(125,000 bytes/s), the reference bandwidth FRR uses for ``set extcommunity bandwidth
+num-multipaths``.  A larger unit would overflow FRR 8's 32-bit bytes-per-second field (FRR
+converts the float to uint32): at 1 Gbit/s per endpoint that happens past 34 endpoints, at
+1 Mbit/s past 34,000.
 
 :class:`Damper` limits re-announcements caused by endpoint moves to at most one per prefix
 per ``interval`` seconds: the first change after a quiet interval goes out at once, later
@@ -25,7 +29,7 @@ LINK_BANDWIDTH_TYPE = 0x40  # non-transitive two-octet AS specific
 LINK_BANDWIDTH_TRANSITIVE_TYPE = 0x00  # the transitive form FRR also reads (its own default)
 LINK_BANDWIDTH_SUBTYPE = 0x04
 AS_TRANS = 23456
-BYTES_PER_ENDPOINT = 125_000_000.0  # 1 Gbit/s per ready endpoint: only the ratio matters
+BYTES_PER_ENDPOINT = 125_000.0  # 1 Mbit/s per ready endpoint: only the ratio matters (see above)
 
 _EC = struct.Struct("!BBHf")
 
@@ -53,6 +57,11 @@ def endpoints_bandwidth(asn: int, endpoints: int, per_endpoint: float = BYTES_PE
     return link_bandwidth(asn, endpoints * per_endpoint)
 
 
+def describe(weight: int) -> str:
+    """How plan/show print a route's weight: ``weight 3 (link-bandwidth 3 Mbit/s)``."""
+    return f"weight {weight} (link-bandwidth {weight * BYTES_PER_ENDPOINT * 8 / 1e6:g} Mbit/s)"
+
+
 class Damper:
     """At most one re-announcement per key per ``interval`` seconds; the newest value wins."""
 
@@ -72,6 +81,12 @@ class Damper:
             return True
         self._held[key] = value
         return False
+
+    def sent(self, now: float, key: Hashable) -> None:
+        """A value for ``key`` went out another way (a new announcement, a change of other
+        attributes): nothing is held any more and the interval starts again at ``now``."""
+        self._held.pop(key, None)
+        self._last[key] = now
 
     def forget(self, key: Hashable) -> None:
         """The route is gone (withdrawn): nothing held for it, no interval to respect."""
@@ -97,4 +112,5 @@ class Damper:
             del self._last[k]
 
 
-__all__ = ["link_bandwidth", "decode_link_bandwidth", "endpoints_bandwidth", "Damper", "BYTES_PER_ENDPOINT"]
+__all__ = ["link_bandwidth", "decode_link_bandwidth", "endpoints_bandwidth", "describe", "Damper",
+           "BYTES_PER_ENDPOINT"]

@@ -39,9 +39,12 @@ SPEC_NAMES = {
 
 def attrs_json(ra: RouteAttrs, peer: Peer) -> dict:
     """The attributes a route goes out with, as the session would send them (LOCAL_PREF on iBGP only)."""
-    return {"communities": [format_community(c) for c in ra.communities],
-            "large_communities": [format_community(c) for c in ra.large_communities],
-            "local_pref": (ra.local_pref if ra.local_pref is not None else 100) if peer.ibgp else None}
+    out = {"communities": [format_community(c) for c in ra.communities],
+           "large_communities": [format_community(c) for c in ra.large_communities],
+           "local_pref": (ra.local_pref if ra.local_pref is not None else 100) if peer.ibgp else None}
+    if ra.weight is not None:  # endpoint-weighted ECMP (speakerd.io/link-bandwidth: endpoints)
+        out["weight"] = ra.weight
+    return out
 
 
 def session_changes(old: Peer, new: Peer) -> list[dict]:

@@ -19,6 +19,15 @@ A change of the MetalLB configuration or of this node's labels rebuilds the tabl
 ``plan()`` is the from-scratch plan; the incremental result always equals it
 (tests/unit/test_plan_incremental.py).
 
+Endpoint-weighted ECMP (``speakerd.io/link-bandwidth: endpoints`` on a BGPAdvertisement,
+a speakerd extension): a route gets ``RouteAttrs.weight``, the ready endpoints on this node
+of the Services behind it (:attr:`Planner.endpoints`, the announce rules' EndpointIndex),
+when every advertisement giving it the prefix opts in and every Service behind it has
+``externalTrafficPolicy: Local``.  A Service with ``Cluster`` is forwarded by every node to
+every endpoint, so equal shares are right: no weight.  A Local Service announced only for
+serving-but-terminating endpoints counts 1 (it is announced, so it must not look absent).
+Without any opting-in advertisement nothing is computed and routes are MetalLB's.
+
 ``withheld`` (file mode): the Services this node does not announce by the
 announce rules (:mod:`speakerd.policy.announce`).  They get no route here, but
 allocation still reads every Service of ``config.services``: an address never
@@ -26,6 +35,7 @@ depends on one node's endpoints or conditions.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Iterator
 
@@ -64,10 +74,14 @@ class RouteTable(Mapping):
     (route key -> Reason, or a list of them for a shared prefix) why; the
     PlannedRoute is made only when looked up."""
 
-    __slots__ = ("ads", "by_pool", "attrs", "reasons", "_merged")
+    __slots__ = ("ads", "by_pool", "attrs", "reasons", "_merged", "weighted", "weight_of", "_weighted_attrs")
 
-    def __init__(self, ads: list[Advertisement]) -> None:
+    def __init__(self, ads: list[Advertisement], weight_of=None) -> None:
         self.ads = ads
+        # endpoint weights: the advertisements that opt in, and service key -> weight (or None)
+        self.weighted = frozenset(a.name for a in ads if a.weight_by_endpoints)
+        self.weight_of = weight_of
+        self._weighted_attrs: dict[tuple[RouteAttrs, int], RouteAttrs] = {}
         self.by_pool: dict[str, list[Advertisement]] = {}
         for ad in ads:
             for pool in ad.pools:
@@ -86,6 +100,26 @@ class RouteTable(Mapping):
             got = self._merged[names] = merge_attrs([by_name[n] for n in names])
         return got
 
+    def _weigh(self, base: RouteAttrs, reasons: list[Reason]) -> RouteAttrs:
+        """``base`` with the route's endpoint weight, when every reason opts in and has one."""
+        total = 0
+        seen: set[str] = set()
+        weighted, weight_of = self.weighted, self.weight_of
+        for r in reasons:
+            if r.advertisement not in weighted:
+                return base
+            if r.service in seen:
+                continue
+            seen.add(r.service)
+            w = weight_of(r.service) if weight_of is not None else None
+            if w is None:
+                return base
+            total += w
+        got = self._weighted_attrs.get((base, total))
+        if got is None:
+            got = self._weighted_attrs[(base, total)] = dataclasses.replace(base, weight=total)
+        return got
+
     def add(self, rk: RouteKey, reason: Reason, touched: dict) -> None:
         attrs = self.attrs
         if rk not in touched:
@@ -94,11 +128,13 @@ class RouteTable(Mapping):
         if cur is None:
             self.reasons[rk] = reason
             attrs[rk] = self._merged[(reason.advertisement,)]
+            if self.weighted:
+                attrs[rk] = self._weigh(attrs[rk], [reason])
             return
         lst = cur if type(cur) is list else [cur]
         lst.append(reason)
         self.reasons[rk] = lst
-        attrs[rk] = self._attrs_of(lst)
+        attrs[rk] = self._attrs_of(lst) if not self.weighted else self._weigh(self._attrs_of(lst), lst)
 
     def remove(self, rk: RouteKey, reason: Reason, touched: dict) -> None:
         cur = self.reasons.get(rk)
@@ -118,6 +154,8 @@ class RouteTable(Mapping):
         else:
             self.reasons[rk] = lst
             self.attrs[rk] = self._attrs_of(lst)
+        if self.weighted:
+            self.attrs[rk] = self._weigh(self.attrs[rk], lst)
 
     def __getitem__(self, rk: RouteKey) -> PlannedRoute:
         cur = self.reasons[rk]
@@ -163,6 +201,11 @@ class Planner:
         self.allocations: dict[str, tuple[str, ...]] = {}
         self.notes: dict[str, list[str]] = {}  # service key -> notes ("... is in no IPAddressPool")
         self.alloc_notes: list[str] = []
+        # endpoint-weighted ECMP: ready endpoints per Service and node (the announce rules'
+        # EndpointIndex: ready_local(service, node), has_slices(service)); None: no weights
+        self.endpoints = None
+        self.weighting = False  # whether an advertisement of this node opts in
+        self.planned_weights: dict[str, int] = {}  # service key -> its weight when planned (weighted only)
 
     # ------------------------------------------------------------------ api
     def rebuild(self, config: Config, allocations: dict[str, tuple[str, ...]] | None = None) -> dict[str, Delta]:
@@ -174,13 +217,16 @@ class Planner:
         labels = node_labels(config, self.node)
         ads = [a for _, a in sorted(config.advertisements.items()) if selectors_match(a.node_selectors, labels)]
         self.tables, self.peer_table = {}, {}
+        self.weighting = any(a.weight_by_endpoints for a in ads)
+        self.planned_weights = {}
+        weight_of = self.planned_weights.get
         for name, peer in sorted(config.peers.items()):
             if not selectors_match(peer.node_selectors, labels):
                 continue
             mine = [a for a in ads if not a.peers or name in a.peers]
             sig = tuple(a.name for a in mine)
             if sig not in self.tables:
-                self.tables[sig] = RouteTable(mine)
+                self.tables[sig] = RouteTable(mine, weight_of)
             self.peer_table[name] = sig
         self.planned, self.notes, self.planned_labels = {}, {}, {}
         self.service_selectors = any(a.service_selectors for a in ads)
@@ -190,7 +236,7 @@ class Planner:
         for key, svc in config.services.items():
             if withheld and key in withheld:
                 continue
-            self._add(key, self._ips(key, svc), untracked, svc.labels)
+            self._add(key, self._ips(key, svc), untracked, svc.labels, self._weight(key, svc))
         out: dict[str, Delta] = {}
         for name in old_tables.keys() | self.peer_table.keys():
             before = old_tables.get(name, {})
@@ -214,11 +260,13 @@ class Planner:
             svc = services.get(key)
             new_ips = self._ips(key, svc) if svc is not None and key not in withheld else ()
             labels = svc.labels if svc is not None else ()
+            weight = self._weight(key, svc) if new_ips else None
             if self.planned.get(key, ()) == new_ips and (
-                    not self.service_selectors or not new_ips or self.planned_labels.get(key, ()) == labels):
+                    not self.service_selectors or not new_ips or self.planned_labels.get(key, ()) == labels) and \
+                    self.planned_weights.get(key) == weight:
                 continue
             self._remove(key, touched)
-            self._add(key, new_ips, touched, labels)
+            self._add(key, new_ips, touched, labels, weight)
         deltas: dict[tuple[str, ...], Delta] = {}
         for sig, t in self.tables.items():
             d: Delta = {}
@@ -252,6 +300,14 @@ class Planner:
             return
         self.allocations, self.alloc_notes = allocate(config, previous, self.index)
 
+    def _weight(self, key: str, svc: Service | None) -> int | None:
+        """The Service's endpoint weight on this node, None when its routes carry none."""
+        endpoints = self.endpoints
+        if not self.weighting or endpoints is None or svc is None or svc.traffic_policy != "Local" \
+                or not endpoints.has_slices(key):
+            return None  # Cluster: every node forwards to every endpoint, equal shares are right
+        return max(1, endpoints.ready_local(key, self.node))
+
     def _ips(self, key: str, svc: Service) -> tuple[str, ...]:
         return svc.ips or self.allocations.get(key, ())
 
@@ -271,10 +327,13 @@ class Planner:
                     continue  # spec.serviceSelectors: not this Service's advertisement
                 yield _route_key(afi, value, ad), Reason(key, ip, pool, ad.name)
 
-    def _add(self, key: str, ips: tuple[str, ...], touched: dict, labels: tuple[tuple[str, str], ...] = ()) -> None:
+    def _add(self, key: str, ips: tuple[str, ...], touched: dict, labels: tuple[tuple[str, str], ...] = (),
+             weight: int | None = None) -> None:
         if not ips:
             return
         self.planned[key] = ips
+        if weight is not None:
+            self.planned_weights[key] = weight  # before the routes: their attributes read it
         if self.service_selectors:
             self.planned_labels[key] = labels
         notes: list[str] = []
@@ -300,6 +359,7 @@ class Planner:
             tt = touched[sig]
             for rk, reason in self._reasons(key, ips, t, None, labels):
                 t.remove(rk, reason, tt)
+        self.planned_weights.pop(key, None)  # last: the routes above were re-weighed while it was set
 
 
 class _Untracked(dict):

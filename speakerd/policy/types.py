@@ -2,7 +2,8 @@
 
 A route here is session-independent: next hop, AS_PATH and ORIGIN are filled
 in by the session that sends it (they depend on the local address and on
-iBGP/eBGP); communities and local-pref come from the advertisement.
+iBGP/eBGP); communities and local-pref come from the advertisement, and
+``weight`` (endpoint-weighted ECMP) from this node's ready local endpoints.
 """
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ class RouteAttrs:
     communities: tuple[int, ...] = ()
     large_communities: tuple[tuple[int, int, int], ...] = ()
     local_pref: int | None = None  # None = default (100) on iBGP; never sent to eBGP
+    # endpoint-weighted ECMP (speakerd.io/link-bandwidth: endpoints): this node's ready local
+    # endpoints of the route's Services; the session sends it as the link-bandwidth extended
+    # community (weight x linkbw.BYTES_PER_ENDPOINT bytes/s, its own AS). None = no community
+    weight: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

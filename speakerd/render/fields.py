@@ -81,6 +81,9 @@ def extended_community(ec: int) -> dict:
     elif name and t == 0x02:  # four-octet AS specific
         asn, val = struct.unpack("!IH", raw[2:])
         out.update(type=name, value=f"{asn}:{val}")
+    elif t == 0x00 and sub == 0x04:  # link bandwidth (draft-ietf-idr-link-bandwidth), bytes/s as a float
+        asn, bw = struct.unpack("!Hf", raw[2:])
+        out.update(type="link-bandwidth", value=f"{asn}:{bw:.0f}", transitive=not raw[0] & 0x40)
     return out
 
 

@@ -22,6 +22,9 @@ Per-session attributes (RFC 4271 §5.1):
   IPv6 next hop is 32 bytes: the interface's global address (the link-local
   one when it has none, as FRR does) and the link-local address.
 * Routes of a family the peer did not negotiate are not sent.
+* EXTENDED_COMMUNITIES: the link-bandwidth community (draft-ietf-idr-link-bandwidth,
+  :mod:`speakerd.policy.linkbw`) when the route has a ``weight``, with this session's
+  local AS (AS_TRANS for a four-octet one).
 * Graceful shutdown (RFC 8326, ``speakerctl drain``): while
   :attr:`AdjRibOut.graceful_shutdown` is set every route carries the
   GRACEFUL_SHUTDOWN community 65535:0 and, on iBGP, LOCAL_PREF 0, so the
@@ -32,6 +35,7 @@ from __future__ import annotations
 import ipaddress
 from operator import itemgetter
 
+from ..policy.linkbw import endpoints_bandwidth
 from ..policy.types import RouteAttrs
 from ..wire.capabilities import Negotiated
 from ..wire import builder
@@ -194,6 +198,7 @@ class AdjRibOut:
             local_pref=local_pref,
             communities=tuple(sorted(communities)),
             large_communities=tuple(sorted(set(ra.large_communities))),
+            extended_communities=() if ra.weight is None else (endpoints_bandwidth(self.local_asn, ra.weight),),
         )
         self._attr_cache[ck] = pa
         return pa

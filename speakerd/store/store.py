@@ -54,6 +54,9 @@ class Changes:
     metallb: bool = False  # a new MetalLB configuration was accepted
     metallb_rejected: bool = False  # a new one was refused (the running one stays)
     unidentified: list[ConfigIssue] = field(default_factory=list)  # objects without a usable kind/name
+    # Services whose ready endpoints on this node changed (set by the announce rules; the
+    # planner re-plans them for endpoint-weighted ECMP)
+    reweighed: set[str] = field(default_factory=set)
 
     def __bool__(self) -> bool:
         return bool(self.services or self.endpoint_slices or self.nodes or self.metallb)
@@ -64,6 +67,7 @@ class Changes:
             for k, (old, new) in theirs.items():
                 mine[k] = (mine[k][0], new) if k in mine else (old, new)
         self.metallb |= later.metallb
+        self.reweighed |= later.reweighed
         self.unidentified.extend(later.unidentified)
         self.metallb_rejected = later.metallb_rejected or (self.metallb_rejected and not later.metallb)
 

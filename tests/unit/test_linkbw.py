@@ -9,7 +9,7 @@ from hypothesis import given, strategies as st
 
 from speakerd.config.model import Endpoint, EndpointSlice
 from speakerd.policy.announce import EndpointIndex
-from speakerd.policy.linkbw import (AS_TRANS, Damper, decode_link_bandwidth, endpoints_bandwidth,
+from speakerd.policy.linkbw import (AS_TRANS, BYTES_PER_ENDPOINT, Damper, decode_link_bandwidth, endpoints_bandwidth,
                                     link_bandwidth)
 from speakerd.policy.types import RouteAttrs  # noqa: F401  (the type a weighted route will carry)
 from speakerd.wire.attributes import PathAttributes
@@ -50,7 +50,7 @@ def test_community_survives_the_codec_in_an_update():
     msg = next(iter([msgs] if isinstance(msgs, (bytes, bytearray)) else msgs))
     got = decode(bytes(msg), DEFAULT_CONTEXT)
     (ec,) = got.attrs.extended_communities
-    assert decode_link_bandwidth(ec) == (64501, 6 * 125_000_000.0)
+    assert decode_link_bandwidth(ec) == (64501, 6 * BYTES_PER_ENDPOINT)
 
 
 # ------------------------------------------------------------------------- damping
