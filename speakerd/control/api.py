@@ -247,7 +247,10 @@ def neighbors(speaker, args: dict) -> dict:
                            "connect_time": pc.connect_retry, "ebgp_multihop": pc.ebgp_multihop,
                            "vrf": pc.vrf, "source_address": pc.source_address,
                            "md5": bool(pc.password), "bfd_profile": pc.bfd_profile,
-                           "graceful_restart": pc.graceful_restart},
+                           "graceful_restart": pc.graceful_restart,
+                           # what the session carries (dualStackAddressFamily, or its address's own)
+                           "families": [f"ipv{f}-unicast" for f in pc.families],
+                           "dual_stack_address_family": pc.dual_stack_address_family},
             "capabilities": {"offered": local_caps,
                              "received": [capability_fields(c) for c in neg.remote] if neg else [],
                              "in_effect": _negotiated(neg)},

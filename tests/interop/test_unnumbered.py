@@ -66,7 +66,8 @@ def test_unnumbered_session_and_ipv4_route_with_link_local_next_hop(lab, kernel_
 
 
 def test_zoned_link_local_peer_address(lab):
-    """peerAddress fe80::x%IF (metallb#2423) against FRR's neighbor on our link-local address."""
+    """peerAddress fe80::x%IF (metallb#2423) against FRR's neighbor on our link-local address;
+    with dualStackAddressFamily both families, IPv4 with RFC 8950 next hops."""
     s, p = lab.ns("s"), lab.ns("p")
     link = lab.link(s, p)
     s_dev, p_dev = link.dev(s), link.dev(p)
@@ -81,6 +82,8 @@ def test_zoned_link_local_peer_address(lab):
     peer = {"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",
             "metadata": {"name": "tor", "namespace": "metallb-system"},
             "spec": {"myASN": SPEAKER_ASN, "peerASN": FRR_ASN, "peerAddress": f"{frr_ll.upper()}%{s_dev}",
+                     # an IPv6 session: IPv4 over it too only with dualStackAddressFamily (as MetalLB)
+                     "dualStackAddressFamily": True,
                      "holdTime": "9s", "keepaliveTime": "3s", "connectTime": "1s"}}
     objects = [node(NODE), peer, pool("lab", ["203.0.113.0/24", "2001:db8:5d::/120"]),
                advertisement("lab", ipAddressPools=["lab"]), service("svc", [IP, "2001:db8:5d::10"])]
