@@ -146,7 +146,8 @@ def to_json(result: Plan, config, node: str, withheld: dict | None = None) -> di
     for name, table in result.routes.items():
         peer = config.peers[name]
         peers[name] = {
-            "address": peer.peer_address, "peer_asn": peer.peer_asn, "my_asn": peer.local_asn, "ibgp": peer.ibgp,
+            "address": peer.peer_address, "peer_asn": peer.peer_asn, "my_asn": peer.local_asn,
+            "local_asn": peer.local_asn_override, "ibgp": peer.ibgp,
             "interface": peer.interface, "dynamic_asn": peer.dynamic_asn,
             "routes": [{
                 "prefix": r.prefix, "afi": r.afi,

@@ -163,9 +163,21 @@ def build_peer(src: Source, spec: raw.BGPPeerSpec, objs: Objects, secrets: dict,
         issues.error(src, "spec.peerASN", "one of peerASN and dynamicASN (internal or external) is required")
     elif peer_asn and spec.dynamicASN is not None:
         issues.error(src, "spec.dynamicASN", "peerASN and dynamicASN are mutually exclusive; set only one")
-    for fld, asn in (("myASN", spec.myASN), ("peerASN", spec.peerASN)):
-        if asn is not None and not (fld == "peerASN" and asn == 0) and not 1 <= asn <= MAX_ASN:
+    for fld, asn in (("myASN", spec.myASN), ("peerASN", spec.peerASN), ("localASN", spec.localASN)):
+        if asn is not None and not (fld in ("peerASN", "localASN") and asn == 0) and not 1 <= asn <= MAX_ASN:
             issues.error(src, f"spec.{fld}", f"ASN {asn} is out of range 1..{MAX_ASN}")
+    local_override = spec.localASN or None  # 0 is "unset" (omitempty)
+    if local_override is not None:
+        # the rules FRR applies to "neighbor X local-as N", which MetalLB renders from localASN
+        if spec.dynamicASN == "internal" or (peer_asn and peer_asn == spec.myASN):
+            issues.error(src, "spec.localASN", "localASN is for eBGP peers; this peer is iBGP "
+                         "(FRR: local-as allowed only for eBGP peers)")
+        elif local_override == spec.myASN:
+            issues.error(src, "spec.localASN", f"localASN {local_override} equals myASN: leave it unset "
+                         "(FRR: cannot have local-as same as BGP AS number)")
+        elif peer_asn and local_override == peer_asn:
+            issues.error(src, "spec.localASN", f"localASN {local_override} equals peerASN: the peer would "
+                         "take the session for iBGP while it is eBGP here")
     peer_afi = None
     peer_address = spec.peerAddress or ""
     if spec.peerAddress is None and spec.interface is None:
@@ -275,6 +287,7 @@ def build_peer(src: Source, spec: raw.BGPPeerSpec, objs: Objects, secrets: dict,
         node_selectors=selectors(spec.nodeSelectors), ebgp_multihop=spec.ebgpMultiHop,
         vrf=spec.vrf or None, graceful_restart=spec.enableGracefulRestart, source=src,
         disable_mp=spec.disableMP, dual_stack_address_family=spec.dualStackAddressFamily,
+        local_asn_override=local_override,
     )
 
 

@@ -96,6 +96,14 @@ class Peer:
     # spec.disableMP: deprecated upstream and without effect since a session carries only its
     # own family by default; kept so the configuration can say so
     disable_mp: bool = False
+    # spec.localASN (MetalLB v0.16, FRR "local-as N no-prepend replace-as"): the AS this
+    # session announces in its OPEN and AS_PATH instead of myASN; None = myASN
+    local_asn_override: int | None = None
+
+    @property
+    def session_asn(self) -> int:
+        """The local AS the peer sees: spec.localASN if set, else spec.myASN."""
+        return self.local_asn_override or self.local_asn
 
     @property
     def ibgp(self) -> bool:

@@ -94,7 +94,9 @@ class SessionSettings:
         """
         return cls(
             name=peer.name, peer_address=peer.peer_address, peer_port=peer.peer_port,
-            local_asn=peer.local_asn, peer_asn=peer.peer_asn, router_id=router_id,
+            # spec.localASN replaces myASN toward this peer (OPEN, AS_PATH): FRR's
+            # "local-as N no-prepend replace-as" as MetalLB configures it
+            local_asn=peer.session_asn, peer_asn=peer.peer_asn, router_id=router_id,
             hold_time=peer.hold_time,
             keepalive_time=peer.keepalive_time if peer.hold_time else None,
             connect_retry=float(peer.connect_retry), source_address=peer.source_address,

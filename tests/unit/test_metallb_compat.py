@@ -171,6 +171,7 @@ FIELDS = [
     ("BGPPeer", "ebgpMultiHop", {"ebgpMultiHop": True}, (), lambda c: c.peers["x"].ebgp_multihop),
     ("BGPPeer", "vrf", {"vrf": "red"}, (), lambda c: c.peers["x"].vrf == "red"),
     ("BGPPeer", "disableMP", {"disableMP": True}, (), lambda c: c.peers["x"].disable_mp),
+    ("BGPPeer", "localASN", {"localASN": 65410}, (), lambda c: c.peers["x"].session_asn == 65410),
     ("BGPPeer", "dualStackAddressFamily", {"dualStackAddressFamily": True}, (),
      lambda c: c.peers["x"].dual_stack_address_family),
     # IPAddressPool
@@ -370,6 +371,60 @@ def test_family_reaching_no_peer_is_said(tmp_path):
     cfg = dual_stack_cfg(tmp_path, ("a", {"peerAddress": "2001:db8:1::1"}))
     assert [i.message.split(";")[0] for i in cfg.issues if i.severity == "warning"] == \
         ["its IPv4 addresses reach no peer: a carries IPv6 only"]
+
+
+def test_family_and_local_asn_changes_reset_the_session_disable_mp_does_not(tmp_path):
+    """`speakerd plan --diff` and a reload: dualStackAddressFamily and localASN change what the
+    OPEN says (a new session, named in MetalLB spelling); disableMP changes nothing."""
+    from speakerd.policy.plandiff import session_changes
+    from speakerd.reconcile import session_params
+    base = load_one(tmp_path, "BGPPeer", {}).peers["x"]
+    for spec, field in (({"dualStackAddressFamily": True}, "dualStackAddressFamily"), ({"localASN": 65410}, "localASN")):
+        new = load_one(tmp_path, "BGPPeer", spec).peers["x"]
+        assert session_params(new) != session_params(base)
+        assert [c["field"] for c in session_changes(base, new)] == [field]
+    new = load_one(tmp_path, "BGPPeer", {"disableMP": True}).peers["x"]
+    assert session_params(new) == session_params(base) and session_changes(base, new) == []
+
+
+# --- localASN (v0.16: FRR "neighbor X local-as N no-prepend replace-as") ---------------------
+
+def test_local_asn_replaces_my_asn_toward_the_peer(tmp_path):
+    """The OPEN's AS and the AS_PATH of the routes sent carry localASN; myASN stays the AS of
+    the speaker (the per-VRF equality rule reads myASN, as MetalLB's router-level ASN)."""
+    cfg = load_one(tmp_path, "BGPPeer", {"localASN": 65410})
+    peer = cfg.peers["x"]
+    assert (peer.local_asn, peer.session_asn, peer.ibgp) == (64500, 65410, False)
+    settings = SessionSettings.from_peer(peer, 1)
+    assert settings.local_asn == 65410 and not settings.ibgp
+    assert [c.asn for c in local_capabilities(settings) if type(c).__name__ == "FourOctetAS"] == [65410]
+    # the AS_PATH of what is sent: tests/interop/test_local_asn.py (FRR sees [localASN])
+    # unset (or 0, as an API server may serve omitempty's zero) is myASN
+    for spec in ({}, {"localASN": 0}):
+        assert SessionSettings.from_peer(load_one(tmp_path, "BGPPeer", spec).peers["x"], 1).local_asn == 64500
+
+
+@pytest.mark.parametrize("spec,msg", [
+    ({"localASN": 64500}, "localASN 64500 equals myASN"),
+    ({"localASN": 65410, "peerASN": 64500}, "localASN is for eBGP peers; this peer is iBGP"),
+    ({"localASN": 65410, "peerASN": None, "dynamicASN": "internal"}, "localASN is for eBGP peers; this peer is iBGP"),
+    ({"localASN": 64501}, "localASN 64501 equals peerASN"),
+    ({"localASN": 4294967296}, "ASN 4294967296 is out of range"),
+])
+def test_local_asn_refused_where_frr_refuses_it(tmp_path, spec, msg):
+    spec = dict(spec)
+    if spec.get("peerASN", "") is None:
+        spec.pop("peerASN")
+        base = {k: v for k, v in BASE["BGPPeer"].items() if k != "peerASN"}
+        f = tmp_path / "c.yaml"
+        f.write_text(yaml.safe_dump({"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",
+                                     "metadata": {"name": "x"}, "spec": {**base, **spec}}))
+        with pytest.raises(ConfigError) as exc:
+            load_config([str(f)])
+    else:
+        with pytest.raises(ConfigError) as exc:
+            load_one(tmp_path, "BGPPeer", spec)
+    assert any(i.field == "spec.localASN" and msg in i.message for i in exc.value.issues), exc.value.issues
 
 
 # --- myASN / routerID: equal per VRF among peers that may share a node ----------------------
