@@ -182,6 +182,11 @@ def test_check_cli_ok(capsys):
     assert out[0] == "ok: 2 peers, 2 pools, 2 advertisements, 2 services, 0 BFD profiles; 4 warnings"
     assert out[1].startswith("warning: ") and "spec.localPref" in out[1]
     # the pools are dual-stack and the peers IPv4 without dualStackAddressFamily (test_metallb_compat.py)
+    assert cli(["plan", "-c", ex("pools-per-peer"), "--node", "node-a"]) == 0
+    plan_out = capsys.readouterr().out.splitlines()
+    assert "peer peer1 (10.0.0.1 AS 64501, eBGP, IPv4): 1 route" in plan_out
+    assert cli(["plan", "-c", ex("demo/sender"), "--node", "demo-node", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["peers"]["receiver"]["families"] == ["ipv4", "ipv6"]
     assert sum("BGPAdvertisement/bgpadvertisement-" in o and ": its IPv6 addresses reach no peer: peer" in o
                for o in out) == 2
 
@@ -212,7 +217,7 @@ def test_plan_cli_text(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out == [
         "node n1",
-        "peer doc-example-peer-bfd (10.0.20.1 AS 64501, eBGP): 1 route",
+        "peer doc-example-peer-bfd (10.0.20.1 AS 64501, eBGP, IPv4): 1 route",
         "  192.0.2.0/28  communities 64500:300",
         "    default/api → 192.0.2.14 → pool bfd-pool → advertisement bfd-adv → peer doc-example-peer-bfd",
         "    default/metrics → 192.0.2.0 → pool bfd-pool → advertisement bfd-adv → peer doc-example-peer-bfd",
@@ -233,7 +238,7 @@ def test_plan_cli_json_with_state(tmp_path, capsys):
 
 def test_plan_cli_node_not_selected(capsys):
     assert cli(["plan", "-c", ex("node-selectors"), "--node", "compute-3.example.com"]) == 0
-    assert "peer doc-example-nodesel (10.0.20.1 AS 64501, eBGP): not on this node (nodeSelectors)" in capsys.readouterr().out
+    assert "peer doc-example-nodesel (10.0.20.1 AS 64501, eBGP, IPv4): not on this node (nodeSelectors)" in capsys.readouterr().out
 
 
 def test_dual_stack_addresses_come_from_one_pool(tmp_path):
