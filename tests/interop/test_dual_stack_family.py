@@ -2,13 +2,13 @@
 carries only the family of its peer address, as MetalLB v0.15+ configures FRR (the neighbor is
 activated in that address family only); with true, both families over the one session.
 
-FRR's neighbor is activated in both address families here, so what the session carries is
-decided by what speakerd offers in its OPEN."""
+FRR's (and GoBGP's) neighbor is activated in both address families here, so what the session
+carries is decided by what speakerd offers in its OPEN."""
 from __future__ import annotations
 
 import pytest
 
-from tests.interop.netlab import (Frr, Neighbor, NotImplementedYet, Speakerd, advertisement,
+from tests.interop.netlab import (Frr, GoBgp, Neighbor, NotImplementedYet, Speakerd, advertisement,
                                   bgp_peer, manifests, node, pool, service, wait_for)
 
 pytestmark = [pytest.mark.interop, pytest.mark.usefixtures("speakerd_ready")]
@@ -81,3 +81,31 @@ def test_dual_stack_address_family_carries_both(lab):
     mp = multiprotocol(frr, link.v4_a)
     assert mp["ipv4Unicast"].get("advertisedAndReceived") and mp["ipv6Unicast"].get("advertisedAndReceived"), mp
     assert families_in_effect(sp, link.v4_b) == ["ipv4-unicast", "ipv6-unicast"]
+
+
+class GoBgpBothFamilies(GoBgp):
+    """GoBGP whose one neighbor has both afi-safis (the harness configures the address's own)."""
+
+    def config(self) -> str:
+        other = "ipv4-unicast" if self.neighbors[0].v6 else "ipv6-unicast"
+        return super().config() + ("  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n"
+                                   f'      afi-safi-name = "{other}"\n')
+
+
+@pytest.mark.parametrize("dual", [False, True], ids=["default", "dualStackAddressFamily"])
+def test_gobgp_gets_the_families_speakerd_offers(lab, dual):
+    s, p = lab.ns("s"), lab.ns("p")
+    link = lab.link(s, p)
+    gobgp = GoBgpBothFamilies(p, lab.subdir("gobgp"), PEER_ASN, "192.0.2.2",
+                              neighbors=[Neighbor(link.v4_a, SPEAKER_ASN)])
+    sp = start(lab, s, link.v4_b, **({"dualStackAddressFamily": True} if dual else {}))
+    sp.wait_established(link.v4_b)
+    gobgp.wait_established(link.v4_a)
+    wait_for(lambda: gobgp.routes(4).get(f"{V4}/32"), 20, "the IPv4 route at GoBGP")
+    if dual:
+        wait_for(lambda: gobgp.routes(6).get(f"{V6}/128"), 20, "the IPv6 route at GoBGP over the IPv4 session")
+        assert families_in_effect(sp, link.v4_b) == ["ipv4-unicast", "ipv6-unicast"]
+    else:
+        # IPv6 not negotiated (speakerd did not offer it): no IPv6 UPDATE can come on this session
+        assert families_in_effect(sp, link.v4_b) == ["ipv4-unicast"]
+        assert gobgp.routes(6) == {}
