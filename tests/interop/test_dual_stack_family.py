@@ -109,3 +109,32 @@ def test_gobgp_gets_the_families_speakerd_offers(lab, dual):
         # IPv6 not negotiated (speakerd did not offer it): no IPv6 UPDATE can come on this session
         assert families_in_effect(sp, link.v4_b) == ["ipv4-unicast"]
         assert gobgp.routes(6) == {}
+
+
+def link_local(ns, dev: str) -> str:
+    out = ns.exec("ip", "-6", "-o", "addr", "show", "dev", dev, "scope", "link")
+    return out.split()[3].split("/")[0]
+
+
+def test_zoned_link_local_session_default_is_ipv6_only(lab):
+    """peerAddress fe80::x%IF without dualStackAddressFamily: an IPv6 session like any other
+    (MetalLB reads such an address as IPv6): IPv6 routes, no IPv4 and no RFC 8950 offered,
+    although FRR activates IPv4 with extended next hop for the neighbor."""
+    s, p = lab.ns("s"), lab.ns("p")
+    link = lab.link(s, p)
+    s_dev, p_dev = link.dev(s), link.dev(p)
+    ours, frr_ll = link_local(s, s_dev), link_local(p, p_dev)
+    frr = Frr(p, lab.subdir("frr"), PEER_ASN, "192.0.2.2", neighbors=[Neighbor("192.0.2.99", 64599)])
+    frr.configure(f"router bgp {PEER_ASN}", f"neighbor {ours} remote-as {SPEAKER_ASN}",
+                  f"neighbor {ours} interface {p_dev}", f"neighbor {ours} timers connect 1",
+                  f"neighbor {ours} capability extended-nexthop",
+                  "address-family ipv4 unicast", f"neighbor {ours} activate", "exit-address-family",
+                  "address-family ipv6 unicast", f"neighbor {ours} activate")
+    sp = start(lab, s, f"{frr_ll}%{s_dev}")
+    sp.wait_established(frr_ll)
+    frr.wait_established(ours)
+    wait_for(lambda: frr.routes(6).get(f"{V6}/128"), 20, "the IPv6 route at FRR")
+    nb = next(n for n in sp.ctl("show", "bgp", "neighbors")["neighbors"] if n["peer"] == "peer")
+    assert nb["capabilities"]["in_effect"]["families"] == ["ipv6-unicast"], nb
+    assert "extended-next-hop" not in {c["name"] for c in nb["capabilities"]["offered"]}, nb
+    assert frr.routes(4) == {}
