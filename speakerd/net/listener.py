@@ -132,7 +132,7 @@ class Listener:
         if peer is None:
             return None, "not a configured peer"
         router = peer.interface_router()
-        if router is not None and router != host:
+        if router is not None and ipaddress.ip_address(router) != ipaddress.ip_address(host):
             return None, f"not the router learned on {zone} ({router})"
         return peer, ""
 

@@ -44,7 +44,7 @@ def test_unnumbered_peer_accepts_its_router_on_its_interface(peers):
     assert lst.match("fe80::abcd%eth3") == (tor, "")
     # learned from its router advertisements: only that address
     tor.advertiser.router = "fe80::abcd"
-    assert lst.match("FE80::ABCD%eth3") == (tor, "")
+    assert lst.match("FE80:0:0::ABCD%eth3") == (tor, "")
     assert lst.match("fe80::beef%eth3") == (None, "not the router learned on eth3 (fe80::abcd)")
     # a global address, or a link-local one on another interface, is not the unnumbered peer
     assert lst.match("2001:db8::abcd") == (None, "not a configured peer")
