@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from .config.model import Config, Peer, selectors_match
 
 # Fields of a BGPPeer that, when changed, do not touch the BGP session.
-_NON_SESSION_FIELDS = frozenset({"bfd_profile", "node_selectors", "source"})
+# disable_mp: deprecated, no effect on the session (Peer.families ignores it)
+_NON_SESSION_FIELDS = frozenset({"bfd_profile", "node_selectors", "source", "disable_mp"})
 
 
 def session_params(peer: Peer) -> tuple:

@@ -579,7 +579,7 @@ class Speaker:
         listener = self.listeners.get(key)
         if listener is not None:
             listener.unregister(rt.peer)
-            if not listener.peers:
+            if listener.empty:
                 del self.listeners[key]
                 asyncio.get_running_loop().create_task(listener.close())
 

@@ -149,7 +149,9 @@ def to_json(result: Plan, config, node: str, withheld: dict | None = None) -> di
     for name, table in result.routes.items():
         peer = config.peers[name]
         peers[name] = {
-            "address": peer.peer_address, "peer_asn": peer.peer_asn, "my_asn": peer.local_asn, "ibgp": peer.ibgp,
+            "address": peer.peer_address, "peer_asn": peer.peer_asn, "my_asn": peer.local_asn,
+            "local_asn": peer.local_asn_override, "ibgp": peer.ibgp,
+            "families": [f"ipv{f}" for f in peer.families],
             "interface": peer.interface, "dynamic_asn": peer.dynamic_asn,
             "routes": [{
                 "prefix": r.prefix, "afi": r.afi,
@@ -203,7 +205,8 @@ def main(args) -> int:
         peer = config.peers[name]
         kind = "iBGP" if peer.ibgp else "eBGP"
         where = peer.peer_address or f"interface {peer.interface}"  # unnumbered: no address yet
-        head = f"peer {name} ({where} AS {peer.dynamic_asn or peer.peer_asn}, {kind})"
+        fams = "+".join(f"IPv{f}" for f in peer.families)  # what the session carries
+        head = f"peer {name} ({where} AS {peer.dynamic_asn or peer.peer_asn}, {kind}, {fams})"
         if name not in result.routes:
             out.append(f"{head}: not on this node (nodeSelectors)")
             continue

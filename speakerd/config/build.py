@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 
 from . import raw
-from .addr import AFI_V4, AFI_V6, canonical_ip, parse_ip
+from .addr import AFI_FAMILY, AFI_V4, AFI_V6, canonical_ip, parse_ip
 from .build_pools import build_advertisements, build_pools
 from .common import Issues, check_selectors, selectors
 from .communities import parse_community
@@ -163,9 +163,21 @@ def build_peer(src: Source, spec: raw.BGPPeerSpec, objs: Objects, secrets: dict,
         issues.error(src, "spec.peerASN", "one of peerASN and dynamicASN (internal or external) is required")
     elif peer_asn and spec.dynamicASN is not None:
         issues.error(src, "spec.dynamicASN", "peerASN and dynamicASN are mutually exclusive; set only one")
-    for fld, asn in (("myASN", spec.myASN), ("peerASN", spec.peerASN)):
-        if asn is not None and not (fld == "peerASN" and asn == 0) and not 1 <= asn <= MAX_ASN:
+    for fld, asn in (("myASN", spec.myASN), ("peerASN", spec.peerASN), ("localASN", spec.localASN)):
+        if asn is not None and not (fld in ("peerASN", "localASN") and asn == 0) and not 1 <= asn <= MAX_ASN:
             issues.error(src, f"spec.{fld}", f"ASN {asn} is out of range 1..{MAX_ASN}")
+    local_override = spec.localASN or None  # 0 is "unset" (omitempty)
+    if local_override is not None:
+        # the rules FRR applies to "neighbor X local-as N", which MetalLB renders from localASN
+        if spec.dynamicASN == "internal" or (peer_asn and peer_asn == spec.myASN):
+            issues.error(src, "spec.localASN", "localASN is for eBGP peers; this peer is iBGP "
+                         "(FRR: local-as allowed only for eBGP peers)")
+        elif local_override == spec.myASN:
+            issues.error(src, "spec.localASN", f"localASN {local_override} equals myASN: leave it unset "
+                         "(FRR: cannot have local-as same as BGP AS number)")
+        elif peer_asn and local_override == peer_asn:
+            issues.error(src, "spec.localASN", f"localASN {local_override} equals peerASN: the peer would "
+                         "take the session for iBGP while it is eBGP here")
     peer_afi = None
     peer_address = spec.peerAddress or ""
     if spec.peerAddress is None and spec.interface is None:
@@ -259,12 +271,11 @@ def build_peer(src: Source, spec: raw.BGPPeerSpec, objs: Objects, secrets: dict,
         issues.error(src, "spec.ebgpMultiHop", "ebgpMultiHop is for eBGP peers; this peer is iBGP (dynamicASN internal)")
     elif spec.ebgpMultiHop and spec.myASN == peer_asn:
         issues.error(src, "spec.ebgpMultiHop", "ebgpMultiHop is for eBGP peers; this peer is iBGP (myASN == peerASN)")
-    if spec.disableMP and spec.dualStackAddressFamily:
-        issues.error(src, "spec.disableMP", "disableMP (separate sessions per family) contradicts "
-                     "dualStackAddressFamily (both families on this session); set only one")
-    elif spec.disableMP and (spec.interface is not None or "%" in peer_address):
-        issues.error(src, "spec.disableMP", "disableMP with a link-local session is not supported by speakerd: "
-                     "IPv4 routes reach an unnumbered or link-local peer only over this IPv6 session (RFC 8950)")
+    if spec.disableMP:  # MetalLB v0.15+: deprecated, no effect (its webhook warns the same)
+        carries = ("both families (dualStackAddressFamily: true)" if spec.dualStackAddressFamily
+                   else "both families (BGP unnumbered)" if spec.interface is not None
+                   else "only the family of its peer address unless dualStackAddressFamily: true")
+        issues.warn(src, "spec.disableMP", f"disableMP is deprecated and has no effect: this session carries {carries}")
     check_selectors(spec.nodeSelectors, src, "spec.nodeSelectors", issues)
     if len(issues.errors) != ok:
         return None
@@ -276,6 +287,7 @@ def build_peer(src: Source, spec: raw.BGPPeerSpec, objs: Objects, secrets: dict,
         node_selectors=selectors(spec.nodeSelectors), ebgp_multihop=spec.ebgpMultiHop,
         vrf=spec.vrf or None, graceful_restart=spec.enableGracefulRestart, source=src,
         disable_mp=spec.disableMP, dual_stack_address_family=spec.dualStackAddressFamily,
+        local_asn_override=local_override,
     )
 
 
@@ -384,23 +396,27 @@ def build_metallb(specs: list[tuple[str, Source, object, dict]], secrets: list[t
     peer_names = {src.name for src, _, _ in objs.specs.get("BGPPeer", [])}
     pool_names = {src.name for src, _, _ in objs.specs.get("IPAddressPool", [])}
     ads = build_advertisements(objs, pools, pool_masks, pool_names, peers, peer_names, aliases, issues)
-    _warn_other_family(peers, pools, ads, issues)
+    _warn_family_without_peer(peers, pools, ads, issues)
     return MetalLB(peers=peers, pools=pools, advertisements=ads, bfd_profiles=bfd)
 
 
-def _warn_other_family(peers: dict[str, Peer], pools: dict[str, Pool], ads: dict[str, Advertisement],
-                       issues: Issues) -> None:
-    """speakerd carries both families on a session whatever dualStackAddressFamily says;
-    MetalLB v0.16 sends the other family only with dualStackAddressFamily: true. Say so where
-    it makes a difference: an advertisement for this peer has addresses of the other family."""
-    for peer in peers.values():
-        if peer.disable_mp or peer.dual_stack_address_family or peer.interface is not None or "%" in peer.peer_address:
+def _warn_family_without_peer(peers: dict[str, Peer], pools: dict[str, Pool], ads: dict[str, Advertisement],
+                              issues: Issues) -> None:
+    """A session carries only its peer address's family unless dualStackAddressFamily: true
+    (MetalLB v0.15+). Say so where an advertisement's addresses of one family reach none of
+    its peers: a dual-stack pool advertised to IPv4 peers only has its IPv6 Services unrouted.
+    (Node selectors are not considered: this holds on every node.)"""
+    for ad in ads.values():
+        if ad.source is None:
             continue
-        other = AFI_V4 if peer.ipv6 else AFI_V6
-        families = {afi for ad in ads.values() if not ad.peers or peer.name in ad.peers
-                    for name in ad.pools if name in pools for afi, _, _ in pools[name].ranges}
-        if other in families and peer.source is not None:
-            issues.warn(peer.source, "spec.dualStackAddressFamily",
-                        f"IPv{4 if other == AFI_V4 else 6} routes are advertised over this IPv{6 if peer.ipv6 else 4} "
-                        "session too (MetalLB v0.16 would need dualStackAddressFamily: true for that); "
-                        "set disableMP: true to keep the session to its own family")
+        names = [n for n in (ad.peers or sorted(peers)) if n in peers]
+        if not names:
+            continue
+        carried = {f for n in names for f in peers[n].families}
+        have = {AFI_FAMILY[afi] for name in ad.pools if name in pools for afi, _, _ in pools[name].ranges}
+        for fam in sorted(have - carried):
+            issues.warn(ad.source, "spec.peers" if ad.peers else "spec",
+                        f"its IPv{fam} addresses reach no peer: {', '.join(names)} "
+                        f"{'carries' if len(names) == 1 else 'carry'} IPv{6 if fam == 4 else 4} only; "
+                        f"set dualStackAddressFamily: true on a BGPPeer to carry both families over its "
+                        f"session, or add an IPv{fam} BGPPeer")

@@ -90,11 +90,20 @@ class Peer:
     # spec.interface (BGP unnumbered): peer_address is "" and the router's link-local
     # address on this interface is found at run time
     interface: str | None = None
-    # spec.disableMP: true: the session carries only its own address family (MetalLB's
-    # "separate sessions"); spec.dualStackAddressFamily is kept as given (see
-    # docs/metallb-compatibility.md)
-    disable_mp: bool = False
+    # spec.dualStackAddressFamily: true: the session carries IPv4 and IPv6; false (the CRD
+    # default): only the family of its peer address, as MetalLB v0.15+ (see ``families``)
     dual_stack_address_family: bool = False
+    # spec.disableMP: deprecated upstream and without effect since a session carries only its
+    # own family by default; kept so the configuration can say so
+    disable_mp: bool = False
+    # spec.localASN (MetalLB v0.16, FRR "local-as N no-prepend replace-as"): the AS this
+    # session announces in its OPEN and AS_PATH instead of myASN; None = myASN
+    local_asn_override: int | None = None
+
+    @property
+    def session_asn(self) -> int:
+        """The local AS the peer sees: spec.localASN if set, else spec.myASN."""
+        return self.local_asn_override or self.local_asn
 
     @property
     def ibgp(self) -> bool:
@@ -105,6 +114,14 @@ class Peer:
     @property
     def ipv6(self) -> bool:
         return self.interface is not None or ":" in self.peer_address
+
+    @property
+    def families(self) -> tuple[int, ...]:
+        """The address families (4, 6) this session carries: both on an interface (BGP
+        unnumbered) peer or with dualStackAddressFamily, else the peer address's own."""
+        if self.interface is not None or self.dual_stack_address_family:
+            return (4, 6)
+        return (6,) if self.ipv6 else (4,)
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,6 +103,7 @@ class SecretRef(_Spec):
 class BGPPeerSpec(_Spec):
     myASN: Int
     peerASN: Int | None = None  # exactly one of peerASN and dynamicASN (0 = unset, as in MetalLB)
+    localASN: Int | None = None  # the AS the peer sees instead of myASN (0 = unset, omitempty)
     dynamicASN: Literal["internal", "external"] | None = None
     peerAddress: Str | None = None  # exactly one of peerAddress and interface
     interface: Str | None = None  # BGP unnumbered: the router's link-local address on it

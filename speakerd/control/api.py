@@ -77,12 +77,13 @@ def notification_hint(n, direction: str, rt) -> str:
     if n.code == ErrorCode.OPEN_MESSAGE:
         if n.subcode == OpenSubcode.BAD_PEER_AS:
             if direction == "received":
-                return (f"the router does not expect our AS {pc.local_asn}: check the neighbor's remote-as "
-                        f"on the router (it must be {pc.local_asn}) or myASN in the BGPPeer")
+                field = "localASN" if pc.local_asn_override else "myASN"
+                return (f"the router does not expect our AS {pc.session_asn}: check the neighbor's remote-as "
+                        f"on the router (it must be {pc.session_asn}) or {field} in the BGPPeer")
             announced = _last_open_asn(rt)
             if pc.dynamic_asn is not None:
                 return (f"the router announced AS {announced if announced is not None else '?'}; dynamicASN "
-                        f"{pc.dynamic_asn} accepts {'only' if pc.ibgp else 'any AS but'} our AS {pc.local_asn}")
+                        f"{pc.dynamic_asn} accepts {'only' if pc.ibgp else 'any AS but'} our AS {pc.session_asn}")
             if announced is not None:
                 return (f"the router announced AS {announced} but the BGPPeer's peerASN is {pc.peer_asn}: "
                         f"fix peerASN, or the router's local AS")
@@ -146,7 +147,7 @@ def summary(speaker, args: dict) -> dict:
         up = p.established_since
         rows.append({
             "peer": pc.name, "address": _address(rt), "interface": pc.interface, "port": pc.peer_port,
-            "local_as": pc.local_asn, "remote_as": _remote_as(rt), "dynamic_asn": pc.dynamic_asn,
+            "local_as": pc.session_asn, "remote_as": _remote_as(rt), "dynamic_asn": pc.dynamic_asn,
             "state": p.state.label,
             "established": p.state == State.ESTABLISHED,
             "up_down_seconds": round(now - (up or p.last_state_change), 1),
@@ -237,8 +238,8 @@ def neighbors(speaker, args: dict) -> dict:
         local_caps = [capability_fields(c) for c in (neg.local if neg else p.local_capabilities())]
         out.append({
             "peer": pc.name, "address": _address(rt), "interface": pc.interface, "port": pc.peer_port,
-            "local_as": pc.local_asn, "remote_as": _remote_as(rt), "dynamic_asn": pc.dynamic_asn,
-            "type": "ibgp" if pc.ibgp else "ebgp",
+            "local_as": pc.session_asn, "my_asn": pc.local_asn, "remote_as": _remote_as(rt),
+            "dynamic_asn": pc.dynamic_asn, "type": "ibgp" if pc.ibgp else "ebgp",
             "state": p.state.label, "router_id": _ip4(speaker.router_id),
             "remote_router_id": _ip4(neg.peer_id) if neg and neg.peer_id else None,
             "local_address": p.local_address, "remote_address": p.remote_address,
@@ -248,7 +249,10 @@ def neighbors(speaker, args: dict) -> dict:
                            "connect_time": pc.connect_retry, "ebgp_multihop": pc.ebgp_multihop,
                            "vrf": pc.vrf, "source_address": pc.source_address,
                            "md5": bool(pc.password), "bfd_profile": pc.bfd_profile,
-                           "graceful_restart": pc.graceful_restart},
+                           "graceful_restart": pc.graceful_restart,
+                           # what the session carries (dualStackAddressFamily, or its address's own)
+                           "families": [f"ipv{f}-unicast" for f in pc.families],
+                           "dual_stack_address_family": pc.dual_stack_address_family},
             "capabilities": {"offered": local_caps,
                              "received": [capability_fields(c) for c in neg.remote] if neg else [],
                              "in_effect": _negotiated(neg)},

@@ -88,7 +88,8 @@ def neighbors(r: dict) -> str:
                      + (f", VRF/device {cfg['vrf']}" if cfg["vrf"] else "")
                      + (", TCP-MD5" if cfg["md5"] else "")
                      + (f", BFD profile {cfg['bfd_profile']}" if cfg["bfd_profile"] else "")
-                     + (", graceful restart" if cfg["graceful_restart"] else ""))
+                     + (", graceful restart" if cfg["graceful_restart"] else "")
+                     + (f"; families {', '.join(cfg['families'])}" if cfg.get("families") else ""))
         eff = n["capabilities"]["in_effect"]
         if eff:
             lines.append(f"  Negotiated hold time {eff['hold_time']}s, keepalive {eff['keepalive_time']}s")

@@ -22,6 +22,9 @@ from ..wire.constants import BGP_PORT
 DEFAULT_MAX_PREFIXES = 2_000_000
 
 
+# Peer.families (4, 6) -> the multiprotocol family offered in the OPEN
+_FAMILY_OF = {4: IPV4_UNICAST, 6: IPV6_UNICAST}
+
 # BGPPeer spec.dynamicASN: the peer's AS is learned from its OPEN, of this kind
 DYNAMIC_INTERNAL = "internal"  # must equal our local AS (iBGP)
 DYNAMIC_EXTERNAL = "external"  # must differ from our local AS (eBGP)
@@ -91,7 +94,9 @@ class SessionSettings:
         """
         return cls(
             name=peer.name, peer_address=peer.peer_address, peer_port=peer.peer_port,
-            local_asn=peer.local_asn, peer_asn=peer.peer_asn, router_id=router_id,
+            # spec.localASN replaces myASN toward this peer (OPEN, AS_PATH): FRR's
+            # "local-as N no-prepend replace-as" as MetalLB configures it
+            local_asn=peer.session_asn, peer_asn=peer.peer_asn, router_id=router_id,
             hold_time=peer.hold_time,
             keepalive_time=peer.keepalive_time if peer.hold_time else None,
             connect_retry=float(peer.connect_retry), source_address=peer.source_address,
@@ -100,9 +105,8 @@ class SessionSettings:
             restart_state=restarting and peer.graceful_restart,
             dynamic_asn=peer.dynamic_asn,
             interface=peer.interface,
-            # no IPv4 next hop on a link-local session: IPv4 routes need RFC 8950
-            extended_next_hop=peer.interface is not None or "%" in peer.peer_address,
+            # no IPv4 next hop on a link-local session: IPv4 routes over it need RFC 8950
+            extended_next_hop=4 in peer.families and (peer.interface is not None or "%" in peer.peer_address),
             max_prefixes=peer.max_prefixes or DEFAULT_MAX_PREFIXES,
-            # BGPPeer disableMP: true: only the session's own family (MetalLB: separate sessions)
-            families=(((IPV6_UNICAST,) if peer.ipv6 else (IPV4_UNICAST,))
-                      if getattr(peer, "disable_mp", False) else (IPV4_UNICAST, IPV6_UNICAST)))
+            # only the peer address's family unless dualStackAddressFamily (or unnumbered): MetalLB v0.15+
+            families=tuple(_FAMILY_OF[f] for f in peer.families))

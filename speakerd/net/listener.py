@@ -1,10 +1,17 @@
 """Passive side: one listening socket per (address, port, device), shared by peers.
 
-An incoming connection is matched on its source address.  One from an
-address that is not a configured peer is closed at once (it never sees an
-OPEN) and logged, at most once per address per ``LOG_INTERVAL``.  Otherwise
-it is handed to :meth:`speakerd.net.peer.PeerTransport.accept_connection`, which
-decides (collision rules) whether to keep it.
+An incoming connection is matched on its source address; a link-local one
+with its zone (the interface the kernel reports as its scope), so one
+link-local address on two interfaces is two peers.  A link-local source that is
+no configured address but arrives on the interface of a BGP unnumbered peer
+(``spec.interface``) is that peer's router, as FRR's ``neighbor IF interface``
+both dials and accepts: it is accepted when it is the router learned on that
+interface (its router advertisements), or when none is learned yet (on the
+point-to-point link of unnumbered peering the only neighbour).  A connection
+from any other address is closed at once (it never sees an OPEN) and logged, at
+most once per address per ``LOG_INTERVAL``.  Otherwise it is handed to
+:meth:`speakerd.net.peer.PeerTransport.accept_connection`, which decides
+(collision rules) whether to keep it.
 
 TCP-MD5 keys are installed on the listening socket for every registered peer
 that has a password (the kernel checks the SYN against the listener's keys).
@@ -14,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import socket
 import time
 from typing import Coroutine
 
@@ -25,11 +33,27 @@ LOG_INTERVAL = 60.0
 
 
 def normalize(address: str) -> str:
-    """Canonical text; IPv4-mapped IPv6 (from a dual-stack socket) becomes IPv4."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    """Canonical text; IPv4-mapped IPv6 (from a dual-stack socket) becomes IPv4; a
+    link-local address keeps its zone as an interface name (``fe80::1%eth0``), any
+    other address loses it."""
+    host, _, zone = address.partition("%")
+    ip = ipaddress.ip_address(host)
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        if zone and ip.is_link_local:
+            return f"{ip}%{_zone_name(zone)}"
     return str(ip)
+
+
+def _zone_name(zone: str) -> str:
+    """An interface name for a zone given as a name or as a numeric scope id."""
+    if zone.isdigit():
+        try:
+            return socket.if_indextoname(int(zone))
+        except OSError:
+            return zone
+    return zone
 
 
 class Listener:
@@ -37,7 +61,8 @@ class Listener:
         self.host = host
         self.port = port
         self.device = device
-        self.peers: dict[str, PeerTransport] = {}
+        self.peers: dict[str, PeerTransport] = {}  # by normalize(peer address)
+        self.interfaces: dict[str, PeerTransport] = {}  # BGP unnumbered peers by interface name
         self.rejected = 0  # connections from unconfigured addresses
         self._server: asyncio.AbstractServer | None = None
         self._sock = None
@@ -67,15 +92,23 @@ class Listener:
     def bound_port(self) -> int:
         return self._sock.getsockname()[1] if self._sock is not None else self.port
 
+    @property
+    def empty(self) -> bool:
+        """No peer, by address or by interface, uses this listener."""
+        return not self.peers and not self.interfaces
+
     def register(self, peer: PeerTransport) -> None:
-        if not peer.settings.peer_address:
-            return  # an interface (unnumbered) peer: its address is learned, it is dialled out
+        if peer.settings.interface and not peer.settings.peer_address:
+            self.interfaces[peer.settings.interface] = peer  # its router's address is learned
+            return
         self.peers[normalize(peer.settings.peer_address)] = peer
         if self._sock is not None:
             self._install_key(peer)
 
     def unregister(self, peer: PeerTransport) -> None:
-        if not peer.settings.peer_address:
+        if peer.settings.interface and not peer.settings.peer_address:
+            if self.interfaces.get(peer.settings.interface) is peer:
+                del self.interfaces[peer.settings.interface]
             return
         key = normalize(peer.settings.peer_address)
         if self.peers.get(key) is peer:
@@ -87,11 +120,27 @@ class Listener:
         if peer.settings.password:
             set_md5(self._sock, peer.settings.peer_address, peer.settings.password)
 
-    def _on_connection(self, conn: _Conn) -> None:
-        _, remote = conn.addresses()
-        addr = normalize(remote) if remote else "?"
+    def match(self, remote: str) -> tuple[PeerTransport | None, str]:
+        """The peer a connection from ``remote`` (the socket's peer address, zoned when
+        link-local) is for, or None and why not."""
+        addr = normalize(remote)
         peer = self.peers.get(addr)
+        if peer is not None:
+            return peer, ""
+        host, _, zone = addr.partition("%")
+        peer = self.interfaces.get(zone) if zone else None
         if peer is None:
+            return None, "not a configured peer"
+        router = peer.interface_router()
+        if router is not None and ipaddress.ip_address(router) != ipaddress.ip_address(host):
+            return None, f"not the router learned on {zone} ({router})"
+        return peer, ""
+
+    def _on_connection(self, conn: _Conn) -> None:
+        remote = conn.remote_zoned()
+        peer, why = self.match(remote) if remote else (None, "no peer address")
+        if peer is None:
+            addr = remote or "?"
             self.rejected += 1
             conn.transport.abort()
             now = time.monotonic()
@@ -99,7 +148,7 @@ class Listener:
                 self._last_log[addr] = now
                 if len(self._last_log) > 1024:
                     self._last_log.clear()
-                log.warning("rejected BGP connection from %s: not a configured peer (%d rejected so far)",
-                            addr, self.rejected)
+                log.warning("rejected BGP connection from %s: %s (%d rejected so far)",
+                            addr, why, self.rejected)
             return
         peer.accept_connection(conn)

@@ -21,6 +21,7 @@ import asyncio
 import collections
 import ipaddress
 import logging
+import socket
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -94,6 +95,22 @@ class _Conn(asyncio.Protocol):
         local = self.transport.get_extra_info("sockname")
         remote = self.transport.get_extra_info("peername")
         return (local[0] if local else None), (remote[0] if remote else None)
+
+    def remote_zoned(self) -> str | None:
+        """The peer's address with its zone when the socket has a scope (link-local:
+        ``fe80::1%eth0``, the interface the connection came in on)."""
+        if self.transport is None:
+            return None
+        remote = self.transport.get_extra_info("peername")
+        if not remote:
+            return None
+        host = remote[0]
+        if len(remote) >= 4 and remote[3] and "%" not in host:
+            try:
+                host = f"{host}%{socket.if_indextoname(remote[3])}"
+            except OSError:
+                host = f"{host}%{remote[3]}"
+        return host
 
     def ports(self) -> tuple[int | None, int | None]:
         if self.transport is None:
@@ -266,8 +283,17 @@ class PeerTransport:
             self._process()
 
     # -------------------------------------------------------- incoming (listener)
+    def interface_router(self) -> str | None:
+        """BGP unnumbered: the router's link-local address on ``settings.interface`` as
+        learned so far (its router advertisements, else the kernel's RA-learned routes)."""
+        iface = self.settings.interface
+        if not iface:
+            return None
+        return (self.advertiser.router if self.advertiser else None) or discover_router(iface)
+
     def accept_connection(self, conn: _Conn) -> None:
-        """A connection from this peer's address, accepted by a listener."""
+        """A connection from this peer's address (for an unnumbered peer: from a link-local
+        address on its interface), accepted by a listener."""
         self._bind_loop()
         self._apply_ttl(conn)
         machine, reply = self.sessions.incoming(self._now(), conn.addresses()[0],
@@ -283,6 +309,9 @@ class PeerTransport:
             return
         conn.owner = self
         self._link(machine).conn = conn
+        if self.settings.interface:  # the router is whoever connected from that link
+            remote = conn.addresses()[1] or ""
+            self.discovered_address = f"{remote.partition('%')[0]}%{self.settings.interface}"
         if machine is self.sessions.main:
             self._set_addresses(conn)
         self._process()

@@ -34,6 +34,8 @@ SPEC_NAMES = {
     "connect_retry": "connectTime", "router_id": "routerID", "password": "password",
     "ebgp_multihop": "ebgpMultiHop", "vrf": "vrf", "graceful_restart": "enableGracefulRestart",
     "dynamic_asn": "dynamicASN", "max_prefixes": "speakerd.io/max-prefixes", "interface": "interface",
+    "dual_stack_address_family": "dualStackAddressFamily", "disable_mp": "disableMP",
+    "local_asn_override": "localASN",
 }
 
 

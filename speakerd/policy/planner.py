@@ -7,10 +7,12 @@ the advertisement's aggregation length; services that fall into the same prefix
 share it (the route lists all of them and stays until the last goes).  When
 several advertisements give the same prefix to a peer, the route carries the union
 of their communities and large communities and the highest localPref among those
-that set one.  No Node object for the node name means a node whose only label is
+that set one.  A peer gets only the prefixes of the address families its session
+carries (``Peer.families``: its peer address's own, both with
+dualStackAddressFamily or on an interface), as MetalLB skips the other family's.  No Node object for the node name means a node whose only label is
 ``kubernetes.io/hostname=<name>``.
 
-Peers with the same advertisements share one :class:`RouteTable`.  A
+Peers with the same advertisements and families share one :class:`RouteTable`.  A
 :class:`Planner` keeps the tables and, per call of :meth:`Planner.services_changed`,
 re-plans only the Services given (their old contributions out, new ones in) and
 returns each peer's delta: ``(afi, key) -> RouteAttrs`` or ``None`` (withdraw).
@@ -39,7 +41,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Iterator
 
-from ..config.addr import AFI_V4, BITS, format_prefix, parse_ip
+from ..config.addr import AFI_V4, BITS, FAMILY_AFI, format_prefix, parse_ip
 from ..config.gcpause import gc_paused
 from ..config.model import Advertisement, Config, Service, selectors_match
 from .allocate import PoolIndex, allocate
@@ -74,10 +76,13 @@ class RouteTable(Mapping):
     (route key -> Reason, or a list of them for a shared prefix) why; the
     PlannedRoute is made only when looked up."""
 
-    __slots__ = ("ads", "by_pool", "attrs", "reasons", "_merged", "weighted", "weight_of", "_weighted_attrs")
+    __slots__ = ("ads", "afis", "by_pool", "attrs", "reasons", "_merged", "weighted", "weight_of",
+                 "_weighted_attrs")
 
-    def __init__(self, ads: list[Advertisement], weight_of=None) -> None:
+    def __init__(self, ads: list[Advertisement], weight_of=None,
+                 afis: frozenset[int] = frozenset(BITS)) -> None:
         self.ads = ads
+        self.afis = afis  # the AFIs of the sessions sharing the table: no route of another one
         # endpoint weights: the advertisements that opt in, and service key -> weight (or None)
         self.weighted = frozenset(a.name for a in ads if a.weight_by_endpoints)
         self.weight_of = weight_of
@@ -192,8 +197,9 @@ class Planner:
         self.withheld: Mapping[str, object] = withheld if withheld is not None else {}
         self.config: Config | None = None
         self.index = PoolIndex({})
-        self.tables: dict[tuple[str, ...], RouteTable] = {}
-        self.peer_table: dict[str, tuple[str, ...]] = {}  # peer name -> its table's key
+        self.tables: dict[tuple, RouteTable] = {}
+        # peer name -> its table's key: ((AFIs of its session), advertisement names...)
+        self.peer_table: dict[str, tuple] = {}
         self.planned: dict[str, tuple[str, ...]] = {}  # service key -> IPs planned (own or allocated)
         # service key -> its labels when planned; kept only while an advertisement has serviceSelectors
         self.planned_labels: dict[str, tuple[tuple[str, str], ...]] = {}
@@ -224,9 +230,10 @@ class Planner:
             if not selectors_match(peer.node_selectors, labels):
                 continue
             mine = [a for a in ads if not a.peers or name in a.peers]
-            sig = tuple(a.name for a in mine)
+            afis = frozenset(FAMILY_AFI[f] for f in peer.families)
+            sig = (tuple(sorted(afis)),) + tuple(a.name for a in mine)
             if sig not in self.tables:
-                self.tables[sig] = RouteTable(mine, weight_of)
+                self.tables[sig] = RouteTable(mine, weight_of, afis)
             self.peer_table[name] = sig
         self.planned, self.notes, self.planned_labels = {}, {}, {}
         self.service_selectors = any(a.service_selectors for a in ads)
@@ -315,6 +322,7 @@ class Planner:
                  labels: tuple[tuple[str, str], ...] = ()) -> Iterator[tuple[RouteKey, Reason]]:
         index = self.index
         label_map = dict(labels) if self.service_selectors else None
+        afis = t.afis
         for ip in ips:
             afi, value = parse_ip(ip)
             pool = index.pool_of(afi, value)
@@ -322,6 +330,8 @@ class Planner:
                 if notes is not None:
                     notes.append(f"{key}: {ip} is in no IPAddressPool; not advertised")
                 continue
+            if afi not in afis:
+                continue  # not a family of these peers' sessions
             for ad in t.by_pool.get(pool, ()):
                 if label_map is not None and not selectors_match(ad.service_selectors, label_map):
                     continue  # spec.serviceSelectors: not this Service's advertisement

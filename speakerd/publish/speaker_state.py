@@ -54,23 +54,25 @@ def peers_of_service(planner, service) -> set[str]:
     selected by an advertisement of that peer's table (O(addresses + peers))."""
     from ..config.addr import parse_ip
     ips = service.ips or planner.allocations.get(service.key, ())
-    pools = set()
+    pools = set()  # (afi, pool): a peer gets the address only if its session carries the family
     for ip in ips:
         try:
-            pool = planner.index.pool_of(*parse_ip(ip))
+            afi, value = parse_ip(ip)
         except ValueError:
             continue
+        pool = planner.index.pool_of(afi, value)
         if pool is not None:
-            pools.add(pool)
+            pools.add((afi, pool))
     if not pools:
         return set()
     from ..config.model import selectors_match
     labels = dict(service.labels)
     out = set()
     for name, sig in planner.peer_table.items():
-        by_pool = planner.tables[sig].by_pool
+        table = planner.tables[sig]
+        by_pool, afis = table.by_pool, table.afis
         if any(selectors_match(getattr(ad, "service_selectors", ()), labels)
-               for pool in pools for ad in by_pool.get(pool, ())):
+               for afi, pool in pools if afi in afis for ad in by_pool.get(pool, ())):
             out.add(name)
     return out
 

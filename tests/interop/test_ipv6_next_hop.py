@@ -1,4 +1,4 @@
-"""IPv6 routes over an IPv4 session: the next hop is the global IPv6 address of speakerd's
+"""IPv6 routes over an IPv4 session (dualStackAddressFamily: true): the next hop is the global IPv6 address of speakerd's
 interface toward the router (as FRR does), not ::ffff:<IPv4>, which BIRD 2 ignores
 ("Import withdraws ... ignored"); the mapped form only when that interface has none, and
 `speakerctl show bgp neighbors` says which."""
@@ -18,8 +18,9 @@ V4, V6 = "203.0.113.10", "2001:db8:5d::10"
 
 def start_speakerd(lab, s, link):
     objects = [node(NODE),
+               # both families over the IPv4 session (the default carries IPv4 only, as MetalLB)
                bgp_peer("peer", SPEAKER_ASN, PEER_ASN, link.v4_b, holdTime="9s", keepaliveTime="3s",
-                        connectTime="1s"),
+                        connectTime="1s", dualStackAddressFamily=True),
                pool("lab", ["203.0.113.0/24", "2001:db8:5d::/120"]),
                advertisement("lab", ipAddressPools=["lab"]), service("dual", [V4, V6])]
     try:

@@ -66,7 +66,8 @@ def test_unnumbered_session_and_ipv4_route_with_link_local_next_hop(lab, kernel_
 
 
 def test_zoned_link_local_peer_address(lab):
-    """peerAddress fe80::x%IF (metallb#2423) against FRR's neighbor on our link-local address."""
+    """peerAddress fe80::x%IF (metallb#2423) against FRR's neighbor on our link-local address;
+    with dualStackAddressFamily both families, IPv4 with RFC 8950 next hops."""
     s, p = lab.ns("s"), lab.ns("p")
     link = lab.link(s, p)
     s_dev, p_dev = link.dev(s), link.dev(p)
@@ -81,6 +82,8 @@ def test_zoned_link_local_peer_address(lab):
     peer = {"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",
             "metadata": {"name": "tor", "namespace": "metallb-system"},
             "spec": {"myASN": SPEAKER_ASN, "peerASN": FRR_ASN, "peerAddress": f"{frr_ll.upper()}%{s_dev}",
+                     # an IPv6 session: IPv4 over it too only with dualStackAddressFamily (as MetalLB)
+                     "dualStackAddressFamily": True,
                      "holdTime": "9s", "keepaliveTime": "3s", "connectTime": "1s"}}
     objects = [node(NODE), peer, pool("lab", ["203.0.113.0/24", "2001:db8:5d::/120"]),
                advertisement("lab", ipAddressPools=["lab"]), service("svc", [IP, "2001:db8:5d::10"])]
@@ -94,3 +97,43 @@ def test_zoned_link_local_peer_address(lab):
     assert ipaddress.ip_address(ours) in {ipaddress.ip_address(h) for h in r6["next_hops"] if h}, r6
     r4 = wait_for(lambda: frr.routes(4).get(f"{IP}/32"), 20, "the IPv4 route at FRR (RFC 8950)")
     assert ipaddress.ip_address(ours) in {ipaddress.ip_address(h) for h in r4["next_hops"] if h}, r4
+
+
+def test_unnumbered_peer_accepts_the_routers_connection(lab):
+    """FRR's `neighbor IF interface` dials as well as accepts; so does speakerd. FRR's router
+    advertisements are dropped on their way out, so speakerd never learns FRR's address and
+    cannot dial: the session can only be FRR's connection to speakerd's port 179, accepted
+    from FRR's link-local address on the BGPPeer's interface."""
+    s, p = lab.ns("s"), lab.ns("p")
+    link = lab.link(s, p)
+    s_dev, p_dev = link.dev(s), link.dev(p)
+    for cmd in ("add table inet sdra",
+                "add chain inet sdra output { type filter hook output priority 0 ; }",
+                "add rule inet sdra output icmpv6 type nd-router-advert drop"):
+        p.exec("nft", cmd)
+    frr = Frr(p, lab.subdir("frr"), FRR_ASN, "192.0.2.2", neighbors=[Neighbor(p_dev, "external")],
+              zebra_config=f"interface {p_dev}\n ipv6 nd ra-interval 3\n no ipv6 nd suppress-ra\nexit\n")
+    peer = {"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",
+            "metadata": {"name": "tor", "namespace": "metallb-system"},
+            "spec": {"myASN": SPEAKER_ASN, "dynamicASN": "external", "interface": s_dev,
+                     "holdTime": "9s", "keepaliveTime": "3s", "connectTime": "1s"}}
+    objects = [node(NODE), peer, pool("lab", ["203.0.113.0/24"]),
+               advertisement("lab", ipAddressPools=["lab"]), service("svc", [IP])]
+    try:
+        sp = Speakerd(s, manifests(lab.subdir("config"), objects), NODE, socket=lab.dir / "speakerd.sock")
+    except NotImplementedYet as e:
+        pytest.skip(str(e))
+    frr_ll, ours = link_local(p, p_dev), link_local(s, s_dev)
+
+    def row():
+        return next((r for r in sp.summary() if r["peer"] == "tor"), None)
+
+    wait_for(lambda: (r := row()) and r["state"] == "Established", 40, "unnumbered session Established")
+    assert row()["address"] == f"{frr_ll}%{s_dev}"
+    nb = frr.vtysh(f"show bgp neighbors {p_dev} json")[p_dev]
+    assert nb["portForeign"] == 179 and nb["portLocal"] != 179, nb  # FRR dialled speakerd
+    assert ipaddress.ip_address(nb["hostForeign"].split("%")[0]) == ipaddress.ip_address(ours), nb
+    # speakerd had no router address to dial: it learned none (its attempts failed saying so)
+    assert "no router link-local address on" in sp.log, sp.log[-2000:]
+    route = wait_for(lambda: frr.routes(4).get(f"{IP}/32"), 20, "the IPv4 route at FRR")
+    assert ipaddress.ip_address(ours) in {ipaddress.ip_address(h) for h in route["next_hops"] if h}, route

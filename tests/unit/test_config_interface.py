@@ -78,4 +78,4 @@ def test_plan_names_the_interface_and_the_dynamic_kind(tmp_path):
     out = subprocess.run([sys.executable, "-c", "import sys; from speakerd.cli import main; sys.exit(main())",
                           "plan", "-c", write(tmp_path, doc), "--node", "n1"],
                          capture_output=True, text=True, timeout=60)
-    assert "peer p1 (interface eth1 AS external, eBGP)" in out.stdout, out.stdout + out.stderr
+    assert "peer p1 (interface eth1 AS external, eBGP, IPv4+IPv6)" in out.stdout, out.stdout + out.stderr

@@ -5,6 +5,7 @@ and the Service annotations MetalLB reads."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 
 import pytest
@@ -12,10 +13,11 @@ import yaml
 
 from speakerd.cli import main
 from speakerd.config import ConfigError, load_config
+from speakerd.fsm.open import local_capabilities
 from speakerd.fsm.settings import SessionSettings
 from speakerd.policy.planner import plan
 from speakerd.store import Event, Store
-from speakerd.wire.capabilities import IPV4_UNICAST, IPV6_UNICAST
+from speakerd.wire.capabilities import IPV4_UNICAST, IPV6_UNICAST, Multiprotocol
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
@@ -169,6 +171,7 @@ FIELDS = [
     ("BGPPeer", "ebgpMultiHop", {"ebgpMultiHop": True}, (), lambda c: c.peers["x"].ebgp_multihop),
     ("BGPPeer", "vrf", {"vrf": "red"}, (), lambda c: c.peers["x"].vrf == "red"),
     ("BGPPeer", "disableMP", {"disableMP": True}, (), lambda c: c.peers["x"].disable_mp),
+    ("BGPPeer", "localASN", {"localASN": 65410}, (), lambda c: c.peers["x"].session_asn == 65410),
     ("BGPPeer", "dualStackAddressFamily", {"dualStackAddressFamily": True}, (),
      lambda c: c.peers["x"].dual_stack_address_family),
     # IPAddressPool
@@ -238,32 +241,190 @@ def test_bgppeer_both_versions(tmp_path, api):
 
 # --- disableMP / dualStackAddressFamily ---------------------------------------------------
 
+# MetalLB v0.15+ (internal/bgp/frr/frr.go): a neighbor's family is its address's, DualStack with
+# dualStackAddressFamily or an interface; only that family is activated and advertised to it
 @pytest.mark.parametrize("spec,families", [
-    ({}, (IPV4_UNICAST, IPV6_UNICAST)),
+    ({}, (IPV4_UNICAST,)),
+    ({"peerAddress": "2001:db8::1"}, (IPV6_UNICAST,)),
+    ({"peerAddress": "fe80::1%eth0"}, (IPV6_UNICAST,)),
     ({"dualStackAddressFamily": True}, (IPV4_UNICAST, IPV6_UNICAST)),
+    ({"dualStackAddressFamily": True, "peerAddress": "2001:db8::1"}, (IPV4_UNICAST, IPV6_UNICAST)),
+    ({"dualStackAddressFamily": True, "peerAddress": "fe80::1%eth0"}, (IPV4_UNICAST, IPV6_UNICAST)),
+    ({"peerAddress": None, "interface": "eth0"}, (IPV4_UNICAST, IPV6_UNICAST)),
     ({"disableMP": True}, (IPV4_UNICAST,)),
     ({"disableMP": True, "peerAddress": "2001:db8::1"}, (IPV6_UNICAST,)),
+    ({"disableMP": True, "dualStackAddressFamily": True}, (IPV4_UNICAST, IPV6_UNICAST)),
 ])
-def test_disable_mp_carries_only_the_sessions_family(tmp_path, spec, families):
-    cfg = load_one(tmp_path, "BGPPeer", spec)
-    assert SessionSettings.from_peer(cfg.peers["x"], 1).families == families
-
-
-@pytest.mark.parametrize("spec,msg", [
-    ({"disableMP": True, "dualStackAddressFamily": True}, "contradicts dualStackAddressFamily"),
-    ({"disableMP": True, "peerAddress": None, "interface": "eth0"}, "disableMP with a link-local session is not supported"),
-])
-def test_disable_mp_refused_where_it_cannot_hold(tmp_path, spec, msg):
-    base = dict(BASE["BGPPeer"])
+def test_session_carries_its_own_family_unless_dual_stack(tmp_path, spec, families):
     if spec.get("peerAddress", "") is None:
-        base.pop("peerAddress")
         spec = {k: v for k, v in spec.items() if v is not None}
+        cfg = load_peer_without_address(tmp_path, spec)
+    else:
+        cfg = load_one(tmp_path, "BGPPeer", spec)
+    settings = SessionSettings.from_peer(cfg.peers["x"], 1)
+    assert settings.families == families
+    # the OPEN offers exactly those families (RFC 4760 capability per AFI/SAFI)
+    assert [(c.afi, c.safi) for c in local_capabilities(settings) if isinstance(c, Multiprotocol)] == list(families)
+    # RFC 8950 is offered only where IPv4 is carried over a link-local session
+    assert settings.extended_next_hop == (IPV4_UNICAST in families and ("interface" in spec or "%" in spec.get("peerAddress", "")))
+
+
+def load_peer_without_address(tmp_path, spec):
+    base = dict(BASE["BGPPeer"])
+    base.pop("peerAddress")
     f = tmp_path / "c.yaml"
     f.write_text(yaml.safe_dump({"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer", "metadata": {"name": "x"},
                                  "spec": {**base, **spec}}))
-    with pytest.raises(ConfigError) as exc:
-        load_config([str(f)])
-    assert any(i.field == "spec.disableMP" and msg in i.message for i in exc.value.issues)
+    return load_config([str(f)])
+
+
+@pytest.mark.parametrize("spec,msg", [
+    ({}, "carries only the family of its peer address unless dualStackAddressFamily: true"),
+    ({"dualStackAddressFamily": True}, "carries both families (dualStackAddressFamily: true)"),
+    ({"peerAddress": None, "interface": "eth0"}, "carries both families (BGP unnumbered)"),
+])
+def test_disable_mp_is_deprecated_without_effect(tmp_path, spec, msg):
+    """MetalLB v0.15+ ignores disableMP (its webhook: deprecated, "has no effect since it's the
+    default behavior now"): loads, with a warning saying what the session carries."""
+    spec = {"disableMP": True, **spec}
+    if spec.get("peerAddress", "") is None:
+        cfg = load_peer_without_address(tmp_path, {k: v for k, v in spec.items() if v is not None})
+    else:
+        cfg = load_one(tmp_path, "BGPPeer", spec)
+    got = [i.message for i in cfg.issues if i.field == "spec.disableMP"]
+    assert got == [f"disableMP is deprecated and has no effect: this session {msg}"]
+    assert [i.severity for i in cfg.issues if i.field == "spec.disableMP"] == ["warning"]
+
+
+def dual_stack_cfg(tmp_path, *peers):
+    """A dual-stack pool, one advertisement for every peer, one dual-stack Service, `peers`."""
+    docs = [{"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer", "metadata": {"name": name},
+             "spec": {"myASN": 64500, "peerASN": 64501, **spec}} for name, spec in peers]
+    docs += [{"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool", "metadata": {"name": "dual"},
+              "spec": {"addresses": ["192.0.2.0/24", "2001:db8::/120"]}},
+             {"apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement", "metadata": {"name": "all"}, "spec": {}},
+             {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "d"},
+              "spec": {"type": "LoadBalancer", "ipFamilyPolicy": "RequireDualStack", "ipFamilies": ["IPv4", "IPv6"],
+                       "ports": [{"port": 80}]},
+              "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.5"}, {"ip": "2001:db8::5"}]}}}]
+    f = tmp_path / "c.yaml"
+    f.write_text(yaml.safe_dump_all(docs))
+    return load_config([str(f)])
+
+
+def test_routes_planned_per_session_family(tmp_path):
+    """A dual-stack Service: the IPv4 peer gets the IPv4 route, the IPv6 peer the IPv6 one, the
+    dualStackAddressFamily peer and the unnumbered peer both; nothing warns (every family reaches a peer)."""
+    cfg = dual_stack_cfg(tmp_path, ("v4", {"peerAddress": "10.0.0.1"}), ("v6", {"peerAddress": "2001:db8:1::1"}),
+                         ("both", {"peerAddress": "10.0.0.2", "dualStackAddressFamily": True}),
+                         ("unnum", {"interface": "eth1"}))
+    routes = plan(cfg, "n").routes
+    prefixes = {name: sorted(r.prefix for r in t.values()) for name, t in routes.items()}
+    assert prefixes == {"v4": ["192.0.2.5/32"], "v6": ["2001:db8::5/128"],
+                        "both": ["192.0.2.5/32", "2001:db8::5/128"], "unnum": ["192.0.2.5/32", "2001:db8::5/128"]}
+    assert not [i for i in cfg.issues if i.severity != "info"]
+
+
+def test_routes_by_difference_keep_to_the_session_family(tmp_path):
+    """The incremental planner (a Service added later) gives each peer only its families, as a fresh plan."""
+    from speakerd.policy.planner import Planner
+    cfg = dual_stack_cfg(tmp_path, ("v4", {"peerAddress": "10.0.0.1"}),
+                         ("both", {"peerAddress": "10.0.0.2", "dualStackAddressFamily": True}))
+    empty = dataclasses.replace(cfg, services={})
+    p = Planner("n")
+    assert p.rebuild(empty) == {"v4": {}, "both": {}}
+    deltas = p.services_changed(cfg, cfg.services.keys())
+    assert {n: sorted(afi for afi, _ in d) for n, d in deltas.items()} == {"v4": [1], "both": [1, 2]}
+    assert {n: dict(t.attrs) for n, t in p.plan().routes.items()} == \
+        {n: dict(t.attrs) for n, t in plan(cfg, "n").routes.items()}
+
+
+def test_service_status_peers_follow_the_session_family(tmp_path):
+    """ServiceBGPStatus's peers (read from the planner without a scan) agree with the routes:
+    an IPv6-only Service is announced to the IPv6 and the dual-stack peer, not to the IPv4 one."""
+    from speakerd.policy.planner import Planner
+    from speakerd.publish.speaker_state import peers_by_service, peers_of_service
+    cfg = dual_stack_cfg(tmp_path, ("v4", {"peerAddress": "10.0.0.1"}), ("v6", {"peerAddress": "2001:db8:1::1"}),
+                         ("both", {"peerAddress": "10.0.0.2", "dualStackAddressFamily": True}))
+    svc = dataclasses.replace(cfg.services["d/web"], ips=("2001:db8::5",), families=(6,), dual_stack=False)
+    cfg = dataclasses.replace(cfg, services={"d/web": svc})
+    p = Planner("n")
+    p.rebuild(cfg, {})
+    assert peers_of_service(p, svc) == {"v6", "both"} == peers_by_service(p.plan().routes)["d/web"]
+
+
+def test_family_reaching_no_peer_is_said(tmp_path):
+    """A dual-stack pool advertised to IPv4 sessions only: its IPv6 addresses go nowhere (MetalLB:
+    silently); speakerd warns on the advertisement and names the fix."""
+    cfg = dual_stack_cfg(tmp_path, ("a", {"peerAddress": "10.0.0.1"}), ("b", {"peerAddress": "10.0.0.2"}))
+    warned = [(i.obj, i.field, i.message) for i in cfg.issues if i.severity == "warning"]
+    assert warned == [("BGPAdvertisement/all", "spec",
+                       "its IPv6 addresses reach no peer: a, b carry IPv4 only; set dualStackAddressFamily: true "
+                       "on a BGPPeer to carry both families over its session, or add an IPv6 BGPPeer")]
+    assert {n: sorted(r.prefix for r in t.values()) for n, t in plan(cfg, "n").routes.items()} == \
+        {"a": ["192.0.2.5/32"], "b": ["192.0.2.5/32"]}
+    # an IPv6 peer, or one peer with both families, and there is nothing to say
+    for extra in (("c", {"peerAddress": "2001:db8:1::1"}), ("c", {"peerAddress": "10.0.0.3", "dualStackAddressFamily": True})):
+        cfg = dual_stack_cfg(tmp_path, ("a", {"peerAddress": "10.0.0.1"}), extra)
+        assert not [i for i in cfg.issues if i.severity == "warning"]
+    # IPv6 peers only: the IPv4 addresses are said
+    cfg = dual_stack_cfg(tmp_path, ("a", {"peerAddress": "2001:db8:1::1"}))
+    assert [i.message.split(";")[0] for i in cfg.issues if i.severity == "warning"] == \
+        ["its IPv4 addresses reach no peer: a carries IPv6 only"]
+
+
+def test_family_and_local_asn_changes_reset_the_session_disable_mp_does_not(tmp_path):
+    """`speakerd plan --diff` and a reload: dualStackAddressFamily and localASN change what the
+    OPEN says (a new session, named in MetalLB spelling); disableMP changes nothing."""
+    from speakerd.policy.plandiff import session_changes
+    from speakerd.reconcile import session_params
+    base = load_one(tmp_path, "BGPPeer", {}).peers["x"]
+    for spec, field in (({"dualStackAddressFamily": True}, "dualStackAddressFamily"), ({"localASN": 65410}, "localASN")):
+        new = load_one(tmp_path, "BGPPeer", spec).peers["x"]
+        assert session_params(new) != session_params(base)
+        assert [c["field"] for c in session_changes(base, new)] == [field]
+    new = load_one(tmp_path, "BGPPeer", {"disableMP": True}).peers["x"]
+    assert session_params(new) == session_params(base) and session_changes(base, new) == []
+
+
+# --- localASN (v0.16: FRR "neighbor X local-as N no-prepend replace-as") ---------------------
+
+def test_local_asn_replaces_my_asn_toward_the_peer(tmp_path):
+    """The OPEN's AS and the AS_PATH of the routes sent carry localASN; myASN stays the AS of
+    the speaker (the per-VRF equality rule reads myASN, as MetalLB's router-level ASN)."""
+    cfg = load_one(tmp_path, "BGPPeer", {"localASN": 65410})
+    peer = cfg.peers["x"]
+    assert (peer.local_asn, peer.session_asn, peer.ibgp) == (64500, 65410, False)
+    settings = SessionSettings.from_peer(peer, 1)
+    assert settings.local_asn == 65410 and not settings.ibgp
+    assert [c.asn for c in local_capabilities(settings) if type(c).__name__ == "FourOctetAS"] == [65410]
+    # the AS_PATH of what is sent: tests/interop/test_local_asn.py (FRR sees [localASN])
+    # unset (or 0, as an API server may serve omitempty's zero) is myASN
+    for spec in ({}, {"localASN": 0}):
+        assert SessionSettings.from_peer(load_one(tmp_path, "BGPPeer", spec).peers["x"], 1).local_asn == 64500
+
+
+@pytest.mark.parametrize("spec,msg", [
+    ({"localASN": 64500}, "localASN 64500 equals myASN"),
+    ({"localASN": 65410, "peerASN": 64500}, "localASN is for eBGP peers; this peer is iBGP"),
+    ({"localASN": 65410, "peerASN": None, "dynamicASN": "internal"}, "localASN is for eBGP peers; this peer is iBGP"),
+    ({"localASN": 64501}, "localASN 64501 equals peerASN"),
+    ({"localASN": 4294967296}, "ASN 4294967296 is out of range"),
+])
+def test_local_asn_refused_where_frr_refuses_it(tmp_path, spec, msg):
+    spec = dict(spec)
+    if spec.get("peerASN", "") is None:
+        spec.pop("peerASN")
+        base = {k: v for k, v in BASE["BGPPeer"].items() if k != "peerASN"}
+        f = tmp_path / "c.yaml"
+        f.write_text(yaml.safe_dump({"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",
+                                     "metadata": {"name": "x"}, "spec": {**base, **spec}}))
+        with pytest.raises(ConfigError) as exc:
+            load_config([str(f)])
+    else:
+        with pytest.raises(ConfigError) as exc:
+            load_one(tmp_path, "BGPPeer", spec)
+    assert any(i.field == "spec.localASN" and msg in i.message for i in exc.value.issues), exc.value.issues
 
 
 # --- myASN / routerID: equal per VRF among peers that may share a node ----------------------
@@ -417,24 +578,6 @@ def test_service_selectors_choose_the_advertisement(tmp_path):
     assert by_prefix["192.0.2.1/32"].attrs.communities == (1 << 16 | 1, 2 << 16 | 2)
     assert by_prefix["192.0.2.2/32"].attrs.communities == (2 << 16 | 2,)
     assert [r.advertisement for r in by_prefix["192.0.2.2/32"].reasons] == ["all"]
-
-
-def test_other_family_over_a_session_is_said(tmp_path):
-    """speakerd sends IPv6 routes over an IPv4 session without dualStackAddressFamily (MetalLB
-    would not): a warning says so, and disableMP: true is the way to keep to one family."""
-    dual = {"addresses": ["192.0.2.0/24", "2001:db8::/120"]}
-    extra = ({"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool", "metadata": {"name": "v6"},
-              "spec": {"addresses": ["2001:db8::/120"]}},)
-    extra += ({"apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement", "metadata": {"name": "all"}, "spec": {}},)
-    cfg = load_one(tmp_path, "BGPPeer", {}, extra)
-    assert [i.field for i in cfg.issues if i.severity == "warning" and i.obj == "BGPPeer/x"] == ["spec.dualStackAddressFamily"]
-    for spec in ({"dualStackAddressFamily": True}, {"disableMP": True}):
-        cfg = load_one(tmp_path, "BGPPeer", spec, extra)
-        assert not [i for i in cfg.issues if i.obj == "BGPPeer/x"]
-    # no advertisement of the other family for the peer: nothing to say
-    assert not [i for i in load_one(tmp_path, "BGPPeer", {}, extra[:1]).issues if i.obj == "BGPPeer/x"]
-    assert not [i for i in load_one(tmp_path, "IPAddressPool", {"addresses": dual["addresses"][:1]}, extra[1:]).issues
-                if i.obj.startswith("BGPPeer/")]
 
 
 ANNOTATION_CASES = [

@@ -126,7 +126,10 @@ def test_ttl_rules():
 def test_normalize_mapped_addresses():
     assert normalize("::ffff:127.0.0.1") == "127.0.0.1"
     assert normalize("2001:DB8::1") == "2001:db8::1"
-    assert normalize("fe80::1%eth0") == "fe80::1"
+    # a link-local address keeps its zone (one address on two links is two peers), as a name
+    assert normalize("FE80::1%eth0") == "fe80::1%eth0"
+    assert normalize("fe80::1%1") == f"fe80::1%{socket.if_indextoname(1)}"
+    assert normalize("2001:db8::1%eth0") == "2001:db8::1"  # a zone means nothing on a global address
 
 
 def test_password_is_never_in_repr():

@@ -35,14 +35,15 @@ def test_single_peer():
 
 
 def test_pools_per_peer():
+    """Dual-stack pools, IPv4 peers without dualStackAddressFamily: as in MetalLB v0.15+, each
+    session carries only IPv4, so the Services' IPv6 addresses are allocated but not routed."""
     p = plan(load_config([ex("pools-per-peer")]), "node-a")
+    assert p.allocations["default/app1"] == ("4.4.4.141", "2001:100:4::3e5")
     assert table(p, "peer1") == {
         "4.4.4.141/32": (["65535:65282"], 100, ["default/app1>4.4.4.141>pool1>bgpadvertisement-1"]),
-        "2001:100:4::3e5/128": (["65535:65282"], 100, ["default/app1>2001:100:4::3e5>pool1>bgpadvertisement-1"]),
     }
     assert table(p, "peer2") == {
         "5.5.5.119/32": (["65535:65282"], 100, ["default/app2>5.5.5.119>pool2>bgpadvertisement-2"]),
-        "2001:100:5::2f0/128": (["65535:65282"], 100, ["default/app2>2001:100:5::2f0>pool2>bgpadvertisement-2"]),
     }
 
 
@@ -75,8 +76,9 @@ def test_dual_stack():
     p = plan(load_config([ex("dual-stack")]), "n")
     want = {"192.0.2.77/32": ([], 150, ["default/portal>192.0.2.77>dual-stack-pool>dual-stack-adv"]),
             "2001:db8:64::d/128": ([], 150, ["default/portal>2001:db8:64::d>dual-stack-pool>dual-stack-adv"])}
-    assert table(p, "doc-example-dual-stack-ipv4") == want
-    assert table(p, "doc-example-dual-stack-ipv6") == want  # IPv6 planned for every peer; the session decides
+    # each session carries its own family (MetalLB v0.15+: no dualStackAddressFamily)
+    assert table(p, "doc-example-dual-stack-ipv4") == {"192.0.2.77/32": want["192.0.2.77/32"]}
+    assert table(p, "doc-example-dual-stack-ipv6") == {"2001:db8:64::d/128": want["2001:db8:64::d/128"]}
 
 
 def test_demo_merges_advertisements_and_avoids_buggy_ips():
@@ -180,7 +182,13 @@ def test_check_cli_ok(capsys):
     assert out[0] == "ok: 2 peers, 2 pools, 2 advertisements, 2 services, 0 BFD profiles; 4 warnings"
     assert out[1].startswith("warning: ") and "spec.localPref" in out[1]
     # the pools are dual-stack and the peers IPv4 without dualStackAddressFamily (test_metallb_compat.py)
-    assert sum("spec.dualStackAddressFamily: IPv6 routes are advertised over this IPv4 session" in o for o in out) == 2
+    assert cli(["plan", "-c", ex("pools-per-peer"), "--node", "node-a"]) == 0
+    plan_out = capsys.readouterr().out.splitlines()
+    assert "peer peer1 (10.0.0.1 AS 64501, eBGP, IPv4): 1 route" in plan_out
+    assert cli(["plan", "-c", ex("demo/sender"), "--node", "demo-node", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["peers"]["receiver"]["families"] == ["ipv4", "ipv6"]
+    assert sum("BGPAdvertisement/bgpadvertisement-" in o and ": its IPv6 addresses reach no peer: peer" in o
+               for o in out) == 2
 
 
 def test_check_cli_errors_text_and_json(tmp_path, capsys):
@@ -209,7 +217,7 @@ def test_plan_cli_text(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out == [
         "node n1",
-        "peer doc-example-peer-bfd (10.0.20.1 AS 64501, eBGP): 1 route",
+        "peer doc-example-peer-bfd (10.0.20.1 AS 64501, eBGP, IPv4): 1 route",
         "  192.0.2.0/28  communities 64500:300",
         "    default/api → 192.0.2.14 → pool bfd-pool → advertisement bfd-adv → peer doc-example-peer-bfd",
         "    default/metrics → 192.0.2.0 → pool bfd-pool → advertisement bfd-adv → peer doc-example-peer-bfd",
@@ -230,7 +238,7 @@ def test_plan_cli_json_with_state(tmp_path, capsys):
 
 def test_plan_cli_node_not_selected(capsys):
     assert cli(["plan", "-c", ex("node-selectors"), "--node", "compute-3.example.com"]) == 0
-    assert "peer doc-example-nodesel (10.0.20.1 AS 64501, eBGP): not on this node (nodeSelectors)" in capsys.readouterr().out
+    assert "peer doc-example-nodesel (10.0.20.1 AS 64501, eBGP, IPv4): not on this node (nodeSelectors)" in capsys.readouterr().out
 
 
 def test_dual_stack_addresses_come_from_one_pool(tmp_path):
