@@ -242,8 +242,10 @@ class AdjRibOut:
         """What the peer should have: route key -> this session's attributes."""
         return self._target(ctx)[0]
 
-    def _target(self, ctx: Negotiated) -> tuple[dict[RouteKey, PathAttributes], PathAttributes | None]:
-        """(the target, its one attribute set when every route has the same one, else None).
+    def _target(self, ctx: Negotiated) -> tuple[dict[RouteKey, PathAttributes], int | None,
+                                                 PathAttributes | None]:
+        """(the target, and when every route has one family and one attribute set, that
+        family and that set, else None, None).
 
         The planner shares one RouteAttrs object among many routes: each
         (afi, object) is translated once and then looked up by identity, so no
@@ -255,7 +257,7 @@ class AdjRibOut:
             if len(afis) == 1:  # the common case: one set, one family; built in C
                 afi = afis.pop()
                 pa = self.path_attributes(afi, next(iter(wanted.values()))) if afi in fams else None
-                return (dict.fromkeys(wanted, pa), pa) if pa is not None else ({}, None)
+                return (dict.fromkeys(wanted, pa), afi, pa) if pa is not None else ({}, None, None)
         out: dict[RouteKey, PathAttributes] = {}
         session_attrs: dict[tuple[int, int], PathAttributes | None] = {}  # (afi, id(RouteAttrs))
         for rk, ra in wanted.items():
@@ -266,12 +268,12 @@ class AdjRibOut:
                 pa = session_attrs[ck] = self.path_attributes(rk[0], ra) if rk[0] in fams else None
             if pa is not None:
                 out[rk] = pa
-        return out, None
+        return out, None, None
 
     # -- outputs (framed messages) ------------------------------------------
     def diff(self, ctx: Negotiated) -> list[bytes]:
         """UPDATEs taking the peer from what it was sent to what is wanted."""
-        target, one = self._target(ctx)
+        target, afi, one = self._target(ctx)
         sent = self.sent
         gone = sent.keys() - target.keys()  # set difference in C: work in proportion to the change
         withdraw = _by_afi(gone) if gone else {}
@@ -280,7 +282,12 @@ class AdjRibOut:
         if one is not None and (not sent or _single_value(sent) is one):
             # same attributes on both sides: only new keys, in the wanted order (cheap to sort)
             new = (target.keys() - sent.keys()) if sent else target.keys()
-            announce = {(afi, one): keys for afi, keys in _by_afi(new).items()} if new else {}
+            if not new:
+                announce = {}
+            elif afi is not None:  # one family: every key touched once, in C
+                announce = {(afi, one): list(map(_key_of, new))}
+            else:
+                announce = {(fam, one): keys for fam, keys in _by_afi(new).items()}
         elif not sent:
             announce = _grouped(target.items())
         else:
