@@ -242,14 +242,17 @@ class AdjRibOut:
         """What the peer should have: route key -> this session's attributes."""
         return self._target(ctx)[0]
 
-    def _target(self, ctx: Negotiated) -> tuple[dict[RouteKey, PathAttributes], int | None,
-                                                 PathAttributes | None]:
-        """(the target, and when every route has one family and one attribute set, that
-        family and that set, else None, None).
+    def _target(self, ctx: Negotiated) -> tuple[dict[RouteKey, PathAttributes],
+                                                 dict[tuple[int, PathAttributes], list[int]] | None,
+                                                 tuple[int, PathAttributes] | None]:
+        """(the target, its prefix keys grouped by (afi, attribute set), None for the groups
+        and (afi, attribute set) instead when every route has one family and one set).
 
         The planner shares one RouteAttrs object among many routes: each
         (afi, object) is translated once and then looked up by identity, so no
-        RouteAttrs is hashed (a Python call) per route."""
+        RouteAttrs is hashed (a Python call) per route; grouping in the same
+        pass takes each of the planner's keys once (they lie all over the heap
+        it parsed: every pass over them costs a cache miss per route)."""
         fams = {afi for afi, safi in ctx.families if safi == SAFI.UNICAST}
         wanted = self.wanted
         if wanted and len(set(map(id, wanted.values()))) == 1:
@@ -257,39 +260,47 @@ class AdjRibOut:
             if len(afis) == 1:  # the common case: one set, one family; built in C
                 afi = afis.pop()
                 pa = self.path_attributes(afi, next(iter(wanted.values()))) if afi in fams else None
-                return (dict.fromkeys(wanted, pa), afi, pa) if pa is not None else ({}, None, None)
+                return (dict.fromkeys(wanted, pa), None, (afi, pa)) if pa is not None else ({}, {}, None)
         out: dict[RouteKey, PathAttributes] = {}
-        session_attrs: dict[tuple[int, int], PathAttributes | None] = {}  # (afi, id(RouteAttrs))
+        by_object: dict[tuple[int, int], tuple[PathAttributes | None, list[int]]] = {}  # (afi, id(RouteAttrs))
         for rk, ra in wanted.items():
             ck = (rk[0], id(ra))
             try:
-                pa = session_attrs[ck]
+                pa, keys = by_object[ck]
             except KeyError:
-                pa = session_attrs[ck] = self.path_attributes(rk[0], ra) if rk[0] in fams else None
+                pa = self.path_attributes(rk[0], ra) if rk[0] in fams else None
+                pa, keys = by_object[ck] = (pa, [])
             if pa is not None:
                 out[rk] = pa
-        return out, None, None
+                keys.append(rk[1])
+        groups: dict[tuple[int, PathAttributes], list[int]] = {}
+        for (afi, _), (pa, keys) in by_object.items():  # one entry per RouteAttrs object: few
+            if pa is not None:
+                if (afi, pa) in groups:  # equal attributes from distinct objects: one group
+                    groups[(afi, pa)].extend(keys)
+                else:
+                    groups[(afi, pa)] = keys
+        return out, groups, None
 
     # -- outputs (framed messages) ------------------------------------------
     def diff(self, ctx: Negotiated) -> list[bytes]:
         """UPDATEs taking the peer from what it was sent to what is wanted."""
-        target, afi, one = self._target(ctx)
+        target, groups, single = self._target(ctx)
         sent = self.sent
         gone = sent.keys() - target.keys()  # set difference in C: work in proportion to the change
         withdraw = _by_afi(gone) if gone else {}
-        if one is None:
-            one = _single_value(target)
-        if one is not None and (not sent or _single_value(sent) is one):
-            # same attributes on both sides: only new keys, in the wanted order (cheap to sort)
-            new = (target.keys() - sent.keys()) if sent else target.keys()
+        if not sent:  # everything, in the wanted order (cheap to sort)
+            announce = {single: list(map(_key_of, target))} if single is not None else groups
+        elif (one := single[1] if single is not None else _single_value(target)) is not None \
+                and _single_value(sent) is one:
+            # the same one attribute set on both sides: only the new keys
+            new = target.keys() - sent.keys()
             if not new:
                 announce = {}
-            elif afi is not None:  # one family: every key touched once, in C
-                announce = {(afi, one): list(map(_key_of, new))}
+            elif single is not None:  # one family: every key touched once, in C
+                announce = {single: list(map(_key_of, new))}
             else:
-                announce = {(fam, one): keys for fam, keys in _by_afi(new).items()}
-        elif not sent:
-            announce = _grouped(target.items())
+                announce = {(afi, one): keys for afi, keys in _by_afi(new).items()}
         else:
             was = sent.get
             announce = _grouped(route for route in target.items()
