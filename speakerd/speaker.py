@@ -511,6 +511,9 @@ class Speaker:
         changed = 0
         if len(self.route_events) > ROUTE_EVENTS:
             self.route_events.clear()
+        if not before:  # a new session: every route is an announcement (the keys taken once, in C)
+            self.route_events.update(dict.fromkeys(routes, (now, "announce")))
+            return len(routes)
         added = routes.keys() - before.keys()  # one C-level update each (1M routes on start)
         self.route_events.update(dict.fromkeys(added, (now, "announce")))
         removed = before.keys() - routes.keys()
@@ -522,7 +525,8 @@ class Speaker:
                 next(iter(routes.values())) == next(iter(before.values())):
             return changed  # one attribute set on both sides (the common case): nothing updated
         for k in routes.keys() & before.keys():
-            if routes[k] != before[k]:
+            now_attrs, was = routes[k], before[k]
+            if now_attrs is not was and now_attrs != was:  # shared objects: no __eq__ call per route
                 self.route_events[k] = (now, "update")
                 changed += 1
         return changed

@@ -66,7 +66,6 @@ class SessionPair:
         self.trace = trace
         self.main = Session(settings, trace)
         self.candidate: Session | None = None
-        self.routes: dict = {}
         self._received_base = [0] * 6  # counts of machines that were replaced
         self._actions: list[tuple[Session, object]] = []
 
@@ -81,6 +80,12 @@ class SessionPair:
 
     def machines(self) -> tuple[Session, ...]:
         return (self.main,) if self.candidate is None else (self.main, self.candidate)
+
+    @property
+    def routes(self) -> dict:
+        """The wanted routes (read-only): the main machine's Adj-RIB-Out holds them, each
+        machine its own copy, so the pair keeps none of its own."""
+        return self.main.adj_rib_out.wanted
 
     @property
     def received_counts(self) -> list[int]:
@@ -101,19 +106,12 @@ class SessionPair:
         self._settle(now)
 
     def set_routes(self, now: float, routes: dict) -> None:
-        self.routes = dict(routes)  # our own copy: update_routes changes it in place
         for m in self.machines():
             m.set_routes(now, routes)
         self._settle(now)
 
     def update_routes(self, now: float, delta: dict) -> None:
         """Change part of the wanted routes (None withdraws); each machine sends only that."""
-        routes = self.routes
-        for rk, ra in delta.items():
-            if ra is None:
-                routes.pop(rk, None)
-            else:
-                routes[rk] = ra
         for m in self.machines():
             m.update_routes(now, delta)
         self._settle(now)

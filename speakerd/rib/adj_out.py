@@ -111,6 +111,7 @@ def next_hops(local_address: str | None, next_hop4: str | None,
 
 
 _afi_of = itemgetter(0)
+_key_of = itemgetter(1)
 
 
 def _single_value(d: dict):
@@ -118,6 +119,45 @@ def _single_value(d: dict):
     if d and len(set(map(id, d.values()))) == 1:
         return next(iter(d.values()))
     return None
+
+
+def _by_afi(route_keys) -> dict[int, list[int]]:
+    """``(afi, key)`` route keys -> afi -> prefix keys, in their order (one family: all in C)."""
+    afis = set(map(_afi_of, route_keys))
+    if len(afis) == 1:
+        return {afis.pop(): list(map(_key_of, route_keys))}
+    out: dict[int, list[int]] = {afi: [] for afi in afis}
+    for afi, key in route_keys:
+        out[afi].append(key)
+    return out
+
+
+def _grouped(routes) -> dict[tuple[int, PathAttributes], list[int]]:
+    """``((afi, key), attrs)`` pairs -> (afi, attrs) -> prefix keys, for :meth:`AdjRibOut._pack`.
+
+    Attribute sets are interned (one object per set and family, see
+    :meth:`AdjRibOut.path_attributes`), so routes are grouped by the object's
+    identity: hashing a PathAttributes is a Python call over all its fields,
+    which once per route would cost more than encoding the UPDATEs.  Equal
+    sets that are distinct objects still end in one group.
+    """
+    by_object: dict[tuple[int, int], list[int]] = {}  # (afi, id(attrs)) -> prefix keys
+    objects: dict[int, PathAttributes] = {}
+    for (afi, key), pa in routes:
+        gk = (afi, id(pa))
+        keys = by_object.get(gk)
+        if keys is None:
+            keys = by_object[gk] = []
+            objects[id(pa)] = pa
+        keys.append(key)
+    out: dict[tuple[int, PathAttributes], list[int]] = {}
+    for (afi, i), keys in by_object.items():  # one entry per attribute object: few
+        group = out.get((afi, objects[i]))
+        if group is None:
+            out[(afi, objects[i])] = keys
+        else:
+            group.extend(keys)
+    return out
 
 
 class AdjRibOut:
@@ -204,42 +244,72 @@ class AdjRibOut:
         return pa
 
     def target(self, ctx: Negotiated) -> dict[RouteKey, PathAttributes]:
+        """What the peer should have: route key -> this session's attributes."""
+        return self._target(ctx)[0]
+
+    def _target(self, ctx: Negotiated) -> tuple[dict[RouteKey, PathAttributes],
+                                                 dict[tuple[int, PathAttributes], list[int]] | None,
+                                                 tuple[int, PathAttributes] | None]:
+        """(the target, its prefix keys grouped by (afi, attribute set), None for the groups
+        and (afi, attribute set) instead when every route has one family and one set).
+
+        The planner shares one RouteAttrs object among many routes: each
+        (afi, object) is translated once and then looked up by identity, so no
+        RouteAttrs is hashed (a Python call) per route; grouping in the same
+        pass takes each of the planner's keys once (they lie all over the heap
+        it parsed: every pass over them costs a cache miss per route)."""
         fams = {afi for afi, safi in ctx.families if safi == SAFI.UNICAST}
         wanted = self.wanted
-        if wanted and len(set(map(id, wanted.values()))) == 1 and set(map(_afi_of, wanted)) <= fams:
-            # one attribute set for every route (the common case): built in C, no per-route Python
-            ra = next(iter(wanted.values()))
+        if wanted and len(set(map(id, wanted.values()))) == 1:
             afis = set(map(_afi_of, wanted))
-            if len(afis) == 1:
-                pa = self.path_attributes(next(iter(afis)), ra)
-                return dict.fromkeys(wanted, pa) if pa is not None else {}
+            if len(afis) == 1:  # the common case: one set, one family; built in C
+                afi = afis.pop()
+                pa = self.path_attributes(afi, next(iter(wanted.values()))) if afi in fams else None
+                return (dict.fromkeys(wanted, pa), None, (afi, pa)) if pa is not None else ({}, {}, None)
         out: dict[RouteKey, PathAttributes] = {}
-        for rk, ra in self.wanted.items():
-            if rk[0] not in fams:
-                continue
-            pa = self.path_attributes(rk[0], ra)
+        by_object: dict[tuple[int, int], tuple[PathAttributes | None, list[int]]] = {}  # (afi, id(RouteAttrs))
+        for rk, ra in wanted.items():
+            ck = (rk[0], id(ra))
+            try:
+                pa, keys = by_object[ck]
+            except KeyError:
+                pa = self.path_attributes(rk[0], ra) if rk[0] in fams else None
+                pa, keys = by_object[ck] = (pa, [])
             if pa is not None:
                 out[rk] = pa
-        return out
+                keys.append(rk[1])
+        groups: dict[tuple[int, PathAttributes], list[int]] = {}
+        for (afi, _), (pa, keys) in by_object.items():  # one entry per RouteAttrs object: few
+            if pa is not None:
+                if (afi, pa) in groups:  # equal attributes from distinct objects: one group
+                    groups[(afi, pa)].extend(keys)
+                else:
+                    groups[(afi, pa)] = keys
+        return out, groups, None
 
     # -- outputs (framed messages) ------------------------------------------
     def diff(self, ctx: Negotiated) -> list[bytes]:
         """UPDATEs taking the peer from what it was sent to what is wanted."""
-        target = self.target(ctx)
+        target, groups, single = self._target(ctx)
         sent = self.sent
-        withdraw: dict[int, list[int]] = {}
-        for rk in sent.keys() - target.keys():  # set difference in C: work in proportion to the change
-            withdraw.setdefault(rk[0], []).append(rk[1])
-        announce: dict[tuple[int, PathAttributes], list[int]] = {}
-        one = _single_value(target)
-        if one is not None and (not sent or _single_value(sent) is one):
-            changed = target.keys() - sent.keys()  # same attributes on both sides: only new keys
-            for rk in changed:
-                announce.setdefault((rk[0], one), []).append(rk[1])
+        gone = sent.keys() - target.keys()  # set difference in C: work in proportion to the change
+        withdraw = _by_afi(gone) if gone else {}
+        if not sent:  # everything, in the wanted order (cheap to sort)
+            announce = {single: list(map(_key_of, target))} if single is not None else groups
+        elif (one := single[1] if single is not None else _single_value(target)) is not None \
+                and _single_value(sent) is one:
+            # the same one attribute set on both sides: only the new keys
+            new = target.keys() - sent.keys()
+            if not new:
+                announce = {}
+            elif single is not None:  # one family: every key touched once, in C
+                announce = {single: list(map(_key_of, new))}
+            else:
+                announce = {(afi, one): keys for afi, keys in _by_afi(new).items()}
         else:
-            for rk, pa in target.items():
-                if sent.get(rk) != pa:
-                    announce.setdefault((rk[0], pa), []).append(rk[1])
+            was = sent.get
+            announce = _grouped(route for route in target.items()
+                                if (old := was(route[0])) is None or (old is not route[1] and old != route[1]))
         self.sent = target
         return self._pack(withdraw, announce, ctx)
 
@@ -250,16 +320,18 @@ class AdjRibOut:
         fams = {afi for afi, safi in ctx.families if safi == SAFI.UNICAST}
         sent = self.sent
         withdraw: dict[int, list[int]] = {}
-        announce: dict[tuple[int, PathAttributes], list[int]] = {}
+        changed: list[tuple[RouteKey, PathAttributes]] = []
         for rk, ra in delta.items():
             pa = self.path_attributes(rk[0], ra) if ra is not None and rk[0] in fams else None
             if pa is None:
                 if sent.pop(rk, None) is not None:
                     withdraw.setdefault(rk[0], []).append(rk[1])
-            elif sent.get(rk) != pa:
+                continue
+            old = sent.get(rk)
+            if old is None or (old is not pa and old != pa):
                 sent[rk] = pa
-                announce.setdefault((rk[0], pa), []).append(rk[1])
-        return self._pack(withdraw, announce, ctx)
+                changed.append((rk, pa))
+        return self._pack(withdraw, _grouped(changed), ctx)
 
     def initial(self, ctx: Negotiated) -> list[bytes]:
         """Everything, then End-of-RIB for every negotiated family."""
@@ -275,11 +347,7 @@ class AdjRibOut:
         With enhanced route refresh (RFC 7313) the routes are framed by BoRR
         and EoRR so the peer can drop what we no longer send.
         """
-        announce: dict[tuple[int, PathAttributes], list[int]] = {}
-        for rk, pa in self.sent.items():
-            if rk[0] == afi:
-                announce.setdefault((afi, pa), []).append(rk[1])
-        msgs = self._pack({}, announce, ctx)
+        msgs = self._pack({}, _grouped(route for route in self.sent.items() if route[0][0] == afi), ctx)
         if ctx.enhanced_route_refresh:
             borr = encode(RouteRefresh(afi, SAFI.UNICAST, RouteRefreshSubtype.BORR), ctx)
             eorr = encode(RouteRefresh(afi, SAFI.UNICAST, RouteRefreshSubtype.EORR), ctx)
