@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from . import raw
 from .addr import AFI_FAMILY, AFI_V4, AFI_V6, canonical_ip, parse_ip
 from .build_pools import build_advertisements, build_pools
-from .common import Issues, check_selectors, selectors
+from .common import Issues, annotation, check_selectors, selectors
 from .communities import parse_community
 from .model import Advertisement, BFDProfile, LabelSelector, Peer, Pool, Source
 
@@ -137,8 +137,7 @@ _IFNAME = re.compile(r"[^\s/%:]{1,15}")  # a Linux interface name (IFNAMSIZ - 1,
 def _max_prefixes(src: Source, doc: dict | None, issues: Issues) -> int | None:
     """The BGPPeer annotation speakerd.io/max-prefixes (an annotation, not a spec field:
     the API server prunes fields MetalLB's CRD does not define)."""
-    meta = (doc or {}).get("metadata") or {}
-    value = (meta.get("annotations") or {}).get(MAX_PREFIXES_ANNOTATION)
+    value = annotation(src, doc, MAX_PREFIXES_ANNOTATION, issues)
     if value is None:
         return None
     text = str(value).strip()
