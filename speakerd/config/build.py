@@ -396,6 +396,7 @@ def build_metallb(specs: list[tuple[str, Source, object, dict]], secrets: list[t
     pool_names = {src.name for src, _, _ in objs.specs.get("IPAddressPool", [])}
     ads = build_advertisements(objs, pools, pool_masks, pool_names, peers, peer_names, aliases, issues)
     _warn_family_without_peer(peers, pools, ads, issues)
+    _warn_ipv4_without_next_hop(peers, pools, ads, issues)
     return MetalLB(peers=peers, pools=pools, advertisements=ads, bfd_profiles=bfd)
 
 
@@ -419,3 +420,21 @@ def _warn_family_without_peer(peers: dict[str, Peer], pools: dict[str, Pool], ad
                         f"{'carries' if len(names) == 1 else 'carry'} IPv{6 if fam == 4 else 4} only; "
                         f"set dualStackAddressFamily: true on a BGPPeer to carry both families over its "
                         f"session, or add an IPv{fam} BGPPeer")
+
+
+def _warn_ipv4_without_next_hop(peers: dict[str, Peer], pools: dict[str, Pool], ads: dict[str, Advertisement],
+                                issues: Issues) -> None:
+    """dualStackAddressFamily on an IPv6 session to a global address: IPv4 routes need an IPv4
+    NEXT_HOP, and speakerd has none there (no IPv4 local address; RFC 8950 is offered only to a
+    link-local peer), so the Adj-RIB-Out never sends them although they are planned for the
+    peer. Said on the BGPPeer when an advertisement gives it IPv4 addresses."""
+    for peer in peers.values():
+        if (peer.source is None or 4 not in peer.families or not peer.ipv6 or peer.interface is not None
+                or "%" in peer.peer_address):
+            continue
+        if any(afi == AFI_V4 for ad in ads.values() if not ad.peers or peer.name in ad.peers
+               for name in ad.pools if name in pools for afi, _, _ in pools[name].ranges):
+            issues.warn(peer.source, "spec.dualStackAddressFamily",
+                        "IPv4 routes are not sent over this IPv6 session: speakerd has no IPv4 next hop on it "
+                        "(RFC 8950 is offered only to a link-local peer); peer with an IPv4 address for them, "
+                        "or use an interface (BGP unnumbered) or a link-local peerAddress")
