@@ -363,8 +363,30 @@ def build_peers(objs: Objects, secrets: dict, bfd: dict, issues: Issues) -> dict
         seen.append((spec, src, sels))
         peer = build_peer(src, spec, objs, secrets, bfd, issues, doc)
         if peer is not None:
+            _warn_same_neighbor(peer, peers, issues)
             peers[peer.name] = peer
     return peers
+
+
+def _warn_same_neighbor(peer: Peer, earlier: dict[str, Peer], issues: Issues) -> None:
+    """Two BGPPeers for one neighbour (address or unnumbered interface, port, VRF) that may run
+    on the same node: MetalLB accepts them (FRR ends up with one neighbor), speakerd would open
+    two sessions to it from that node: the router keeps one, the other collides and retries, and
+    the listener hands the router's connections to one of them."""
+    if peer.source is None:
+        return
+    for other in earlier.values():
+        if (other.vrf, other.peer_port, other.peer_address, other.interface) != \
+                (peer.vrf, peer.peer_port, peer.peer_address, peer.interface):
+            continue
+        if not _may_overlap(peer.node_selectors, other.node_selectors):
+            continue
+        what, fld = ((f"interface {peer.interface}", "spec.interface") if peer.interface is not None
+                     else (peer.peer_address, "spec.peerAddress"))
+        issues.warn(peer.source, fld, f"{what} port {peer.peer_port} is the neighbour of BGPPeer/{other.name} too "
+                    "(same VRF, on the same nodes): the router takes one session from a node and the other "
+                    "collides and retries; keep one BGPPeer per neighbour")
+        return
 
 
 # --- all ------------------------------------------------------------------------
