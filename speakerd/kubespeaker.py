@@ -191,6 +191,9 @@ async def publish_loop(speaker: KubeSpeaker, publisher: StatusPublisher) -> None
             publisher.set_service(key, peers, services[key].uid, why)
 
 
+SHUTDOWN_WRITES = 2.0  # seconds the publisher has, on SIGTERM, to write what it queued (Events, status)
+
+
 def pod_owner() -> Owner | None:
     name, uid = os.environ.get("POD_NAME"), os.environ.get("POD_UID")
     return Owner(name, uid) if name and uid else None
@@ -266,6 +269,9 @@ async def serve(args) -> int:
                  speaker.router_id_source, len(speaker.peers), len(speaker.store.config().services), args.socket)
         await stop.wait()
     log.info("stopping: closing every session")
+    if started.is_set() and not await publisher.finish(SHUTDOWN_WRITES):
+        log.warning("stopping with %d status writes and Events not written (API server too slow or away)",
+                    publisher.pending())
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

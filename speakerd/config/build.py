@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from . import raw
 from .addr import AFI_FAMILY, AFI_V4, AFI_V6, canonical_ip, parse_ip
 from .build_pools import build_advertisements, build_pools
-from .common import Issues, check_selectors, selectors
+from .common import Issues, annotation, check_selectors, selectors
 from .communities import parse_community
 from .model import Advertisement, BFDProfile, LabelSelector, Peer, Pool, Source
 
@@ -137,8 +137,7 @@ _IFNAME = re.compile(r"[^\s/%:]{1,15}")  # a Linux interface name (IFNAMSIZ - 1,
 def _max_prefixes(src: Source, doc: dict | None, issues: Issues) -> int | None:
     """The BGPPeer annotation speakerd.io/max-prefixes (an annotation, not a spec field:
     the API server prunes fields MetalLB's CRD does not define)."""
-    meta = (doc or {}).get("metadata") or {}
-    value = (meta.get("annotations") or {}).get(MAX_PREFIXES_ANNOTATION)
+    value = annotation(src, doc, MAX_PREFIXES_ANNOTATION, issues)
     if value is None:
         return None
     text = str(value).strip()
@@ -364,8 +363,30 @@ def build_peers(objs: Objects, secrets: dict, bfd: dict, issues: Issues) -> dict
         seen.append((spec, src, sels))
         peer = build_peer(src, spec, objs, secrets, bfd, issues, doc)
         if peer is not None:
+            _warn_same_neighbor(peer, peers, issues)
             peers[peer.name] = peer
     return peers
+
+
+def _warn_same_neighbor(peer: Peer, earlier: dict[str, Peer], issues: Issues) -> None:
+    """Two BGPPeers for one neighbour (address or unnumbered interface, port, VRF) that may run
+    on the same node: MetalLB accepts them (FRR ends up with one neighbor), speakerd would open
+    two sessions to it from that node: the router keeps one, the other collides and retries, and
+    the listener hands the router's connections to one of them."""
+    if peer.source is None:
+        return
+    for other in earlier.values():
+        if (other.vrf, other.peer_port, other.peer_address, other.interface) != \
+                (peer.vrf, peer.peer_port, peer.peer_address, peer.interface):
+            continue
+        if not _may_overlap(peer.node_selectors, other.node_selectors):
+            continue
+        what, fld = ((f"interface {peer.interface}", "spec.interface") if peer.interface is not None
+                     else (peer.peer_address, "spec.peerAddress"))
+        issues.warn(peer.source, fld, f"{what} port {peer.peer_port} is the neighbour of BGPPeer/{other.name} too "
+                    "(same VRF, on the same nodes): the router takes one session from a node and the other "
+                    "collides and retries; keep one BGPPeer per neighbour")
+        return
 
 
 # --- all ------------------------------------------------------------------------
@@ -397,6 +418,7 @@ def build_metallb(specs: list[tuple[str, Source, object, dict]], secrets: list[t
     pool_names = {src.name for src, _, _ in objs.specs.get("IPAddressPool", [])}
     ads = build_advertisements(objs, pools, pool_masks, pool_names, peers, peer_names, aliases, issues)
     _warn_family_without_peer(peers, pools, ads, issues)
+    _warn_ipv4_without_next_hop(peers, pools, ads, issues)
     return MetalLB(peers=peers, pools=pools, advertisements=ads, bfd_profiles=bfd)
 
 
@@ -420,3 +442,21 @@ def _warn_family_without_peer(peers: dict[str, Peer], pools: dict[str, Pool], ad
                         f"{'carries' if len(names) == 1 else 'carry'} IPv{6 if fam == 4 else 4} only; "
                         f"set dualStackAddressFamily: true on a BGPPeer to carry both families over its "
                         f"session, or add an IPv{fam} BGPPeer")
+
+
+def _warn_ipv4_without_next_hop(peers: dict[str, Peer], pools: dict[str, Pool], ads: dict[str, Advertisement],
+                                issues: Issues) -> None:
+    """dualStackAddressFamily on an IPv6 session to a global address: IPv4 routes need an IPv4
+    NEXT_HOP, and speakerd has none there (no IPv4 local address; RFC 8950 is offered only to a
+    link-local peer), so the Adj-RIB-Out never sends them although they are planned for the
+    peer. Said on the BGPPeer when an advertisement gives it IPv4 addresses."""
+    for peer in peers.values():
+        if (peer.source is None or 4 not in peer.families or not peer.ipv6 or peer.interface is not None
+                or "%" in peer.peer_address):
+            continue
+        if any(afi == AFI_V4 for ad in ads.values() if not ad.peers or peer.name in ad.peers
+               for name in ad.pools if name in pools for afi, _, _ in pools[name].ranges):
+            issues.warn(peer.source, "spec.dualStackAddressFamily",
+                        "IPv4 routes are not sent over this IPv6 session: speakerd has no IPv4 next hop on it "
+                        "(RFC 8950 is offered only to a link-local peer); peer with an IPv4 address for them, "
+                        "or use an interface (BGP unnumbered) or a link-local peerAddress")

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 from .addr import AFI_V4, BITS, format_ip, parse_ip, parse_pool_entry, range_to_cidrs
 from .communities import parse_community
-from .common import check_selectors, label_strings, selectors
+from .common import annotation, check_selectors, label_strings, selectors
 from .model import Advertisement, LabelSelector, Pool, ServiceAllocation, Source
 
 if TYPE_CHECKING:
@@ -21,8 +21,7 @@ LINK_BANDWIDTH_MODES = ("endpoints",)
 
 def _weight_by_endpoints(src: Source, doc: dict | None, issues: "Issues") -> bool:
     """``speakerd.io/link-bandwidth: endpoints``: endpoint-weighted ECMP for this advertisement."""
-    meta = (doc or {}).get("metadata") or {}
-    value = (meta.get("annotations") or {}).get(LINK_BANDWIDTH_ANNOTATION)
+    value = annotation(src, doc, LINK_BANDWIDTH_ANNOTATION, issues)
     if value is None:
         return False
     if str(value).strip() not in LINK_BANDWIDTH_MODES:

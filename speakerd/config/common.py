@@ -55,3 +55,17 @@ def label_strings(src: Source, labels: dict, issues: Issues) -> bool:
             issues.error(src, f"metadata.labels[{k}]", f"label keys and values must be strings, got {k!r}: {v!r} (quote it)")
             ok = False
     return ok
+
+
+def annotation(src: Source, doc: dict | None, key: str, issues: Issues):
+    """The value of annotation ``key`` on the object ``doc`` (a speakerd extension annotation),
+    None when absent; annotations that are not a mapping are an error of that field (a
+    hand-written file can say ``annotations: a=b``; the API server never does)."""
+    meta = (doc or {}).get("metadata")
+    ann = meta.get("annotations") if type(meta) is dict else None
+    if ann is None:
+        return None
+    if type(ann) is not dict:
+        issues.error(src, "metadata.annotations", f"expected a mapping of names to values, got {ann!r}")
+        return None
+    return ann.get(key)

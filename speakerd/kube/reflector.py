@@ -31,7 +31,7 @@ from typing import Awaitable, Callable
 
 from .client import TRANSIENT, ApiError, KubeClient
 from ..config.gcpause import gc_paused
-from .diff import DELETED, Key, apply_event, deletions, reconcile_page, resource_version, slim
+from .diff import DELETED, Key, apply_event, deletions, key_of, reconcile_page, resource_version, slim
 from .kinds import Kind
 from .tasks import cancel_and_wait, ensure_running
 
@@ -182,17 +182,35 @@ class Reflector:
                 if not cont:
                     break
             events += deletions(self.cache, fresh)
-            self.cache = fresh
+            before, self.cache = self.cache, fresh
             self.resource_version = rv
             if self.lists:
                 self.relists += 1
                 log.info("k8s %s: listed again at resourceVersion %s: %d changes", self.kind.label, rv, len(events))
             self.lists += 1
-            for n, (etype, obj) in enumerate(events, 1):
-                self._emit(etype, obj)
-                if n % self.EMIT_CHUNK == 0:
-                    await asyncio.sleep(0)
+            done = 0
+            try:
+                for done, (etype, obj) in enumerate(events, 1):
+                    self._emit(etype, obj)
+                    if done % self.EMIT_CHUNK == 0:
+                        await asyncio.sleep(0)
+            except BaseException:
+                # stopped between two chunks: the cache must not hold what was never handed on,
+                # or the next list (compared against it) would never hand it on either
+                self._take_back(before, events[done:])
+                raise
         self.synced.set()
+
+    def _take_back(self, before: dict[Key, dict], events: list[tuple[str, dict]]) -> None:
+        """Undo in the cache the list events not handed on: each object as it was ``before``."""
+        cache = self.cache
+        for etype, obj in events:
+            k = key_of(obj)
+            old = obj if etype == DELETED else before.get(k)
+            if old is None:
+                cache.pop(k, None)
+            else:
+                cache[k] = old
 
     async def _watch(self) -> bool:
         """Watch until the stream ends; True when the cache must be listed again (410 Gone)."""

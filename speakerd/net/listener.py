@@ -6,8 +6,11 @@ link-local address on two interfaces is two peers.  A link-local source that is
 no configured address but arrives on the interface of a BGP unnumbered peer
 (``spec.interface``) is that peer's router, as FRR's ``neighbor IF interface``
 both dials and accepts: it is accepted when it is the router learned on that
-interface (its router advertisements), or when none is learned yet (on the
-point-to-point link of unnumbered peering the only neighbour).  A connection
+interface (its router advertisements), or, when none is learned, the router of
+the session already up with it; with neither (on the point-to-point link of
+unnumbered peering the only neighbour) the neighbour that connects is taken for
+the router, and that is logged (a warning, at most once per address per
+``LOG_INTERVAL``): a shared segment's other hosts are not told apart.  A connection
 from any other address is closed at once (it never sees an OPEN) and logged, at
 most once per address per ``LOG_INTERVAL``.  Otherwise it is handed to
 :meth:`speakerd.net.peer.PeerTransport.accept_connection`, which decides
@@ -25,11 +28,13 @@ import socket
 import time
 from typing import Coroutine
 
+from ..fsm.actions import State
 from .peer import PeerTransport, _Conn
 from .sockopts import listening_socket, set_md5
 
 log = logging.getLogger("speakerd.listener")
 LOG_INTERVAL = 60.0
+_CONNECTED = (State.OPENSENT, State.OPENCONFIRM, State.ESTABLISHED)  # a connection with the peer is up
 
 
 def normalize(address: str) -> str:
@@ -122,7 +127,8 @@ class Listener:
 
     def match(self, remote: str) -> tuple[PeerTransport | None, str]:
         """The peer a connection from ``remote`` (the socket's peer address, zoned when
-        link-local) is for, or None and why not."""
+        link-local) is for, or None and why not; with a peer, a note when it was taken on
+        trust (an unnumbered peer's router not learned yet), else ""."""
         addr = normalize(remote)
         peer = self.peers.get(addr)
         if peer is not None:
@@ -132,9 +138,17 @@ class Listener:
         if peer is None:
             return None, "not a configured peer"
         router = peer.interface_router()
-        if router is not None and ipaddress.ip_address(router) != ipaddress.ip_address(host):
-            return None, f"not the router learned on {zone} ({router})"
-        return peer, ""
+        if router is not None:
+            if ipaddress.ip_address(router) != ipaddress.ip_address(host):
+                return None, f"not the router learned on {zone} ({router})"
+            return peer, ""
+        current = peer.remote_address if peer.state in _CONNECTED else None
+        if current:
+            current = current.partition("%")[0]
+            if ipaddress.ip_address(current) != ipaddress.ip_address(host):
+                return None, f"not the router of the session up on {zone} ({current})"
+            return peer, ""
+        return peer, f"no router learned on {zone} yet: taking the neighbour that connected for it"
 
     def _on_connection(self, conn: _Conn) -> None:
         remote = conn.remote_zoned()
@@ -143,12 +157,20 @@ class Listener:
             addr = remote or "?"
             self.rejected += 1
             conn.transport.abort()
-            now = time.monotonic()
-            if now - self._last_log.get(addr, -LOG_INTERVAL) >= LOG_INTERVAL:
-                self._last_log[addr] = now
-                if len(self._last_log) > 1024:
-                    self._last_log.clear()
+            if self._may_log(addr):
                 log.warning("rejected BGP connection from %s: %s (%d rejected so far)",
                             addr, why, self.rejected)
             return
+        if why and self._may_log(remote):  # an unnumbered peer's router taken unverified
+            log.warning("BGP connection from %s accepted for peer %s: %s", remote, peer.name, why)
         peer.accept_connection(conn)
+
+    def _may_log(self, addr: str) -> bool:
+        """At most one line per address per LOG_INTERVAL."""
+        now = time.monotonic()
+        if now - self._last_log.get(addr, -LOG_INTERVAL) < LOG_INTERVAL:
+            return False
+        self._last_log[addr] = now
+        if len(self._last_log) > 1024:
+            self._last_log.clear()
+        return True

@@ -65,16 +65,25 @@ def describe(weight: int) -> str:
 class Damper:
     """At most one re-announcement per key per ``interval`` seconds; the newest value wins."""
 
-    __slots__ = ("interval", "_last", "_held")
+    __slots__ = ("interval", "_last", "_held", "_pruned")
 
     def __init__(self, interval: float = 1.0) -> None:
         self.interval = interval
         self._last: dict[Hashable, float] = {}  # key -> when it last went out
         self._held: dict[Hashable, object] = {}  # key -> newest value not sent yet
+        self._pruned = 0.0  # when send times were last pruned (at most once per interval)
+
+    def _tick(self, now: float) -> None:
+        """Send times older than the interval are forgotten as time goes on, once per interval
+        (amortised: every route announced would otherwise keep its entry until withdrawn)."""
+        if now >= self._pruned + self.interval:
+            self._pruned = now
+            self.prune(now)
 
     def offer(self, now: float, key: Hashable, value: object) -> bool:
         """A new value for ``key``: True if it may go out now (then it counts as sent);
         False if it is held until :meth:`due` releases it."""
+        self._tick(now)
         last = self._last.get(key)
         if key not in self._held and (last is None or now >= last + self.interval):
             self._last[key] = now
@@ -85,6 +94,7 @@ class Damper:
     def sent(self, now: float, key: Hashable) -> None:
         """A value for ``key`` went out another way (a new announcement, a change of other
         attributes): nothing is held any more and the interval starts again at ``now``."""
+        self._tick(now)
         self._held.pop(key, None)
         self._last[key] = now
 

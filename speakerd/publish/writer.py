@@ -183,6 +183,15 @@ class StatusPublisher:
             self._idle.clear()
             await self._idle.wait()
 
+    async def finish(self, timeout: float) -> bool:
+        """Stopping: wait up to ``timeout`` seconds for what is queued (Events, status writes)
+        to be written while :meth:`run` goes on; True when nothing is left."""
+        try:
+            await asyncio.wait_for(self.flushed(), timeout)
+        except asyncio.TimeoutError:
+            return not self.pending()
+        return True
+
     async def run(self) -> None:
         backoff = 0.5
         while True:

@@ -260,3 +260,35 @@ def test_backoff_grows_with_jitter_caps_and_resets():
     assert b.next() == pytest.approx(30.0)
     b.reset()
     assert b.failures == 0
+
+
+async def test_stopped_while_handing_on_a_list_the_next_list_hands_on_the_rest(emu, kube):
+    """Stopped between two chunks of a list's events (the controller restarts its reflectors when
+    it starts leading), the cache holds only what was handed on: the next list hands on the rest,
+    and the collector is on again."""
+    import gc
+    n = 3 * Reflector.EMIT_CHUNK
+    for i in range(n):
+        emu.put(*SVC, svc(f"s{i}"))
+    seen: set[str] = set()
+    first_chunk = asyncio.Event()
+
+    def on_event(etype, obj):
+        seen.add(obj["metadata"]["name"])
+        if len(seen) == Reflector.EMIT_CHUNK and not first_chunk.is_set():
+            first_chunk.set()
+            r._task.cancel()  # lands at the return to the loop after this chunk, as a stop() then would
+    r = Reflector(kube, kinds.SERVICES, on_event=on_event, page_size=500)
+    r.start()
+    try:
+        await asyncio.wait_for(first_chunk.wait(), 30)
+        await r.stop()
+        assert len(seen) < n and not r.synced.is_set()
+        assert gc.isenabled()
+        assert len(r.cache) == len(seen)
+        r.start()
+        await asyncio.wait_for(r.synced.wait(), 30)
+        assert len(seen) == n
+        assert len(r.cache) == n
+    finally:
+        await r.stop()

@@ -40,8 +40,9 @@ def test_by_address_and_by_zone(peers):
 
 def test_unnumbered_peer_accepts_its_router_on_its_interface(peers):
     lst, *_, tor = peers
-    # nothing learned yet: the link-local neighbour on that interface is the router
-    assert lst.match("fe80::abcd%eth3") == (tor, "")
+    # nothing learned yet: the link-local neighbour on that interface is the router (noted)
+    assert lst.match("fe80::abcd%eth3") == (tor, "no router learned on eth3 yet: taking the neighbour "
+                                                  "that connected for it")
     # learned from its router advertisements: only that address
     tor.advertiser.router = "fe80::abcd"
     assert lst.match("FE80:0:0::ABCD%eth3") == (tor, "")
@@ -59,3 +60,51 @@ def test_unnumbered_peer_uses_the_listener_until_unregistered(peers):
     lst.unregister(tor)
     assert lst.empty
     assert lst.match("fe80::abcd%eth3") == (None, "not a configured peer")
+
+
+def test_unnumbered_peer_with_a_session_up_takes_no_other_neighbour(peers, monkeypatch):
+    """No router learned (no RA, no RA-learned route) but a session is up with fe80::abcd: a
+    second link-local host on that link is not let into the collision rules in its place."""
+    from speakerd.fsm.actions import State
+    lst, *_, tor = peers
+    tor.remote_address = "fe80::abcd%eth3"
+    monkeypatch.setattr(PeerTransport, "state", property(lambda self: State.ESTABLISHED))
+    assert lst.match("fe80::abcd%eth3") == (tor, "")
+    assert lst.match("fe80::beef%eth3") == (None, "not the router of the session up on eth3 (fe80::abcd)")
+    # once the session is down, the neighbour that connects is taken again
+    monkeypatch.setattr(PeerTransport, "state", property(lambda self: State.ACTIVE))
+    peer, note = lst.match("fe80::beef%eth3")
+    assert peer is tor and "no router learned on eth3" in note
+
+
+class _FakeConn:
+    def __init__(self, remote: str) -> None:
+        self.remote = remote
+        self.aborted = False
+        outer = self
+
+        class _T:
+            def abort(self) -> None:
+                outer.aborted = True
+        self.transport = _T()
+
+    def remote_zoned(self) -> str:
+        return self.remote
+
+
+def test_an_unverified_neighbour_taken_for_the_router_is_logged_once(peers, monkeypatch, caplog):
+    lst, *_, tor = peers
+    taken = []
+    monkeypatch.setattr(tor, "accept_connection", taken.append)
+    caplog.set_level("WARNING", logger="speakerd.listener")
+    for _ in range(3):
+        lst._on_connection(_FakeConn("fe80::abcd%eth3"))
+    assert len(taken) == 3
+    logged = [r.getMessage() for r in caplog.records if "fe80::abcd%eth3" in r.getMessage()]
+    assert len(logged) == 1, logged
+    assert "peer tor" in logged[0] and "no router learned on eth3" in logged[0]
+    # a verified router is not worth a warning
+    tor.advertiser.router = "fe80::abcd"
+    caplog.clear()
+    lst._on_connection(_FakeConn("fe80::abcd%eth3"))
+    assert len(taken) == 4 and not caplog.records
