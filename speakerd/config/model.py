@@ -216,6 +216,8 @@ class EndpointSlice:
     service: str  # label kubernetes.io/service-name
     endpoints: tuple[Endpoint, ...] = ()
     source: Source | None = field(default=None, compare=False)
+    # addressType: a dual-stack Service has one slice per family listing the same pods
+    address_type: str = "IPv4"
 
 
 @dataclass(frozen=True, slots=True)

@@ -148,9 +148,9 @@ class EndpointIndex:
     def __init__(self) -> None:
         self._slices: dict[tuple[str, str], _SliceSummary] = {}  # (namespace, slice name) -> summary
         self._by_service: dict[str, dict[str, _SliceSummary]] = {}  # service key -> slice name -> summary
-        # (namespace, slice name) -> ready endpoints per node, for endpoint-weighted ECMP
-        # (speakerd.policy.linkbw); kept beside the rules' summary, whose answers it does not change
-        self._ready: dict[tuple[str, str], dict[str, int]] = {}
+        # (namespace, slice name) -> (address type, ready endpoints per node), for endpoint-weighted
+        # ECMP (speakerd.policy.linkbw); kept beside the rules' summary, whose answers it does not change
+        self._ready: dict[tuple[str, str], tuple[str, dict[str, int]]] = {}
 
     def __len__(self) -> int:
         return len(self._slices)
@@ -165,7 +165,7 @@ class EndpointIndex:
         for ep in eps.endpoints:
             if ep.ready and ep.node:
                 ready[ep.node] = ready.get(ep.node, 0) + 1
-        self._ready[sk] = ready
+        self._ready[sk] = (eps.address_type, ready)
         old = self._slices.get(sk)
         if old is not None and old.same(new):
             return ()
@@ -207,9 +207,18 @@ class EndpointIndex:
         return service in self._by_service
 
     def ready_local(self, service: str, node: str) -> int:
-        """Ready endpoints of ``service`` on ``node`` (the weight of endpoint-weighted ECMP)."""
+        """Ready endpoints of ``service`` on ``node`` (the weight of endpoint-weighted ECMP).
+
+        Counted per address type and the largest count taken: a dual-stack Service's pods are
+        listed once in its IPv4 slices and again in its IPv6 slices."""
         ns = service.partition("/")[0]
-        return sum(self._ready.get((ns, name), {}).get(node, 0) for name in self._by_service.get(service, ()))
+        per_type: dict[str, int] = {}
+        for name in self._by_service.get(service, ()):
+            atype, ready = self._ready.get((ns, name), ("", {}))
+            n = ready.get(node, 0)
+            if n:
+                per_type[atype] = per_type.get(atype, 0) + n
+        return max(per_type.values(), default=0)
 
 
 def endpoints_verdict(service: Service, endpoints: EndpointIndex, node_name: str) -> Verdict:

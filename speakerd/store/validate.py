@@ -325,7 +325,9 @@ def endpoint_slice(obj: dict, origin: str, issues: Issues) -> EndpointSlice | No
         serving = ready if serving is None else serving is True
         node = ep.get("nodeName")
         eps.append(Endpoint(node if type(node) is str else None, ready, serving, cond.get("terminating") is True))
-    return EndpointSlice(_intern(ns), meta["name"], svc, tuple(eps), src)
+    atype = obj.get("addressType")
+    return EndpointSlice(_intern(ns), meta["name"], svc, tuple(eps), src,
+                         _intern(atype) if type(atype) is str else "IPv4")
 
 
 def node(obj: dict, origin: str, issues: Issues) -> Node | None:

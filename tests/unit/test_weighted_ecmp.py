@@ -108,6 +108,17 @@ def test_a_local_service_weighs_its_route_by_this_nodes_ready_endpoints():
     assert weights(two, OTHER) == {"10.0.0.1/32": 5}
 
 
+def test_a_dual_stack_services_pods_count_once_though_both_families_list_them():
+    objs = metallb() + [service("web", "10.0.0.1"), endpoint_slice("web", {ME: 3, OTHER: 1})]
+    v6 = endpoint_slice("web", {ME: 3, OTHER: 1}, name="web-v6")
+    v6["addressType"] = "IPv6"
+    assert weights(objs + [v6], ME) == {"10.0.0.1/32": 3}
+    assert weights(objs + [v6], OTHER) == {"10.0.0.1/32": 1}
+    # two slices of one family still add up beside the other family's
+    more = endpoint_slice("web", {ME: 2}, name="web-x2")
+    assert weights(objs + [v6, more], ME) == {"10.0.0.1/32": 5}
+
+
 def test_without_the_opt_in_or_with_cluster_policy_routes_are_metallbs():
     assert weights(metallb(weighted=False) + [service("web", "10.0.0.1"), endpoint_slice("web", {ME: 4})]) == {
         "10.0.0.1/32": None}
