@@ -309,9 +309,6 @@ class PeerTransport:
             return
         conn.owner = self
         self._link(machine).conn = conn
-        if self.settings.interface:  # the router is whoever connected from that link
-            remote = conn.addresses()[1] or ""
-            self.discovered_address = f"{remote.partition('%')[0]}%{self.settings.interface}"
         if machine is self.sessions.main:
             self._set_addresses(conn)
         self._process()
@@ -532,8 +529,12 @@ class PeerTransport:
         return addr
 
     def _set_addresses(self, conn: _Conn) -> None:
+        """The main connection's addresses; for an unnumbered peer the router is whoever holds
+        it (a collision candidate that may still lose does not count)."""
         self.local_address, self.remote_address = conn.addresses()
         self.local_port, self.remote_port = conn.ports()
+        if self.settings.interface and self.remote_address:
+            self.discovered_address = f"{self.remote_address.partition('%')[0]}%{self.settings.interface}"
 
     def __repr__(self) -> str:
         return f"<PeerTransport {self.name} {self.settings.peer_address} {self.state.label}>"
