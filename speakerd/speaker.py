@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import dataclasses
 import ipaddress
 import logging
 import os
@@ -34,7 +33,8 @@ from dataclasses import dataclass, field
 from .config import ConfigError
 from .config.gcpause import gc_paused
 from .config.model import Config, Peer as PeerConfig
-from .fsm.actions import Cause, NotificationReceived, NotificationSent, StateChanged, State
+from .drain import Drain
+from .fsm.actions import NotificationReceived, NotificationSent, StateChanged, State
 from .fsm.settings import SessionSettings
 from .net.listener import Listener
 from .net.peer import PeerTransport
@@ -45,6 +45,7 @@ from .policy.types import Plan, route_attrs
 from .sources.files import FileSource
 from .store import Changes, Store
 from .reconcile import peers_for_node, plan_peer_changes
+from .reweigh import Reweigh
 from .state import StateError, load_allocations, save_allocations
 from .wire.constants import TYPE_OFFSET, CeaseSubcode
 
@@ -96,7 +97,7 @@ def derive_router_id(peers: list[PeerConfig], node: str) -> tuple[int, str]:
     return (zlib.crc32(node.encode()) or 1), "hash of the node name"
 
 
-class Speaker:
+class Speaker(Drain, Reweigh):
     def __init__(self, paths: list[str], node: str, *, state_path: str | None = None,
                  metrics=None, tracer=None, redactor=None) -> None:
         self.paths = list(paths)
@@ -129,8 +130,6 @@ class Speaker:
         self.stopped = asyncio.Event()
         self.drain_state: str | None = None  # None, "draining" or "drained" (speakerctl drain)
         self._undrained = asyncio.Event()
-
-    REWEIGH_INTERVAL = 1.0  # seconds between two weight-only re-announcements of one prefix to a peer
 
     def _init_feed(self) -> None:
         """Where objects come from and how they reach the planner: the files (file mode).
@@ -201,66 +200,6 @@ class Speaker:
             if self.bfd is not None:
                 self.bfd.close(quiet=graceful_bfd)
             self.stopped.set()
-
-    # ---------------------------------------------------------------- drain
-    async def drain(self, wait: float = 10.0, message: str = "node drained (speakerctl drain)") -> dict:
-        """Take this node out of the peers' forwarding without losing a packet (RFC 8326).
-
-        Every route is re-announced with GRACEFUL_SHUTDOWN 65535:0 and, on iBGP,
-        LOCAL_PREF 0, so routers with the graceful-shutdown policy move the traffic to
-        the other nodes' paths while ours still forward; after ``wait`` seconds every
-        route is withdrawn and each session closed with Cease/Administrative Shutdown
-        (6/2) carrying ``message``, graceful restart or not (the routes are gone, so a
-        helper has nothing to keep).  The sessions stay down until :meth:`undrain`;
-        sessions a reload starts meanwhile do not start.  :meth:`undrain` during the
-        wait ends the drain with the routes re-announced unmarked.
-        """
-        started = time.monotonic()
-        if self.drain_state is None:
-            self.drain_state = "draining"
-            self._undrained.clear()
-            log.warning("drain: marking every route with GRACEFUL_SHUTDOWN for %.1f s, then withdrawing", wait)
-            for rt in self.peers.values():
-                rt.peer.set_graceful_shutdown(True)
-        if self.drain_state == "draining":
-            try:  # the operator's wait, cut short by undrain
-                await asyncio.wait_for(self._undrained.wait(), max(wait, 0.0))
-            except asyncio.TimeoutError:
-                pass
-        async with self._reload_lock:
-            if self.drain_state != "draining":
-                return self.drain_status(started)
-            for rt in self.peers.values():
-                rt.peer.set_routes({})  # withdraw, then the Cease on the same stream
-            await asyncio.gather(*(rt.peer.stop(message, CeaseSubcode.ADMINISTRATIVE_SHUTDOWN)
-                                   for rt in self.peers.values()), return_exceptions=True)
-            self.drain_state = "drained"
-            log.warning("drain: every route withdrawn and every session closed (%s)", message)
-        return self.drain_status(started)
-
-    async def undrain(self) -> dict:
-        """End a drain: the routes are announced unmarked again and drained sessions restart."""
-        async with self._reload_lock:
-            was, self.drain_state = self.drain_state, None
-            self._undrained.set()
-            for name, rt in self.peers.items():
-                rt.peer.set_graceful_shutdown(False)
-                if was == "drained":
-                    rt.peer.set_routes(route_attrs(self.plan.routes.get(name, {})) if self.plan else {})
-                    rt.peer.start()
-            if was:
-                log.warning("undrain: %s", "sessions restarting" if was == "drained" else "drain cancelled")
-        return {**self.drain_status(), "was": was}
-
-    def drain_status(self, started: float | None = None) -> dict:
-        out = {"state": self.drain_state or "active",
-               "peers": [{"peer": name, "state": rt.peer.state.label,
-                          "graceful_shutdown": rt.peer.graceful_shutdown,
-                          "prefixes_sent": len(rt.peer.advertised_routes)}
-                         for name, rt in sorted(self.peers.items())]}
-        if started is not None:
-            out["seconds"] = round(time.monotonic() - started, 3)
-        return out
 
     async def reload(self, reason: str = "reload requested") -> dict:
         """Validate, then apply the difference. Returns what happened."""
@@ -354,71 +293,6 @@ class Speaker:
         if self.plan.allocations != self._saved_allocations:
             self._save_allocations(self.plan.allocations)
         return {"added": [], "removed": [], "reset": [], "kept": sorted(self.peers), "route_changes": changed}
-
-    # ------------------------------------------------------ weight damping
-    def _damp(self, name: str, rt: PeerRuntime, delta: dict) -> dict:
-        """The part of a re-plan's delta to send now: a route whose endpoint weight alone
-        changed goes through :attr:`damper` (at most one such re-announcement per prefix and
-        peer per :attr:`REWEIGH_INTERVAL`; a held one goes out from :meth:`_release_damped`
-        with the weight planned by then); announcements, withdrawals and other changes go at
-        once (and start the interval).  Nothing to do while no advertisement opts in."""
-        if not self.planner.weighting and self.damper.next_deadline() is None:
-            return delta
-        now = asyncio.get_running_loop().time()
-        wanted = rt.peer.wanted_routes
-        damper = self.damper
-        out = {}
-        for rk, ra in delta.items():
-            key = (name, rk)
-            old = wanted.get(rk)
-            if ra is None:
-                damper.forget(key)
-            elif old is not None and old.weight != ra.weight and dataclasses.replace(ra, weight=old.weight) == old:
-                if not damper.offer(now, key, ra):
-                    continue  # held: the timer sends the newest weight
-            else:
-                damper.sent(now, key)
-            out[rk] = ra
-        self._arm_damper()
-        return out
-
-    def _arm_damper(self) -> None:
-        deadline = self.damper.next_deadline()
-        timer = self._damper_timer
-        if deadline is None or self._stopping:
-            return
-        if timer is not None and not timer.cancelled() and timer.when() <= deadline:
-            return
-        if timer is not None:
-            timer.cancel()
-        self._damper_timer = asyncio.get_running_loop().call_at(deadline, self._release_damped)
-
-    def _release_damped(self, now: float | None = None) -> int:
-        """The held weight changes whose interval ended: each peer gets the route as planned
-        now (a later re-plan or reload may have changed it again). Returns the routes sent."""
-        if self._damper_timer is not None:
-            self._damper_timer.cancel()  # called early (a test, or this very handle): one timer at most
-            self._damper_timer = None
-        if now is None:
-            now = asyncio.get_running_loop().time()
-        by_peer: dict[str, dict] = {}
-        for name, rk in self.damper.due(now):
-            by_peer.setdefault(name, {})[rk] = None
-        sent = 0
-        plan = self.plan
-        for name, keys in by_peer.items():
-            rt = self.peers.get(name)
-            if rt is None or plan is None:
-                continue
-            table = route_attrs(plan.routes.get(name, {}))
-            wanted = rt.peer.wanted_routes
-            delta = {rk: table.get(rk) for rk in keys if table.get(rk) != wanted.get(rk)}
-            if delta:
-                sent += self._note_delta(delta, time.time())
-                rt.peer.update_routes(delta)
-        self.damper.prune(now)
-        self._arm_damper()
-        return sent
 
     def _note_delta(self, delta: dict, now: float) -> int:
         if len(self.route_events) > ROUTE_EVENTS:
