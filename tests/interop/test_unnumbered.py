@@ -21,6 +21,20 @@ def link_local(ns, dev: str) -> str:
     return out.split()[3].split("/")[0]
 
 
+def start_unnumbered(lab, s, s_dev: str) -> Speakerd:
+    """speakerd in ``s`` with one BGPPeer on interface ``s_dev`` (dynamicASN external)."""
+    peer = {"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",
+            "metadata": {"name": "tor", "namespace": "metallb-system"},
+            "spec": {"myASN": SPEAKER_ASN, "dynamicASN": "external", "interface": s_dev,
+                     "holdTime": "9s", "keepaliveTime": "3s", "connectTime": "1s"}}
+    objects = [node(NODE), peer, pool("lab", ["203.0.113.0/24"]),
+               advertisement("lab", ipAddressPools=["lab"]), service("svc", [IP])]
+    try:
+        return Speakerd(s, manifests(lab.subdir("config"), objects), NODE, socket=lab.dir / "speakerd.sock")
+    except NotImplementedYet as e:
+        pytest.skip(str(e))
+
+
 @pytest.mark.parametrize("kernel_ras", [True, False], ids=["kernel-accepts-ras", "kernel-ignores-ras"])
 def test_unnumbered_session_and_ipv4_route_with_link_local_next_hop(lab, kernel_ras):
     s, p = lab.ns("s"), lab.ns("p")
@@ -30,16 +44,7 @@ def test_unnumbered_session_and_ipv4_route_with_link_local_next_hop(lab, kernel_
         s.exec("sysctl", "-q", "-w", f"net.ipv6.conf.{s_dev}.accept_ra=0")
     frr = Frr(p, lab.subdir("frr"), FRR_ASN, "192.0.2.2", neighbors=[Neighbor(p_dev, "external")],
               networks=["10.20.0.0/24"], zebra_config=f"interface {p_dev}\n ipv6 nd ra-interval 3\n no ipv6 nd suppress-ra\nexit\n")
-    peer = {"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",
-            "metadata": {"name": "tor", "namespace": "metallb-system"},
-            "spec": {"myASN": SPEAKER_ASN, "dynamicASN": "external", "interface": s_dev,
-                     "holdTime": "9s", "keepaliveTime": "3s", "connectTime": "1s"}}
-    objects = [node(NODE), peer, pool("lab", ["203.0.113.0/24"]),
-               advertisement("lab", ipAddressPools=["lab"]), service("svc", [IP])]
-    try:
-        sp = Speakerd(s, manifests(lab.subdir("config"), objects), NODE, socket=lab.dir / "speakerd.sock")
-    except NotImplementedYet as e:
-        pytest.skip(str(e))
+    sp = start_unnumbered(lab, s, s_dev)
     frr_ll = link_local(p, p_dev)
     ours = link_local(s, s_dev)
 
@@ -113,16 +118,7 @@ def test_unnumbered_peer_accepts_the_routers_connection(lab):
         p.exec("nft", cmd)
     frr = Frr(p, lab.subdir("frr"), FRR_ASN, "192.0.2.2", neighbors=[Neighbor(p_dev, "external")],
               zebra_config=f"interface {p_dev}\n ipv6 nd ra-interval 3\n no ipv6 nd suppress-ra\nexit\n")
-    peer = {"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",
-            "metadata": {"name": "tor", "namespace": "metallb-system"},
-            "spec": {"myASN": SPEAKER_ASN, "dynamicASN": "external", "interface": s_dev,
-                     "holdTime": "9s", "keepaliveTime": "3s", "connectTime": "1s"}}
-    objects = [node(NODE), peer, pool("lab", ["203.0.113.0/24"]),
-               advertisement("lab", ipAddressPools=["lab"]), service("svc", [IP])]
-    try:
-        sp = Speakerd(s, manifests(lab.subdir("config"), objects), NODE, socket=lab.dir / "speakerd.sock")
-    except NotImplementedYet as e:
-        pytest.skip(str(e))
+    sp = start_unnumbered(lab, s, s_dev)
     frr_ll, ours = link_local(p, p_dev), link_local(s, s_dev)
 
     def row():
