@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import orjson
@@ -59,8 +59,7 @@ class Seq:
     indent: int = 0  # YAML: the items' indentation
 
 
-@dataclass(frozen=True, slots=True)
-class Unit:
+class Unit(NamedTuple):  # a tuple: one is made per document or item of every file read
     """One document or one list item: a read-only view of its bytes in the (normalised)
     file, where it starts there, and the List it is an item of (None: a document or a
     top-level JSON value)."""
@@ -307,12 +306,6 @@ def _yaml_docs(data, view: memoryview, a: int, b: int, out: list[Unit]) -> None:
             _yaml_items(data, view, seq, first, end, out)
 
 
-class _JsonList(msgspec.Struct):
-    kind: Any = None
-    apiVersion: Any = None
-
-
-_json_list = msgspec.json.Decoder(_JsonList)
 _raw = msgspec.json.Decoder(msgspec.Raw)
 _raw_list = msgspec.json.Decoder(list[msgspec.Raw])
 _TRAILING = re.compile(r"trailing characters \(byte (\d+)\)")
@@ -338,22 +331,29 @@ def _json_value_end(data, view: memoryview, pos: int, hi: int) -> int:
     return end
 
 
-def _json_items_at(data, view: memoryview, lo: int, hi: int) -> tuple[int, int] | None:
-    """The span of the ``items`` array of the JSON object ``data[lo:hi]``, found member by
-    member (the last ``items`` counts, as when the object is decoded); None if it has none."""
+def _json_list_at(data, view: memoryview, lo: int, hi: int) -> tuple[Any, Any, tuple[int, int]] | None:
+    """(kind, apiVersion, the span of the ``items`` array) of the JSON object ``data[lo:hi]``,
+    found member by member (the last of a key counts, as when the object is decoded);
+    None if its kind is no List or it has no items array."""
     pos = _WS.match(data, lo + 1, hi).end()
-    found = None
+    found: dict[str, Any] = {}
     while pos < hi and data[pos] != 0x7D:  # "}"
         key = _KEY.match(data, pos, hi)
         if key is None:
             return None
         vstart = key.end()
         vend = _json_value_end(data, view, vstart, hi)
-        if orjson.loads(view[pos:key.end()].tobytes().rstrip(b" \t\r\n:")) == "items":
-            found = (vstart, vend)
+        name = orjson.loads(view[pos:key.end()].tobytes().rstrip(b" \t\r\n:"))
+        if name == "items":
+            found[name] = (vstart, vend)
+        elif name in ("kind", "apiVersion"):
+            found[name] = orjson.loads(view[vstart:vend])
         sep = _COMMA.match(data, vend, hi)
         pos = sep.end() if sep is not None else _WS.match(data, vend, hi).end()
-    return found
+    kind, items = found.get("kind"), found.get("items")
+    if type(kind) is not str or not kind.endswith("List") or items is None or data[items[0]] != 0x5B:  # "["
+        return None
+    return kind, found.get("apiVersion"), items
 
 
 def _json_list_items(data, view: memoryview, seq: Seq, arr: tuple[int, int], out: list[Unit]) -> None:
@@ -377,23 +377,15 @@ def _json_units(data, view: memoryview, lo: int, hi: int, out: list[Unit]) -> No
         if pos >= hi:
             return
         end = _json_value_end(data, view, pos, hi)
-        arr = None
-        if data[pos] == 0x7B and data.find(b'"items"', pos, end) >= 0:  # a cheap scan before a decode
-            try:
-                env = _json_list.decode(view[pos:end])
-            except msgspec.ValidationError:
-                env = None
-            kind = env.kind if env is not None else None
-            if type(kind) is str and kind.endswith("List"):
-                arr = _json_items_at(data, view, pos, end)
-                if arr is not None and data[arr[0]] != 0x5B:  # "[": items that are not an array
-                    arr = None
-        if arr is None:
+        # only an object with "items" can be a List (a cheap scan before walking its members)
+        found = _json_list_at(data, view, pos, end) if data[pos] == 0x7B and data.find(b'"items"', pos, end) >= 0 else None
+        if found is None:
             out.append(Unit(view[pos:end], pos, True))
         else:
+            kind, api, arr = found
             fill: tuple[tuple[str, Any], ...] = ()
             if kind != "List":
-                fill = (("kind", kind[:-4]), ("apiVersion", env.apiVersion))
+                fill = (("kind", kind[:-4]), ("apiVersion", api))
             _json_list_items(data, view, Seq(True, fill), arr, out)
         pos = end
 
