@@ -220,14 +220,16 @@ def service(obj: dict, origin: str, lb_class: str | None, issues: Issues) -> Ser
     if labels is None:
         issues.error(src, "metadata.labels", "label keys and values must be strings (quote them)")
         ok = False
-    selector = _str_pairs(spec.get("selector"))
+    policy_t = spec.get("externalTrafficPolicy") or "Cluster"
+    # the selector decides only whether Services with externalTrafficPolicy Local may share an
+    # address (MetalLB's backend key): kept for those alone (two label pairs ~ 180 B a Service)
+    selector = _str_pairs(spec.get("selector")) if policy_t == "Local" else ()
     ports: list[tuple[str, int]] = []
     for p in spec.get("ports") or ():
         if type(p) is dict and type(p.get("port")) is int:
             ports.append((_intern(str(p.get("protocol") or "TCP")), p["port"]))
     if not ok:
         return None
-    policy_t = spec.get("externalTrafficPolicy") or "Cluster"
     return Service(
         namespace=_intern(ns), name=name, ips=ips, pool=_intern(pool) if pool else None, dual_stack=dual,
         families=families, uid=str(meta.get("uid") or ""), lb_class=cls, requested_ips=requested,
