@@ -331,16 +331,17 @@ def _json_value_end(data, view: memoryview, pos: int, hi: int) -> int:
     return end
 
 
-def _json_list_at(data, view: memoryview, lo: int, hi: int) -> tuple[Any, Any, tuple[int, int]] | None:
-    """(kind, apiVersion, the span of the ``items`` array) of the JSON object ``data[lo:hi]``,
-    found member by member (the last of a key counts, as when the object is decoded);
-    None if its kind is no List or it has no items array."""
+def _json_list_at(data, view: memoryview, lo: int, hi: int) -> tuple[tuple[Any, Any, tuple[int, int]] | None, int]:
+    """(kind, apiVersion, the span of the ``items`` array) of the JSON object starting at
+    ``lo`` (before ``hi``), found member by member (the last of a key counts, as when the
+    object is decoded), or None if its kind is no List or it has no items array; and where
+    the object ends (-1: not found, the object is not well-formed)."""
     pos = _WS.match(data, lo + 1, hi).end()
     found: dict[str, Any] = {}
     while pos < hi and data[pos] != 0x7D:  # "}"
         key = _KEY.match(data, pos, hi)
         if key is None:
-            return None
+            return None, -1
         vstart = key.end()
         vend = _json_value_end(data, view, vstart, hi)
         name = orjson.loads(view[pos:key.end()].tobytes().rstrip(b" \t\r\n:"))
@@ -350,10 +351,12 @@ def _json_list_at(data, view: memoryview, lo: int, hi: int) -> tuple[Any, Any, t
             found[name] = orjson.loads(view[vstart:vend])
         sep = _COMMA.match(data, vend, hi)
         pos = sep.end() if sep is not None else _WS.match(data, vend, hi).end()
+    if pos >= hi:
+        return None, -1
     kind, items = found.get("kind"), found.get("items")
     if type(kind) is not str or not kind.endswith("List") or items is None or data[items[0]] != 0x5B:  # "["
-        return None
-    return kind, found.get("apiVersion"), items
+        return None, pos + 1
+    return (kind, found.get("apiVersion"), items), pos + 1
 
 
 def _json_list_items(data, view: memoryview, seq: Seq, arr: tuple[int, int], out: list[Unit]) -> None:
@@ -376,9 +379,19 @@ def _json_units(data, view: memoryview, lo: int, hi: int, out: list[Unit]) -> No
         pos = _WS.match(data, pos, hi).end()
         if pos >= hi:
             return
-        end = _json_value_end(data, view, pos, hi)
-        # only an object with "items" can be a List (a cheap scan before walking its members)
-        found = _json_list_at(data, view, pos, end) if data[pos] == 0x7B and data.find(b'"items"', pos, end) >= 0 else None
+        found, end = None, -1
+        if data[pos] == 0x7B and data.find(b'"items"', pos, pos + 256) >= 0:
+            # an object naming "items" first (kubectl prints apiVersion, items, kind): walked at
+            # once, so the List's bytes are scanned once less; its end is found on the way
+            try:
+                found, end = _json_list_at(data, view, pos, hi)
+            except ParseError:
+                end = -1
+        if end < 0:
+            end = _json_value_end(data, view, pos, hi)
+            # only an object with "items" can be a List (a cheap scan before walking its members)
+            if data[pos] == 0x7B and data.find(b'"items"', pos, end) >= 0:
+                found, _ = _json_list_at(data, view, pos, end)
         if found is None:
             out.append(Unit(view[pos:end], pos, True))
         else:
