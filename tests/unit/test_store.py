@@ -236,3 +236,16 @@ def test_file_source_drops_what_no_consumer_reads(tmp_path):
     (ev,) = FileSource([str(f)]).read()
     md = ev.obj["metadata"]
     assert "managedFields" not in md and md["annotations"] == {"metallb.io/address-pool": "a"}
+
+
+def test_label_pairs_are_shared_between_services():
+    st = Store()
+    a, b = svc("a"), svc("b")
+    for o in (a, b):
+        o["metadata"]["labels"] = {"tier": "web", "app.kubernetes.io/instance": o["metadata"]["name"]}
+    ch = st.apply([Event("ADDED", a, "api"), Event("ADDED", b, "api")])
+    la, lb = ch.services["d/a"][1].labels, ch.services["d/b"][1].labels
+    assert dict(la) == {"tier": "web", "app.kubernetes.io/instance": "a"}
+    (pa,) = [p for p in la if p[0] == "tier"]
+    (pb,) = [p for p in lb if p[0] == "tier"]
+    assert pa is pb  # one object for the pair both carry
