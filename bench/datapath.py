@@ -14,7 +14,13 @@ per Service), all in one run, side by side:
 * one Service changed: its ``status.loadBalancer.ingress`` IP is changed and the
   file replaced (rename, as editors and ConfigMaps do); from just before the
   rename to the first UPDATE (BGP payload > 19 bytes) tcpdump sees on the
-  receiver side; repeated, p50/p99 (max) reported.
+  receiver side; repeated, p50/p99 (max) reported; also from just after the
+  rename returned (the kernel dropping the replaced file's pages is the
+  writer's cost, tens of ms for a large file on a loaded machine), and the
+  daemon's CPU seconds per change.
+
+CPU seconds (user+system) beside every wall time, and the 1-minute load average
+when each row was measured (the machine is shared).
 
     sudo .venv/bin/python bench/datapath.py [--sizes 10000,100000] [--shapes yaml-list,...] [--changes 20] [--json OUT]
 """
@@ -51,7 +57,8 @@ else:
     import orjson
     r = orjson.loads(data)
 dt = time.perf_counter() - t
-print(dt, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+ru = resource.getrusage(resource.RUSAGE_SELF)
+print(dt, ru.ru_maxrss * 1024)
 """
 
 
@@ -62,15 +69,16 @@ import os, sys, time
 t = time.monotonic()
 pid = os.posix_spawnp(sys.argv[1], sys.argv[1:], os.environ)
 _, status, ru = os.wait4(pid, 0)
-print("RUSAGE", time.monotonic() - t, ru.ru_maxrss * 1024, os.waitstatus_to_exitcode(status), file=sys.stderr)
+print("RUSAGE", time.monotonic() - t, ru.ru_maxrss * 1024, os.waitstatus_to_exitcode(status),
+      ru.ru_utime + ru.ru_stime, file=sys.stderr)
 """
 
 
-def run_rusage(argv: list[str], timeout: float = 3600) -> tuple[float, int, int, str]:
-    """(wall seconds, peak RSS bytes, exit code, stdout) of a child process."""
+def run_rusage(argv: list[str], timeout: float = 3600) -> tuple[float, int, int, str, float]:
+    """(wall seconds, peak RSS bytes, exit code, stdout, CPU seconds) of a child process."""
     p = subprocess.run([PY, "-c", LAUNCH, *argv], capture_output=True, text=True, cwd=ROOT, timeout=timeout)
     line = [x for x in p.stderr.splitlines() if x.startswith("RUSAGE ")][-1].split()
-    return float(line[1]), int(line[2]), int(line[3]), p.stdout
+    return float(line[1]), int(line[2]), int(line[3]), p.stdout, float(line[4])
 
 
 def write_inputs(d: Path, n: int, shape: str, peer: str) -> tuple[Path, Path, list[dict]]:
@@ -126,6 +134,8 @@ def e2e(n: int, shape: str, cfg: Path, svcs: list[dict], changes: int) -> dict:
         poll(lambda: frr.count(SENDER) >= n, 600 + n / 100, 0.05)
         out["e2e"] = time.time() - t0
         pid = sd.proc.pid
+        out["e2e_cpu"] = Usage.of(pid).cpu
+        out["e2e_load"] = os.getloadavg()[0]
         out["peak_rss"] = peak_rss(pid)
         time.sleep(3)  # settle (the measurement, not a test)
         out["rss"] = Usage.of(pid).rss
@@ -138,20 +148,31 @@ def e2e(n: int, shape: str, cfg: Path, svcs: list[dict], changes: int) -> dict:
         token = (f'"ip": "{ip}"' if fmt == "json" else f"ip: {ip}\n").encode()
         assert text_a.count(token) == 1
         text_b = text_a.replace(token, token.replace(ip.encode(), kubegen.service_ip(n + 1).encode()))
-        lat = []
+        lat, after, cpu = [], [], []
+        loads = [os.getloadavg()[0]]
         for k in range(changes):
             tmp = cfg.parent / f"next.{fmt}"
             tmp.write_bytes(text_b if k % 2 == 0 else text_a)
             seen = len(capture_times(cap))
+            cpu0 = Usage.of(pid).cpu
             t_change = time.time()
             os.replace(tmp, svc_file)
+            t_renamed = time.time()
             poll(lambda: len(capture_times(cap)) > seen, 60, 0.005)
             time.sleep(0.5)  # let the change settle before the next one (the measurement, not a test)
+            cpu.append(Usage.of(pid).cpu - cpu0)
             times = capture_times(cap)[seen:]
             lat.append(times[0] - t_change)
-        lat.sort()
-        out["update_p50"] = lat[len(lat) // 2]
-        out["update_p99"] = lat[min(len(lat) - 1, int(round(0.99 * (len(lat) - 1))))]
+            after.append(times[0] - t_renamed)
+        loads.append(os.getloadavg()[0])
+
+        def pct(v: list[float], q: float) -> float:
+            v = sorted(v)
+            return v[min(len(v) - 1, int(round(q * (len(v) - 1))))]
+        out["update_p50"], out["update_p99"] = pct(lat, 0.5), pct(lat, 0.99)
+        out["after_rename_p50"], out["after_rename_p99"] = pct(after, 0.5), pct(after, 0.99)
+        out["change_cpu_p50"] = pct(cpu, 0.5)  # of the whole daemon over 0.5 s+, in 10 ms ticks
+        out["change_load"] = (min(loads), max(loads))
         out["changes"] = len(lat)
         sd.stop()
     return out
@@ -192,21 +213,27 @@ def main() -> int:
                 d = base / f"{shape}-{n}"
                 cfg, bare, svcs = write_inputs(d, n, shape, RECEIVER)
                 size = (cfg / f"services.{shape.split('-')[0]}").stat().st_size
-                bt, brss, _, bout = run_rusage([PY, "-c", BARE, str(bare), shape.split("-")[0]])
+                load0 = os.getloadavg()[0]
+                bt, brss, _, bout, _ = run_rusage([PY, "-c", BARE, str(bare), shape.split("-")[0]])
                 bare_s = float(bout.split()[0])
-                ct, crss, code, _ = run_rusage([PY, "-m", "speakerd.cli", "check", "-c", str(cfg)])
+                ct, crss, code, _, ccpu = run_rusage([PY, "-m", "speakerd.cli", "check", "-c", str(cfg)])
                 row = {"n": n, "shape": shape, "bytes": size, "bare": bare_s, "bare_rss": brss,
-                       "check": ct, "check_rss": crss, "check_exit": code}
+                       "check": ct, "check_cpu": ccpu, "check_rss": crss, "check_exit": code,
+                       "check_load": (load0, os.getloadavg()[0])}
                 if not a.no_e2e:
                     row.update(e2e(n, shape, cfg, svcs, a.changes))
                     row["rss_per_service"] = (row["rss"] - idle) / n if idle else None
                 rows.append(row)
                 msg = (f"N={n:>7,} {shape:9} {size / 2**20:6.1f} MiB  bare {bare_s:6.2f} s ({brss / 2**20:5.0f} MiB)  "
-                       f"check {ct:6.2f} s ({crss / 2**20:5.0f} MiB, exit {code})")
+                       f"check {ct:6.2f} s cpu {ccpu:6.2f} s ({crss / 2**20:5.0f} MiB, exit {code}) "
+                       f"[load {row['check_load'][0]:.1f}-{row['check_load'][1]:.1f}]")
                 if "e2e" in row:
-                    msg += (f"  start->FRR all {row['e2e']:6.2f} s ({row['e2e'] / bare_s:4.1f}x bare)  peak {row['peak_rss'] / 2**20:5.0f} MiB"
+                    msg += (f"  start->FRR all {row['e2e']:6.2f} s cpu {row['e2e_cpu']:6.2f} s ({row['e2e'] / bare_s:4.1f}x bare)"
+                            f" [load {row['e2e_load']:.1f}]  peak {row['peak_rss'] / 2**20:5.0f} MiB"
                             f"  +{row['rss_per_service']:.0f} B/Service  change->UPDATE p50 {row['update_p50'] * 1000:.0f} ms"
-                            f" p99 {row['update_p99'] * 1000:.0f} ms ({row['changes']} changes)")
+                            f" p99 {row['update_p99'] * 1000:.0f} ms, after the rename p50 {row['after_rename_p50'] * 1000:.0f}"
+                            f" p99 {row['after_rename_p99'] * 1000:.0f} ms, cpu/change p50 {row['change_cpu_p50'] * 1000:.0f} ms"
+                            f" ({row['changes']} changes) [load {row['change_load'][0]:.1f}-{row['change_load'][1]:.1f}]")
                 print(msg, flush=True)
                 del svcs
     if a.json:

@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, NamedTuple
 
 import msgspec
 import orjson
 import yaml
 import yaml_rs
+from xxhash import xxh3_64_intdigest
 
 from .model import ConfigIssue
 
@@ -48,18 +49,54 @@ class ParseError(ValueError):
     """A unit that is not valid YAML/JSON; the message says where."""
 
 
-@dataclass(frozen=True, slots=True)
-class Unit:
-    """One document or one list item: its bytes and where they start (line, 1-based)."""
-    data: bytes | memoryview  # a view into the file's bytes (read-only: hashable)
-    line: int
+@dataclass(frozen=True, slots=True, eq=False)
+class Seq:
+    """The items of one List, as cut: what cutting a stretch of its items again needs."""
     json: bool
     fill: tuple[tuple[str, Any], ...] = ()  # kind/apiVersion of a typed list, for items without them
-    list_item: bool = False  # YAML list item text ("- ..."): parses to a one-element sequence
+    item: re.Pattern | None = None  # YAML: an item's first line (from the "\n" before it)
+    stop: re.Pattern | None = None  # YAML: the first line after the sequence
+    indent: int = 0  # YAML: the items' indentation
+
+
+class Unit(NamedTuple):  # a tuple: one is made per document or item of every file read
+    """One document or one list item: a read-only view of its bytes in the (normalised)
+    file, where it starts there, and the List it is an item of (None: a document or a
+    top-level JSON value)."""
+    data: memoryview
+    start: int
+    json: bool
+    seq: Seq | None = None
+    origin: int = 0  # where the buffer ``data`` is a view of starts in the text (a window of it: recut)
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.data)
+
+    @property
+    def fill(self) -> tuple[tuple[str, Any], ...]:
+        return self.seq.fill if self.seq is not None else ()
+
+    @property
+    def list_item(self) -> bool:  # YAML list item text ("- ..."): parses to a one-element sequence
+        return self.seq is not None and not self.json
+
+    @property
+    def line(self) -> int:
+        """The line (1-based) the unit starts on; counted only when a message needs it
+        (0: not known, the unit was cut from a window of the text)."""
+        base = self.data.obj
+        if self.origin:
+            return 0
+        if self.json:
+            return base.count(b"\n", 0, self.start) + 1
+        # YAML text is normalised to start with "\n": line k starts after the k-th "\n";
+        # a document's bytes start with the "\n" before its first line
+        return base.count(b"\n", 0, self.start) + (base[self.start:self.start + 1] == b"\n")
 
     @property
     def digest(self) -> int:
-        return hash((self.data, self.fill))
+        return hash((xxh3_64_intdigest(self.data), self.fill))
 
 
 # --- YAML 1.1 scalars Kubernetes reads differently from YAML 1.2 ---------------------------
@@ -163,30 +200,67 @@ def _several_documents(data: bytes) -> bool:
 # --- cutting a file into units --------------------------------------------------------------
 
 # Line-start patterns begin with "\n" (a literal prefix the regex engine finds fast); every
-# text they search starts with "\n".
+# YAML text they search starts with "\n" (see normalise).
 _DOC_MARK = re.compile(rb"\n---(?=[ \t\r\n]|$)")
 _DIRECTIVE = re.compile(rb"\n%")
 _ITEMS = re.compile(rb"\nitems:[ \t]*(?:#[^\r\n]*)?\r?\n")
 _KIND = re.compile(rb"\nkind:[ \t]*[\"']?([A-Za-z0-9]*List)[\"']?[ \t]*(?:#[^\r\n]*)?\r?(?=\n|$)")
 _FIRST_LINE = re.compile(rb"\n( *)(?=[^ \r\n#])")
 _APIV = re.compile(rb"\napiVersion:[ \t]*[\"']?([A-Za-z0-9./-]+)[\"']?[ \t]*(?:#[^\r\n]*)?\r?(?=\n|$)")
+_WS = re.compile(rb"[ \t\r\n]*")
+_COMMA = re.compile(rb"[ \t\r\n]*,[ \t\r\n]*")
 
 
 def _lines_before(data: bytes, pos: int) -> int:
     return data.count(b"\n", 0, pos)
 
 
-def _list_units(data: bytes, lo: int, hi: int, base_line: int) -> list[Unit] | None:
-    """The items of the block-style YAML List document ``data[lo:hi]`` as units (with the
-    envelope's kind and apiVersion to fill), or None when it is not one (then it is one
-    unit). Positions are absolute; the items' bytes are views of ``data``, not copies."""
+def normalise(data: bytes | bytearray, json: bool) -> bytes | bytearray:
+    """A file's bytes as the cutter reads them: without a BOM; YAML with a "\n" in front
+    (line 1 starts after it; so does every document)."""
+    if json:
+        return data[len(BOM):] if data.startswith(BOM) else data
+    if data.startswith(BOM):
+        data = data[len(BOM):]
+    return b"\n" + data
+
+
+def read_normalised(fh, size: int, json: bool) -> bytearray:
+    """The normalised bytes of an open file of about ``size`` bytes, read straight into
+    place (no copy of a large file to put the "\n" in front)."""
+    lead = 0 if json else 1
+    buf = bytearray(lead + size + 1)  # one byte more: a file that grew since its stat is seen
+    if lead:
+        buf[0] = 10
+    got = lead
+    view = memoryview(buf)
+    while True:
+        if got == len(buf):
+            view.release()
+            buf.extend(fh.read())
+            got = len(buf)
+            break
+        n = fh.readinto(view[got:])
+        if not n:
+            view.release()
+            break
+        got += n
+    del buf[got:]
+    if buf.startswith(BOM, lead):
+        del buf[lead:lead + len(BOM)]
+    return buf
+
+
+def _yaml_seq(data, lo: int, hi: int) -> tuple[Seq, int, int, int] | None:
+    """The block-style YAML List document ``data[lo:hi]``: (its Seq, where the item lines
+    start, where the sequence ends, the first item's start), or None when it is not one."""
     kind = _KIND.search(data, lo, hi)
     m = _ITEMS.search(data, lo, hi)
     if kind is None or m is None or len(_KIND.findall(data, lo, hi)) != 1:
         return None
     first = _FIRST_LINE.search(data, m.end() - 1, hi)
     if first is None:
-        return []
+        return Seq(False), hi, hi, hi  # "items:" and nothing after it: no items
     k = len(first.group(1))
     if data[first.end():first.end() + 1] != b"-":  # (first.start() is the "\n" before the first item)
         return None
@@ -195,8 +269,7 @@ def _list_units(data: bytes, lo: int, hi: int, base_line: int) -> list[Unit] | N
     found = stop.search(data, first.start(), hi)
     end = found.start() + 1 if found is not None else hi
     item = re.compile(rb"\n %s-(?=[ \r\n])" % (b" " * (k - 1)) if k else rb"\n-(?=[ \r\n])")
-    starts = [first.start() + 1] + [i.start() + 1 for i in item.finditer(data, first.end(), end)]
-    rest = data[lo:m.start() + 1] + data[end:hi]
+    rest = bytes(data[lo:m.start() + 1]) + bytes(data[end:hi])
     if _ITEMS.search(rest) or kind.group(1) not in rest:  # another 'items:' at the top level: not ours to cut
         return None
     list_kind = kind.group(1).decode()
@@ -206,96 +279,226 @@ def _list_units(data: bytes, lo: int, hi: int, base_line: int) -> list[Unit] | N
         if api is None or len(_APIV.findall(rest)) != 1:
             return None
         fill = (("kind", list_kind[:-4]), ("apiVersion", api.group(1).decode()))
-    units = []
+    return Seq(False, fill, item, stop, k), first.start(), end, first.start() + 1
+
+
+def _yaml_items(data, view: memoryview, seq: Seq, a: int, end: int, out: list[Unit]) -> None:
+    """The items of ``seq`` from the one starting at ``a`` to the sequence's end ``end``."""
+    starts = [a] + [i.start() + 1 for i in seq.item.finditer(data, a, end)]  # type: ignore[union-attr]
     starts.append(end)
-    view = memoryview(data)
-    line = base_line + data.count(b"\n", lo, starts[0])  # the item's first line
-    for a, b in zip(starts, starts[1:]):
-        units.append(Unit(view[a:b], line, False, fill, True))
-        line += data.count(b"\n", a, b)
-    return units
+    for x, y in zip(starts, starts[1:]):
+        out.append(Unit(view[x:y], x, False, seq))
 
 
-class _JsonList(msgspec.Struct):
-    kind: Any = None
-    apiVersion: Any = None
-    items: list[msgspec.Raw] | None = None
+def _yaml_docs(data, view: memoryview, a: int, b: int, out: list[Unit]) -> None:
+    """The units of the documents in ``data[a:b]`` (``a`` is the start of one: 0 or its
+    '---' line's "\n"); every document but the last ends at the next one's '---' line."""
+    marks = [m.start() for m in _DOC_MARK.finditer(data, a + 1, b)]
+    marks.insert(0, a)
+    marks.append(b)
+    for x, y in zip(marks, marks[1:]):
+        found = _yaml_seq(data, x, y)
+        if found is None:
+            out.append(Unit(view[x:y], x, False))
+            continue
+        seq, _, end, first = found
+        if first < end:
+            _yaml_items(data, view, seq, first, end, out)
 
 
-_json_list = msgspec.json.Decoder(_JsonList)
 _raw = msgspec.json.Decoder(msgspec.Raw)
+_raw_list = msgspec.json.Decoder(list[msgspec.Raw])
 _TRAILING = re.compile(r"trailing characters \(byte (\d+)\)")
+_KEY = re.compile(rb'"(?:[^"\\]|\\.)*"[ \t\r\n]*:[ \t\r\n]*')
 
 
-def _json_units(data: bytes) -> Iterator[Unit]:
-    """A JSON value, or a stream of them (what kubectl accepts); list items as units."""
-    view = memoryview(data)
-    pos = counted = 0
-    line = 1
-    n = len(data)
-    while pos < n:
-        while pos < n and data[pos] in b" \t\r\n":
-            pos += 1
-        if pos >= n:
-            return
-        try:
-            _raw.decode(view[pos:])  # finds where the first value ends without building it
-            end = n
-        except msgspec.DecodeError as exc:
-            m = _TRAILING.search(str(exc))
-            if m is None:
-                try:
-                    orjson.loads(view[pos:])
-                    raise ParseError(str(exc)) from None
-                except orjson.JSONDecodeError as oexc:
-                    raise ParseError(f"line {_lines_before(data, pos + oexc.pos) + 1}: {oexc.msg}") from None
-            end = pos + int(m.group(1)) - 1  # msgspec counts the first trailing byte as read
-        chunk = data[pos:end]
-        line += data.count(b"\n", counted, pos)
-        counted = pos
-        env = None
-        if b'"items"' in chunk:  # only then can it be a List (a cheap scan before a decode)
+def _json_value_end(data, view: memoryview, pos: int, hi: int) -> int:
+    """Where the JSON value starting at ``pos`` (not whitespace) ends; ParseError if none does."""
+    try:
+        _raw.decode(view[pos:hi])
+        end = hi
+    except msgspec.DecodeError as exc:
+        m = _TRAILING.search(str(exc))
+        if m is None:
             try:
-                env = _json_list.decode(chunk)
-            except msgspec.ValidationError:
-                env = None
-        kind = env.kind if env is not None else None
-        if env is not None and type(kind) is str and kind.endswith("List") and env.items is not None:
+                orjson.loads(view[pos:hi])
+                raise ParseError(str(exc)) from None
+            except orjson.JSONDecodeError as oexc:
+                raise ParseError(f"line {_lines_before(data, pos + oexc.pos) + 1}: {oexc.msg}") from None
+        end = pos + int(m.group(1)) - 1  # the first trailing byte (msgspec counts from 1)
+    while end > pos and data[end - 1] in b" \t\r\n":
+        end -= 1
+    return end
+
+
+def _json_list_at(data, view: memoryview, lo: int, hi: int) -> tuple[tuple[Any, Any, tuple[int, int]] | None, int]:
+    """(kind, apiVersion, the span of the ``items`` array) of the JSON object starting at
+    ``lo`` (before ``hi``), found member by member (the last of a key counts, as when the
+    object is decoded), or None if its kind is no List or it has no items array; and where
+    the object ends (-1: not found, the object is not well-formed)."""
+    pos = _WS.match(data, lo + 1, hi).end()
+    found: dict[str, Any] = {}
+    while pos < hi and data[pos] != 0x7D:  # "}"
+        key = _KEY.match(data, pos, hi)
+        if key is None:
+            return None, -1
+        vstart = key.end()
+        vend = _json_value_end(data, view, vstart, hi)
+        name = orjson.loads(view[pos:key.end()].tobytes().rstrip(b" \t\r\n:"))
+        if name == "items":
+            found[name] = (vstart, vend)
+        elif name in ("kind", "apiVersion"):
+            found[name] = orjson.loads(view[vstart:vend])
+        sep = _COMMA.match(data, vend, hi)
+        pos = sep.end() if sep is not None else _WS.match(data, vend, hi).end()
+    if pos >= hi:
+        return None, -1
+    kind, items = found.get("kind"), found.get("items")
+    if type(kind) is not str or not kind.endswith("List") or items is None or data[items[0]] != 0x5B:  # "["
+        return None, pos + 1
+    return (kind, found.get("apiVersion"), items), pos + 1
+
+
+def _json_list_items(data, view: memoryview, seq: Seq, arr: tuple[int, int], out: list[Unit]) -> None:
+    """Each item of the JSON array at ``arr`` as a unit (msgspec finds them without building them)."""
+    a, b = arr
+    raws = _raw_list.decode(view[a:b])
+    pos = _WS.match(data, a + 1, b).end()
+    for raw in raws:
+        n = len(memoryview(raw))
+        out.append(Unit(view[pos:pos + n], pos, True, seq))
+        sep = _COMMA.match(data, pos + n, b)
+        pos = sep.end() if sep is not None else pos + n
+
+
+def _json_units(data, view: memoryview, lo: int, hi: int, out: list[Unit]) -> None:
+    """The JSON values in ``data[lo:hi]`` (a stream of them is what kubectl accepts); the
+    items of a List as units."""
+    pos = lo
+    while True:
+        pos = _WS.match(data, pos, hi).end()
+        if pos >= hi:
+            return
+        found, end = None, -1
+        if data[pos] == 0x7B and data.find(b'"items"', pos, pos + 256) >= 0:
+            # an object naming "items" first (kubectl prints apiVersion, items, kind): walked at
+            # once, so the List's bytes are scanned once less; its end is found on the way
+            try:
+                found, end = _json_list_at(data, view, pos, hi)
+            except ParseError:
+                end = -1
+        if end < 0:
+            end = _json_value_end(data, view, pos, hi)
+            # only an object with "items" can be a List (a cheap scan before walking its members)
+            if data[pos] == 0x7B and data.find(b'"items"', pos, end) >= 0:
+                found, _ = _json_list_at(data, view, pos, end)
+        if found is None:
+            out.append(Unit(view[pos:end], pos, True))
+        else:
+            kind, api, arr = found
             fill: tuple[tuple[str, Any], ...] = ()
             if kind != "List":
-                fill = (("kind", kind[:-4]), ("apiVersion", env.apiVersion))
-            for raw in env.items:
-                yield Unit(bytes(raw), line, True, fill)
-        else:
-            yield Unit(chunk, line, True)
+                fill = (("kind", kind[:-4]), ("apiVersion", api))
+            _json_list_items(data, view, Seq(True, fill), arr, out)
         pos = end
+
+
+def cut(data, json: bool) -> list[Unit]:
+    """Cut normalised bytes (:func:`normalise`) into units (ParseError: a JSON syntax error)."""
+    view = memoryview(data).toreadonly()
+    out: list[Unit] = []
+    if json:
+        _json_units(data, view, 0, len(data), out)
+        return out
+    if _DIRECTIVE.search(data):
+        return [Unit(view, 0, False)]  # %YAML/%TAG directives: the file as written, whole
+    # every document but the last ends before the "\n" of the next one's '---' line: so the
+    # last ends before the file's final "\n" (its bytes stay the same when a document is added after it)
+    end = len(data) - 1 if data.endswith(b"\n") and len(data) > 1 else len(data)
+    _yaml_docs(data, view, 0, end, out)
+    return out
 
 
 def split_units(data: bytes, json: bool) -> list[Unit]:
     """Cut a file's bytes into units (raises ParseError for a JSON syntax error)."""
-    if data.startswith(BOM):
-        data = data[len(BOM):]
-    if json:
-        return list(_json_units(data))
-    data = b"\n" + data  # line 1 starts after this "\n"; so does every document
-    if _DIRECTIVE.search(data):
-        return [Unit(data, 0, False)]  # %YAML/%TAG directives: the file as written, whole
-    marks = [m.start() for m in _DOC_MARK.finditer(data)]
-    if not marks or marks[0] != 0:
-        marks.insert(0, 0)
-    # every document but the last ends before the "\n" of the next one's '---' line: so the
-    # last ends before the file's final "\n" (its bytes stay the same when a document is added after it)
-    marks.append(len(data) - 1 if data.endswith(b"\n") and len(data) > 1 else len(data))
+    return cut(normalise(data, json), json)
+
+
+def recut(data, json: bool, seq: Seq | None, a: int, b: int, last: bool = False,
+          origin: int = 0) -> list[Unit] | None:
+    """The units of ``data[a:b]``, a stretch of a file that :func:`cut` would cut exactly
+    there: the bytes before ``a`` and from ``b`` on are those of a file cut before, ``a``
+    is where a unit of it ended and ``b`` where one began, both items of ``seq`` or both
+    top-level (``seq`` None). None when the stretch does not stand on its own (its text
+    ends the List, starts a document, holds a directive...): then only cutting the whole
+    file says what it is. The units are those :func:`cut` gives for the same stretch.
+    ``last``: the stretch runs to the end of the text (``b``: where :func:`cut` ends it).
+    ``data`` may be a window of the text: its first byte at ``origin``, from before ``a``
+    to a few bytes past ``b`` (or the end); positions in and out are of the whole text."""
+    units = _recut(data, json, seq, a - origin, b - origin, last)
+    if units is None or not origin:
+        return units
+    return [Unit(u.data, u.start + origin, u.json, u.seq, origin) for u in units]
+
+
+def _recut(data, json: bool, seq: Seq | None, a: int, b: int, last: bool) -> list[Unit] | None:
+    view = memoryview(data).toreadonly()
     out: list[Unit] = []
-    view = memoryview(data)
-    line = 0  # of the leading "\n" of each document: its text starts on line + 1
-    for a, b in zip(marks, marks[1:]):
-        items = _list_units(data, a, b, line)
-        if items is None:
-            out.append(Unit(view[a:b], line + 1, False))
-        else:
-            out.extend(items)
-        line += data.count(b"\n", a, b)
+    if a == b and (seq is None or not json):
+        if seq is None and json and not last and not (data[a - 1] in b'}]"' or data[b] in b'{["'):
+            return None  # two values meeting (1 and 2 make 12)
+        return out
+    if json:
+        if seq is None:  # whole top-level values, whitespace between
+            if not (data[a - 1] in b'}]" \t\r\n' or data[a] in b'{[" \t\r\n'):
+                return None  # a value glued to the one before (1 and 2 make 12)
+            if not last and not (data[b] in b'{["' or data[b - 1] in b'}]" \t\r\n'):
+                return None
+            try:
+                _json_units(data, view, a, b, out)
+            except ParseError:
+                return None
+            return out
+        pos = a  # items of one array: "," before each, and one before b
+        while True:
+            sep = _COMMA.match(data, pos, b)
+            if sep is None:
+                return None
+            pos = sep.end()
+            if pos == b:
+                return out
+            try:
+                end = _json_value_end(data, view, pos, b)
+            except ParseError:
+                return None
+            if end == b:
+                return None
+            out.append(Unit(view[pos:end], pos, True, seq))
+            pos = end
+    if _DIRECTIVE.search(data, a, b):
+        return None
+    if seq is None:  # whole documents: a starts the first one's '---' line
+        if not _DOC_MARK.match(data, a, b + 5):
+            return None
+        marks = [m.start() for m in _DOC_MARK.finditer(data, a + 1, b + 5) if m.start() < b]
+        if marks and marks[-1] >= b:
+            return None
+        _yaml_docs(data, view, a, b, out)
+        return out
+    # items of one sequence: a line starting at a-1 is an item's first line; no line in
+    # between ends the sequence (which also rules out '---', '%', 'kind:', 'items:' lines)
+    if not seq.item.match(data, a - 1, b + seq.indent + 2):  # type: ignore[union-attr]
+        return None
+    if not seq.item.match(data, b - 1, b + seq.indent + 2):  # type: ignore[union-attr]
+        return None  # the "\n" before the next item is the stretch's: still an item's first line?
+    found = seq.stop.search(data, a - 1, b + seq.indent + 2)  # type: ignore[union-attr]
+    if found is not None and found.start() < b - 1:
+        return None
+    starts = [i.start() + 1 for i in seq.item.finditer(data, a - 1, b + seq.indent + 2)  # type: ignore[union-attr]
+              if i.start() < b - 1]
+    starts.append(b)
+    for x, y in zip(starts, starts[1:]):
+        out.append(Unit(view[x:y], x, False, seq))
     return out
 
 

@@ -216,3 +216,36 @@ def test_an_unreadable_directory_is_an_error_not_a_traceback(tmp_path, monkeypat
     files, issues = expand_paths([str(d)])
     assert files == [] and [(i.file, i.message, i.severity) for i in issues] == [
         (str(d), "cannot read the directory: Permission denied", "error")]
+
+
+def test_the_selector_is_kept_only_where_it_decides_sharing():
+    st = Store()
+    cluster = svc("c")
+    cluster["spec"]["externalTrafficPolicy"] = "Cluster"
+    ch = st.apply([Event("ADDED", svc("l"), "api"), Event("ADDED", cluster, "api")])
+    assert ch.services["d/l"][1].selector == (("app", "l"),)  # Local: the allocator's backend key
+    assert ch.services["d/c"][1].selector == ()  # Cluster: nothing reads it
+
+
+def test_file_source_drops_what_no_consumer_reads(tmp_path):
+    f = tmp_path / "s.yaml"
+    ann = "kubectl.kubernetes.io/last-applied-configuration"
+    f.write_text("apiVersion: v1\nkind: Service\nmetadata:\n  name: s\n  namespace: d\n"
+                 f"  annotations:\n    {ann}: '{{}}'\n    metallb.io/address-pool: a\n"
+                 "  managedFields:\n  - manager: kubectl\nspec: {type: LoadBalancer}\n")
+    (ev,) = FileSource([str(f)]).read()
+    md = ev.obj["metadata"]
+    assert "managedFields" not in md and md["annotations"] == {"metallb.io/address-pool": "a"}
+
+
+def test_label_pairs_are_shared_between_services():
+    st = Store()
+    a, b = svc("a"), svc("b")
+    for o in (a, b):
+        o["metadata"]["labels"] = {"tier": "web", "app.kubernetes.io/instance": o["metadata"]["name"]}
+    ch = st.apply([Event("ADDED", a, "api"), Event("ADDED", b, "api")])
+    la, lb = ch.services["d/a"][1].labels, ch.services["d/b"][1].labels
+    assert dict(la) == {"tier": "web", "app.kubernetes.io/instance": "a"}
+    (pa,) = [p for p in la if p[0] == "tier"]
+    (pb,) = [p for p in lb if p[0] == "tier"]
+    assert pa is pb  # one object for the pair both carry
