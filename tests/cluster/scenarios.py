@@ -383,8 +383,16 @@ def churn(c: Cluster, seconds: float, rate: float = 50.0, seed: int = 7, base: i
              else Svc(f"ch{i}", i, "Cluster", tuple(rng.sample(all_nodes, 2))))
         svcs[s.name] = s
     converge(c, list(svcs.values()))
+    # what a speakerd spends with nothing changing (BFD every 100 ms, keepalives, bookmarks): the
+    # churn's own cost is the rest
+    idle_s = min(5.0, seconds / 4)
+    cpu_idle0, t_idle0 = {nd.name: cpu_seconds(nd.proc.pid) for nd in c.nodes}, time.monotonic()
+    time.sleep(idle_s)  # a measuring window, not synchronisation
+    idle_wall = time.monotonic() - t_idle0
+    cpu_idle = statistics.mean(100 * (cpu_seconds(nd.proc.pid) - cpu_idle0[nd.name]) / idle_wall for nd in c.nodes)
     before = c.session_counters()
     cpu0 = {nd.name: cpu_seconds(nd.proc.pid) for nd in c.nodes}
+    api_cpu0, api_req0 = cpu_seconds(c.api_proc.pid), _api_requests(c)
     t0 = time.monotonic()
     next_index, changes, pending = base, 0, []
     api = c.api
@@ -416,6 +424,7 @@ def churn(c: Cluster, seconds: float, rate: float = 50.0, seed: int = 7, base: i
     # than they were offered, and changes_per_s says what rate the speakers were actually fed
     wall = time.monotonic() - t0
     cpu1 = {nd.name: cpu_seconds(nd.proc.pid) for nd in c.nodes}
+    api_cpu, api_req = cpu_seconds(c.api_proc.pid) - api_cpu0, _api_requests(c) - api_req0
     c.published = dict(svcs)
     addrs = c.addresses(svcs.values())
     plan = c.plan(list(svcs.values()), addrs)
@@ -427,12 +436,21 @@ def churn(c: Cluster, seconds: float, rate: float = 50.0, seed: int = 7, base: i
                      cpu_ms_per_change=1000 * statistics.mean(cpu1[n] - cpu0[n] for n in cpu0) / max(1, changes),
                      settle_s=time.monotonic() - t_end,
                      cpu_pct_mean=statistics.mean(cpu.values()), cpu_pct_max=max(cpu.values()),
+                     cpu_pct_idle=cpu_idle,
                      api_errors=len(failed),
+                     # what the API server did meanwhile (every client: the churn, speakers' status
+                     # objects and Events, controllers): a saturated one delivers less than offered
+                     api_cpu_pct=100 * api_cpu / wall, api_requests_per_change=api_req / max(1, changes),
                      session_resets=float(sum(after[t][a][1] - before[t].get(a, (0, 0))[1]
                                               for t in after for a in after[t])))
     r.figures.update({f"cpu_pct_{n}": v for n, v in cpu.items()})
     r.notes += [str(e) for e in failed[:3]]
     return r
+
+
+def _api_requests(c: Cluster) -> int:
+    """Requests the API emulator has answered so far (its control endpoint's counters)."""
+    return sum(c.api.request("GET", "/_emulator/stats")["requests"].values())
 
 
 def _body(obj: dict) -> dict:
