@@ -193,47 +193,66 @@ def node_failure(c: Cluster, how: str, victim_index: int = 2, services: int = 50
     others = [nd for nd in c.nodes if nd is not victim]
     after = c.plan(svcs, addrs, up=others)
     keep = unchanged_by(plan, victim, c)
-    # two prefixes read back to back time the removal (each holds every node's path, so it also shows
-    # any other path moving); the whole table is read every 0.5 s only: printing 200 prefixes x 20
-    # paths keeps bgpd busy for a few hundred ms, which would delay what is being timed
-    probe = probes(plan, 2)
-    fast = Sampler(c.tors, 0.005, prefixes=probe)
-    with Sampler(c.tors, 0.5) as sampler, fast:
-        sampler.wait_samples(2)
-        fast.wait_samples(2)
-        t0 = time.monotonic()
-        if how == "cut":
-            c.cut(victim)
-            t_nft = time.monotonic()
-            r.figures["nft_s"] = t_nft - t0
-            t0 = t_nft  # the rules are in force once nft returns: removal times count from here
-        else:
-            victim.proc.kill()
-        if how == "cut":
-            c.wait_tables(after, 30, f"{victim.name}'s paths gone from both ToRs")
-        else:
-            # graceful restart: the kernel's FIN after SIGKILL puts FRR in helper mode (paths kept stale)
-            wait_for(lambda: all(victim.fabric[t.name] not in t.established() for t in c.tors), 30,
-                     "both ToRs to see the killed speakerd's sessions close")
-            prefixes = set(plan[c.tors[0].name])
-            wait_for(lambda: all(prefixes <= stale_prefixes(t) for t in c.tors), 30,
-                     "both ToRs to keep the killed node's paths as stale")
-            r.notes.append("paths kept as stale (graceful restart helper)")
-        sampler.wait_samples(2)
     if how == "cut":
-        # when each ToR first lacked the node's paths, from the probe prefixes read back to back
-        want = restrict(after, probe)
-        times = [first_match(fast, tor.name, t0, want[tor.name]) for tor in c.tors]
-        for tor, t in zip(c.tors, times):
-            if t is not None:
-                r.figures[f"removal_s_{tor.name}"] = t - t0
-        if all(t is not None for t in times):
-            r.figures["removal_s"] = max(times) - t0
-        r.figures["probe_read_ms"] = 1000 * fast.mean_interval()
-    r.losses = sampler.losses(keep) + fast.losses(restrict(keep, probe))
-    r.samples = len(sampler.samples) + len(fast.samples)
-    r.notes += sampler.errors[:3] + fast.errors[:3]
-    r.figures["kept_table_equal"] = float(c.tables() == (after if how == "cut" else plan))
+        return _link_cut(c, r, victim, plan, after, keep)
+    with Sampler(c.tors, 0.5) as sampler:
+        sampler.wait_samples(2)
+        victim.proc.kill()
+        # graceful restart: the kernel's FIN after SIGKILL puts FRR in helper mode (paths kept stale)
+        wait_for(lambda: all(victim.fabric[t.name] not in t.established() for t in c.tors), 30,
+                 "both ToRs to see the killed speakerd's sessions close")
+        prefixes = set(plan[c.tors[0].name])
+        wait_for(lambda: all(prefixes <= stale_prefixes(t) for t in c.tors), 30,
+                 "both ToRs to keep the killed node's paths as stale")
+        r.notes.append("paths kept as stale (graceful restart helper)")
+        sampler.wait_samples(2)
+    r.losses = sampler.losses(keep)
+    r.samples = len(sampler.samples)
+    r.notes += sampler.errors[:3]
+    r.figures["kept_table_equal"] = float(c.tables() == plan)
+    return r
+
+
+def _link_cut(c: Cluster, r: Result, victim: Node, plan: dict, after: dict, keep: dict) -> Result:
+    """The cut, timed from the ToRs: two probe prefixes (each holds every node's path, so they also
+    show any other path moving) read back to back, from before the cut until both ToRs lack the
+    node's paths. Nothing else reads bgpd meanwhile: printing the whole table (200 prefixes x N paths)
+    holds bgpd's thread for tens to hundreds of ms, and a BFD Down that arrives then waits for it, so
+    a whole-table read in the window would delay what is being timed. The whole table is sampled
+    before the cut and after the removal, and compared with the plan at the end."""
+    probe = probes(plan, 2)
+    want = restrict(after, probe)
+    cut = c.prepare_cut(victim)
+    try:
+        with Sampler(c.tors, 0.5) as table_before:
+            table_before.wait_samples(2)
+        with Sampler(c.tors, 0.005, prefixes=probe) as fast:
+            fast.wait_samples(2)
+            cut.fire()
+
+            def removed() -> bool:
+                return all(first_match(fast, tor.name, cut.sent, want[tor.name]) is not None for tor in c.tors)
+            wait_for(removed, 30, f"{victim.name}'s paths gone from the probe prefixes on both ToRs", interval=0.01)
+            fast.wait_samples(2)
+    finally:
+        cut.cancel()
+    with Sampler(c.tors, 0.5) as table_after:
+        c.wait_tables(after, 30, f"{victim.name}'s paths gone from both ToRs")
+        table_after.wait_samples(2)
+    # from the moment the rules were handed to nft (they are in force by the time it exits,
+    # nft_s later): when each ToR's first sample lacked the node's paths
+    times = [first_match(fast, tor.name, cut.sent, want[tor.name]) for tor in c.tors]
+    for tor, t in zip(c.tors, times):
+        if t is not None:
+            r.figures[f"removal_s_{tor.name}"] = t - cut.sent
+    if all(t is not None for t in times):
+        r.figures["removal_s"] = max(times) - cut.sent
+    r.figures["nft_s"] = cut.done - cut.sent
+    r.figures["probe_read_ms"] = 1000 * fast.mean_interval()
+    r.losses = (table_before.losses(plan) + table_after.losses(keep) + fast.losses(restrict(keep, probe)))
+    r.samples = len(table_before.samples) + len(table_after.samples) + len(fast.samples)
+    r.notes += table_before.errors[:3] + table_after.errors[:3] + fast.errors[:3]
+    r.figures["kept_table_equal"] = float(c.tables() == after)
     return r
 
 
