@@ -28,6 +28,7 @@ import socket
 import time
 
 from .config.gcpause import gc_paused
+from .fsm.actions import StateChanged
 from .policy.announce import AnnounceOptions, AnnouncingStore
 from .publish.events import invalid_from_issue
 from .publish.speaker_state import peers_of_service, sessions_of
@@ -131,8 +132,9 @@ class KubeSpeaker(Speaker):
     # --- session state for the publisher -------------------------------------------------------
     def _on_peer_event(self, rt, event) -> None:
         super()._on_peer_event(rt, event)
-        self.sessions_changed = True
-        self.status_changed.set()
+        if isinstance(event, StateChanged):  # not the routes a peer sends (every UPDATE is one)
+            self.sessions_changed = True
+            self.status_changed.set()
 
     def _on_bfd_state(self, rt, state, diag) -> None:
         super()._on_bfd_state(rt, state, diag)

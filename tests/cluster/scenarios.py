@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from tests.cluster.harness import Cluster, Node, Svc, cpu_seconds, diff_tables
+from tests.cluster.harness import Cluster, Node, Svc, cpu_seconds, cpu_split, diff_tables
 from tests.cluster.tor import PathTable, Sampler, stale_prefixes
 from tests.interop.netlab import holds_for, wait_for
 
@@ -411,6 +411,7 @@ def churn(c: Cluster, seconds: float, rate: float = 50.0, seed: int = 7, base: i
     cpu_idle = statistics.mean(100 * (cpu_seconds(nd.proc.pid) - cpu_idle0[nd.name]) / idle_wall for nd in c.nodes)
     before = c.session_counters()
     cpu0 = {nd.name: cpu_seconds(nd.proc.pid) for nd in c.nodes}
+    split0 = [cpu_split(nd.proc.pid) for nd in c.nodes]
     api_cpu0, api_req0 = cpu_seconds(c.api_proc.pid), _api_requests(c)
     t0 = time.monotonic()
     next_index, changes, pending = base, 0, []
@@ -443,6 +444,7 @@ def churn(c: Cluster, seconds: float, rate: float = 50.0, seed: int = 7, base: i
     # than they were offered, and changes_per_s says what rate the speakers were actually fed
     wall = time.monotonic() - t0
     cpu1 = {nd.name: cpu_seconds(nd.proc.pid) for nd in c.nodes}
+    split1 = [cpu_split(nd.proc.pid) for nd in c.nodes]
     api_cpu, api_req = cpu_seconds(c.api_proc.pid) - api_cpu0, _api_requests(c) - api_req0
     c.published = dict(svcs)
     addrs = c.addresses(svcs.values())
@@ -456,6 +458,8 @@ def churn(c: Cluster, seconds: float, rate: float = 50.0, seed: int = 7, base: i
                      settle_s=time.monotonic() - t_end,
                      cpu_pct_mean=statistics.mean(cpu.values()), cpu_pct_max=max(cpu.values()),
                      cpu_pct_idle=cpu_idle,
+                     cpu_pct_user_mean=statistics.mean(100 * (b[0] - a[0]) / wall for a, b in zip(split0, split1)),
+                     cpu_pct_system_mean=statistics.mean(100 * (b[1] - a[1]) / wall for a, b in zip(split0, split1)),
                      api_errors=len(failed),
                      # what the API server did meanwhile (every client: the churn, speakers' status
                      # objects and Events, controllers): a saturated one delivers less than offered
