@@ -214,13 +214,13 @@ def node_failure(c: Cluster, how: str, victim_index: int = 2, services: int = 50
 
 
 def _link_cut(c: Cluster, r: Result, victim: Node, plan: dict, after: dict, keep: dict) -> Result:
-    """The cut, timed from the ToRs: two probe prefixes (each holds every node's path, so they also
-    show any other path moving) read back to back, from before the cut until both ToRs lack the
-    node's paths. Nothing else reads bgpd meanwhile: printing the whole table (200 prefixes x N paths)
+    """The cut, timed from the ToRs: one probe prefix (it holds every node's path, so it also shows
+    any other session's paths going) read back to back, from before the cut until both ToRs lack
+    the node's paths (one prefix: at N=20 each read prints 20 paths, and every read is bgpd time). Nothing else reads bgpd meanwhile: printing the whole table (200 prefixes x N paths)
     holds bgpd's thread for tens to hundreds of ms, and a BFD Down that arrives then waits for it, so
     a whole-table read in the window would delay what is being timed. The whole table is sampled
     before the cut and after the removal, and compared with the plan at the end."""
-    probe = probes(plan, 2)
+    probe = probes(plan, 1)
     want = restrict(after, probe)
     cut = c.prepare_cut(victim)
     try:
