@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -232,6 +233,9 @@ def main() -> int:
     ap.add_argument("--results", help="directory for the JSON results (default: a temporary one)")
     ap.add_argument("--doc", default=str(DOC), help="document to rewrite (default docs/benchmarks.md; plots go "
                     "to img/ beside it; another path leaves the BFD section of docs/benchmarks.md alone)")
+    ap.add_argument("--args", action="append", default=[], metavar="NAME=ARGS",
+                    help="arguments for one of " + ",".join(EXTRA) + " instead of its built-in sizes, e.g. "
+                    "--args 'cluster=--nodes 10 --churn 30' (repeatable)")
     ap.add_argument("--render-only", action="store_true",
                     help="run nothing: rewrite the document from --results DIR of an earlier run")
     args = ap.parse_args()
@@ -240,6 +244,12 @@ def main() -> int:
     unknown = set(only) - set(SCENARIOS) - set(EXTRA)
     if unknown:
         ap.error(f"unknown bench(es): {', '.join(sorted(unknown))}")
+    given: dict[str, tuple[str, ...]] = {}
+    for item in args.args:
+        name, sep, rest = item.partition("=")
+        if not sep or name not in EXTRA:
+            ap.error(f"--args {item!r}: NAME=ARGS with NAME one of {', '.join(EXTRA)}")
+        given[name] = tuple(shlex.split(rest))
     doc = Path(args.doc)
     own_doc = doc.resolve() == DOC.resolve()
     q = ["--quick"] if args.quick else []
@@ -272,7 +282,8 @@ def main() -> int:
         elif name in EXTRA:
             e = EXTRA[name]
             argv = e.full if not args.quick else (e.quick if e.quick is not None else e.full)
-            if args.quick and e.quick is None and not named:
+            argv = given.get(name, argv)
+            if args.quick and e.quick is None and not named and name not in given:
                 print(f"{name}: not in --quick (name it in --only to run it at full size)")
                 continue
             if e.root and os.geteuid() != 0:
