@@ -416,27 +416,40 @@ def churn(c: Cluster, seconds: float, rate: float = 50.0, seed: int = 7, base: i
     t0 = time.monotonic()
     next_index, changes, pending = base, 0, []
     api = c.api
+    inflight: dict[str, list] = {}  # name -> its requests not answered yet
+
+    def settled() -> list[str]:
+        """Services whose earlier requests are all answered: the ones a delete or a move may pick
+        (with many requests in flight, a delete could otherwise overtake the create it follows)."""
+        for name in [n for n, fs in inflight.items() if all(f.done() for f in fs)]:
+            del inflight[name]
+        return [n for n in svcs if n not in inflight]
+
+    def send(name: str, *futures) -> None:
+        inflight.setdefault(name, []).extend(futures)
+        pending.extend(futures)
     while (now := time.monotonic()) - t0 < seconds:
         due = int((now - t0) * rate)
         while changes < due:
             kind = rng.random()
-            if kind < 0.3 or len(svcs) < base // 2:
+            ready = settled() if kind >= 0.3 else []
+            if kind < 0.3 or len(svcs) < base // 2 or not ready:
                 s = Svc(f"ch{next_index}", next_index, rng.choice(("Cluster", "Local")), tuple(rng.sample(all_nodes, 2)))
                 next_index += 1
                 svcs[s.name] = s
-                pending += [api.submit("POST", api.path("Service", "default"), _body(s.service(None))),
-                            api.submit("POST", api.path("EndpointSlice", "default"), _body(s.slice()))]
+                send(s.name, api.submit("POST", api.path("Service", "default"), _body(s.service(None))),
+                     api.submit("POST", api.path("EndpointSlice", "default"), _body(s.slice())))
             elif kind < 0.5:
-                name = rng.choice(list(svcs))
+                name = rng.choice(ready)
                 del svcs[name]
-                pending += [api.submit("DELETE", api.path("Service", "default", name)),
-                            api.submit("DELETE", api.path("EndpointSlice", "default", f"{name}-ep"))]
+                send(name, api.submit("DELETE", api.path("Service", "default", name)),
+                     api.submit("DELETE", api.path("EndpointSlice", "default", f"{name}-ep")))
             else:
-                name = rng.choice(list(svcs))
+                name = rng.choice(ready)
                 s = svcs[name].moved(rng.sample(all_nodes, 2))
                 svcs[name] = s
-                pending.append(api.submit("PATCH", api.path("EndpointSlice", "default", f"{name}-ep"),
-                                          {"endpoints": s.slice()["endpoints"]}, "application/merge-patch+json"))
+                send(name, api.submit("PATCH", api.path("EndpointSlice", "default", f"{name}-ep"),
+                                      {"endpoints": s.slice()["endpoints"]}, "application/merge-patch+json"))
             changes += 1
         time.sleep(0.005)  # pacing the load generator, not synchronisation
     failed = [f.exception() for f in pending if f.exception() is not None]
