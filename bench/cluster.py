@@ -13,7 +13,13 @@ one after the other and prints each figure:
 
 Times come from the ToRs as polled by the harness (one kept vty connection
 per daemon, ~20 ms per table read at 200 prefixes), so they include up to one
-poll of delay.  Scenarios that need ``speakerd run --kubernetes`` /
+poll of delay. The link cut is timed on one probe prefix read back to back
+(no whole-table read of bgpd in the window: it would delay the BFD Down being
+timed), from the moment the ruleset is handed to an ``nft`` started before.
+The API emulator runs at nice -10 (see ``Cluster.start_api``); the churn
+reports its CPU and requests per change beside the speakers' CPU (user and
+system, and idle over 5 s before the churn). ``bench/cluster_api.py`` measures
+the same API load on the emulator alone.  Scenarios that need ``speakerd run --kubernetes`` /
 ``speakerd controller`` are reported as not run, with the reason, in file mode.
 
     sudo .venv/bin/python bench/cluster.py [--nodes 20] [--cut-rounds 5] [--outage 60] [--churn 60] [--json FILE]

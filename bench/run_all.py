@@ -8,17 +8,28 @@ docs/benchmarks.md (``<!-- generated:NAME -->`` … ``<!-- /generated:NAME -->``
 with tables, one PNG plot per scenario under docs/img/, the machine
 description, daemon versions and the git commit measured.  Hand-written text
 outside those blocks is kept.  bench/bfd_detect.py rewrites its own section.
-Full run: ~20 min on 2 vCPUs (19.7 min measured); --quick: ~3 min.
+Full run of the original six: ~20 min on 2 vCPUs (19.7 min measured); --quick: ~3 min.
+
+The other benches (:data:`EXTRA`: datapath, controller, kube_emulator, cluster_api, kube_clients,
+kube_endpoint_update, drain, cluster) run with their own size options, full or ``--quick``, and
+their output goes verbatim into a generated block each. ``datapath``, ``kube_endpoint_update``,
+``drain`` and ``cluster`` need root and network namespaces (FRR for the last three; ``cluster``
+is 20 nodes and two ToRs, ~15 min at full size); without root they are reported as not run.
+``--quick`` leaves out the heavy ones (``kube_clients``, ``drain``, ``cluster``) unless named in
+``--only``; the full run takes about an hour more than the six.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -29,6 +40,29 @@ from lab_extra import ROOT, git_commit, machine, versions  # noqa: E402
 DOC = ROOT / "docs" / "benchmarks.md"
 IMG = ROOT / "docs" / "img"
 SCENARIOS = ("advertise", "receive", "codec", "reaction", "many_peers", "bfd")
+
+
+@dataclass(frozen=True)
+class Extra:
+    """One more bench: its arguments at full size and in --quick, a time limit, what it needs."""
+    full: tuple[str, ...]
+    quick: tuple[str, ...] | None  # None: not run by --quick unless named in --only
+    timeout: float
+    root: bool = False  # network namespaces (and FRR/nftables where the bench uses them)
+
+
+EXTRA: dict[str, Extra] = {
+    "datapath": Extra(("--sizes", "10000,100000"), ("--sizes", "1000", "--changes", "5"), 2400, root=True),
+    "controller": Extra(("1000", "10000"), ("300",), 1800),
+    "kube_emulator": Extra((), ("--objects", "2000", "--writes", "4000", "--http-writes", "600"), 900),
+    "cluster_api": Extra(("--nodes", "20", "--rate", "50", "--seconds", "30"),
+                         ("--nodes", "5", "--rate", "50", "--seconds", "5"), 600),
+    "kube_clients": Extra(("--services", "100000"), None, 3600),
+    "kube_endpoint_update": Extra(("--services", "10000", "--changes", "100"),
+                                  ("--services", "300", "--changes", "20"), 1800, root=True),
+    "drain": Extra(("--rounds", "3"), None, 1200, root=True),
+    "cluster": Extra(("--nodes", "20"), None, 3600, root=True),
+}
 
 
 def run(argv: list[str], timeout: float) -> tuple[str, float]:
@@ -102,6 +136,8 @@ def peers_md(r: dict) -> str:
 
 
 def plots(results: dict, img_dir: Path = IMG) -> dict[str, str]:
+    if not any(results.get(k) for k in ("advertise", "receive", "reaction", "many_peers")):
+        return {}  # nothing to plot (matplotlib, of the bench extra, is not needed)
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -191,14 +227,29 @@ def replace_block(text: str, name: str, body: str, heading: str) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer sizes and repetitions (~3 min)")
-    ap.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated subset of " + ",".join(SCENARIOS))
+    ap.add_argument("--only", default=None, help="comma-separated subset of " + ",".join((*SCENARIOS, *EXTRA))
+                    + " (default: all; with --quick all but " + ",".join(k for k, e in EXTRA.items() if e.quick is None)
+                    + ")")
     ap.add_argument("--results", help="directory for the JSON results (default: a temporary one)")
     ap.add_argument("--doc", default=str(DOC), help="document to rewrite (default docs/benchmarks.md; plots go "
                     "to img/ beside it; another path leaves the BFD section of docs/benchmarks.md alone)")
+    ap.add_argument("--args", action="append", default=[], metavar="NAME=ARGS",
+                    help="arguments for one of " + ",".join(EXTRA) + " instead of its built-in sizes, e.g. "
+                    "--args 'cluster=--nodes 10 --churn 30' (repeatable)")
     ap.add_argument("--render-only", action="store_true",
                     help="run nothing: rewrite the document from --results DIR of an earlier run")
     args = ap.parse_args()
-    only = args.only.split(",")
+    named = args.only is not None
+    only = args.only.split(",") if named else [*SCENARIOS, *EXTRA]
+    unknown = set(only) - set(SCENARIOS) - set(EXTRA)
+    if unknown:
+        ap.error(f"unknown bench(es): {', '.join(sorted(unknown))}")
+    given: dict[str, tuple[str, ...]] = {}
+    for item in args.args:
+        name, sep, rest = item.partition("=")
+        if not sep or name not in EXTRA:
+            ap.error(f"--args {item!r}: NAME=ARGS with NAME one of {', '.join(EXTRA)}")
+        given[name] = tuple(shlex.split(rest))
     doc = Path(args.doc)
     own_doc = doc.resolve() == DOC.resolve()
     q = ["--quick"] if args.quick else []
@@ -228,6 +279,25 @@ def main() -> int:
         elif name == "bfd":
             texts[name], took[name] = run([py, str(HERE / "bfd_detect.py"), "--rounds", "10" if args.quick else "20",
                                            *(["--write-docs"] if own_doc else [])], 600)
+        elif name in EXTRA:
+            e = EXTRA[name]
+            argv = e.full if not args.quick else (e.quick if e.quick is not None else e.full)
+            argv = given.get(name, argv)
+            if args.quick and e.quick is None and not named and name not in given:
+                print(f"{name}: not in --quick (name it in --only to run it at full size)")
+                continue
+            if e.root and os.geteuid() != 0:
+                texts[name], took[name] = f"not run: needs root (network namespaces)", 0.0
+                print(texts[name])
+                continue
+            try:
+                out, took[name] = run([py, str(HERE / f"{name}.py"), *argv], e.timeout)
+            except subprocess.TimeoutExpired:
+                out, took[name] = f"[timed out after {e.timeout:.0f} s]", e.timeout
+            stdout, _, rest = out.partition("\n[stderr]\n")  # its log lines stay in the console only
+            failed = rest.rsplit("\n", 1)[-1] if rest.rstrip().endswith("]") and "[exit" in rest else ""
+            texts[name] = (f"$ bench/{name}.py {' '.join(argv)}   (load average {os.getloadavg()[0]:.1f} at the end)\n"
+                           + stdout.rstrip() + (f"\n{failed}" if failed else ""))
     total = sum(took.values()) if args.render_only else time.monotonic() - t_all
     if not args.render_only:
         (tmp / "results.json").write_text(json.dumps(results, indent=1))
@@ -258,6 +328,10 @@ def main() -> int:
     if "many_peers" in results:
         text = replace_block(text, "many_peers", peers_md(results["many_peers"]) + img("many_peers"),
                              "## Many peers (bench/many_peers.py)")
+    for name in EXTRA:
+        if name in texts:
+            text = replace_block(text, f"run-{name}", f"Latest `bench/{name}.py` output (bench/run_all.py):\n\n```\n"
+                                 + texts[name].strip() + "\n```", f"## bench/{name}.py: latest bench/run_all.py output")
     if "bfd" in texts and not own_doc:
         text = replace_block(text, "bfd", "```\n" + texts["bfd"].strip() + "\n```", "## BFD detection (bench/bfd_detect.py)")
     doc.parent.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,7 @@ import socket
 import time
 
 from .config.gcpause import gc_paused
+from .fsm.actions import StateChanged
 from .policy.announce import AnnounceOptions, AnnouncingStore
 from .policy.planner import Planner
 from .publish.events import invalid_from_issue
@@ -57,6 +58,7 @@ class KubeSpeaker(Speaker):
         self._pending: list[Event] = []
         self.publisher: StatusPublisher | None = None
         self.status_changed = asyncio.Event()
+        self.sessions_changed = True  # for the publisher: a session or its BFD changed state
         self.batches = 0
         # for the publisher: Services whose announcement may have changed since it last looked
         self.dirty: set[str] = set()
@@ -119,6 +121,7 @@ class KubeSpeaker(Speaker):
                 summary = await self._apply(self.store.config(), initial=False)
                 log.info("configuration applied: %s", summary)
                 self.all_dirty = True
+                self.sessions_changed = True  # peers may have been added or removed
             elif changes.services or (changes.reweighed and self.planner.weighting):
                 summary = await self._services_changed(changes)
                 self.dirty.update(changes.services)
@@ -146,20 +149,25 @@ class KubeSpeaker(Speaker):
     # --- session state for the publisher -------------------------------------------------------
     def _on_peer_event(self, rt, event) -> None:
         super()._on_peer_event(rt, event)
-        self.status_changed.set()
+        if isinstance(event, StateChanged):  # not the routes a peer sends (every UPDATE is one)
+            self.sessions_changed = True
+            self.status_changed.set()
 
     def _on_bfd_state(self, rt, state, diag) -> None:
         super()._on_bfd_state(rt, state, diag)
+        self.sessions_changed = True
         self.status_changed.set()
 
 
 async def publish_loop(speaker: KubeSpeaker, publisher: StatusPublisher) -> None:
-    """Keep the publisher in step: sessions at every change; the peers of each Service whose
+    """Keep the publisher in step: the sessions when one changed state; the peers of each Service whose
     announcement may have changed (those of the last batches; all after a re-plan of the peers)."""
     while True:
         await speaker.status_changed.wait()
         speaker.status_changed.clear()
-        publisher.set_sessions(sessions_of(speaker))
+        if speaker.sessions_changed:  # a batch of Service changes alone leaves the sessions as they were
+            speaker.sessions_changed = False
+            publisher.set_sessions(sessions_of(speaker))
         if speaker.all_dirty:
             keys = set(speaker.announced) | set(speaker.store.services)
         else:

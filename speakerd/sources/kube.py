@@ -15,6 +15,11 @@ previous batch was being applied, or within ``coalesce`` seconds (default
 costs one planning pass (and one UPDATE per peer), not one per object; a
 steady stream of single changes is applied a few at a time. The window is
 the latency added to a change (FRR's own update-group coalescing is longer).
+Batches also start at least ``min_interval`` seconds (default 100 ms) apart:
+under a steady stream of changes (tens per second across a cluster) each
+batch then holds several, and the fixed cost of one — a planning pass, one
+UPDATE per peer, the status objects' pass — is paid at most 10 times a
+second; a change after a quiet time still waits only ``coalesce``.
 :attr:`KubeSource.synced` is set once every
 reflector finished its first list and that state was handed over — nothing
 is planned from a half-listed cluster.
@@ -47,7 +52,8 @@ class KubeSource:
     def __init__(self, client: KubeClient, namespace: str, node: str,
                  on_events: Callable[[list[Event]], Awaitable[None] | None], *,
                  watches: tuple[Watch, ...] = WATCHES, on_state: Callable[[Reflector], None] | None = None,
-                 empty_relist_grace: float = 60.0, coalesce: float = 0.02) -> None:
+                 empty_relist_grace: float = 60.0, coalesce: float = 0.02,
+                 min_interval: float = 0.1) -> None:
         self.client, self.namespace, self.node = client, namespace, node
         self.on_events = on_events
         self.watches = watches
@@ -59,6 +65,7 @@ class KubeSource:
         self._wake = asyncio.Event()
         self.empty_relist_grace = empty_relist_grace
         self.coalesce = coalesce
+        self.min_interval = min_interval
         self.held: dict[tuple[str, str, str], Event] = {}  # (kind, namespace, name) -> a held deletion
         self._held_logged: set[str] = set()
 
@@ -134,10 +141,16 @@ class KubeSource:
             await self._flush()
             self.synced.set()
             log.info("initial list of every watched kind done (%d objects)", self.events_in)
+            loop = asyncio.get_running_loop()
+            last = loop.time() - self.min_interval  # the first change is not held back
             while True:
                 await self._wake.wait()
                 if self.coalesce > 0:  # let the rest of a burst (or the next changes) join this batch
                     await asyncio.sleep(self.coalesce)
+                gap = last + self.min_interval - loop.time()
+                if gap > 0:  # the previous batch started less than min_interval ago
+                    await asyncio.sleep(gap)
+                last = loop.time()
                 await self._flush()
         finally:
             await asyncio.gather(*(r.stop() for r in self.reflectors.values()), return_exceptions=True)

@@ -8,10 +8,11 @@ measured is speakerd, not this client.
 from __future__ import annotations
 
 import ctypes
+import http.client
 import json
 import os
-import urllib.error
-import urllib.request
+import threading
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -51,7 +52,9 @@ def _enter_netns(name: str) -> None:
 
 class KubeApi:
     """Requests go out from threads inside ``netns`` (the API server's namespace), so the
-    harness reaches it without any address in the root namespace."""
+    harness reaches it without any address in the root namespace. Each thread keeps one HTTP/1.1
+    connection open (as kubectl and client-go do), so a request costs the API server no new
+    connection."""
 
     def __init__(self, base: str, netns: str | None = None, timeout: float = 10, workers: int = 4) -> None:
         self.base = base.rstrip("/")
@@ -59,6 +62,7 @@ class KubeApi:
         self.netns = netns
         self._pool: ThreadPoolExecutor | None = None
         self._workers = workers
+        self._local = threading.local()
 
     def close(self) -> None:
         if self._pool is not None:
@@ -90,23 +94,48 @@ class KubeApi:
         """The request as a future (the churn scenario keeps several in flight)."""
         return self._executor().submit(self._request, method, path, body, content_type)
 
+    def _connection(self, fresh: bool = False) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and (fresh or getattr(self._local, "base", None) != self.base):
+            conn.close()
+            conn = None
+        if conn is None:
+            u = urllib.parse.urlsplit(self.base)
+            conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=self.timeout)
+            self._local.conn, self._local.base = conn, self.base
+        return conn
+
     def _request(self, method: str, path: str, body: Any, content_type: str) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.base + path, data=data, method=method)
+        headers = {"Accept": "application/json"}
         if data is not None:
-            req.add_header("Content-Type", content_type)
-        req.add_header("Accept", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as r:
+            headers["Content-Type"] = content_type
+        for attempt in (0, 1):
+            conn = self._connection(fresh=attempt > 0)
+            try:
+                conn.request(method, path, body=data, headers=headers)
+                r = conn.getresponse()
                 text = r.read()
-        except urllib.error.HTTPError as e:
-            raise ApiError(e.code, e.read().decode(errors="replace")) from None
+                break
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                # the kept connection was closed by the server (restarted, idle timeout): once more
+                # on a new one; a server that is down fails the new one too
+                conn.close()
+                self._local.conn = None
+                if attempt:
+                    raise
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                self._local.conn = None
+                raise
+        if r.status >= 400:
+            raise ApiError(r.status, text.decode(errors="replace"))
         return json.loads(text) if text else None
 
     def ready(self) -> bool:
         try:
             self.request("GET", self.path("Node"))
-        except (OSError, ApiError):
+        except (OSError, http.client.HTTPException, ApiError):
             return False
         return True
 

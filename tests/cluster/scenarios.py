@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from tests.cluster.harness import Cluster, Node, Svc, cpu_seconds, diff_tables
+from tests.cluster.harness import Cluster, Node, Svc, cpu_seconds, cpu_split, diff_tables
 from tests.cluster.tor import PathTable, Sampler, stale_prefixes
 from tests.interop.netlab import holds_for, wait_for
 
@@ -193,47 +193,66 @@ def node_failure(c: Cluster, how: str, victim_index: int = 2, services: int = 50
     others = [nd for nd in c.nodes if nd is not victim]
     after = c.plan(svcs, addrs, up=others)
     keep = unchanged_by(plan, victim, c)
-    # two prefixes read back to back time the removal (each holds every node's path, so it also shows
-    # any other path moving); the whole table is read every 0.5 s only: printing 200 prefixes x 20
-    # paths keeps bgpd busy for a few hundred ms, which would delay what is being timed
-    probe = probes(plan, 2)
-    fast = Sampler(c.tors, 0.005, prefixes=probe)
-    with Sampler(c.tors, 0.5) as sampler, fast:
-        sampler.wait_samples(2)
-        fast.wait_samples(2)
-        t0 = time.monotonic()
-        if how == "cut":
-            c.cut(victim)
-            t_nft = time.monotonic()
-            r.figures["nft_s"] = t_nft - t0
-            t0 = t_nft  # the rules are in force once nft returns: removal times count from here
-        else:
-            victim.proc.kill()
-        if how == "cut":
-            c.wait_tables(after, 30, f"{victim.name}'s paths gone from both ToRs")
-        else:
-            # graceful restart: the kernel's FIN after SIGKILL puts FRR in helper mode (paths kept stale)
-            wait_for(lambda: all(victim.fabric[t.name] not in t.established() for t in c.tors), 30,
-                     "both ToRs to see the killed speakerd's sessions close")
-            prefixes = set(plan[c.tors[0].name])
-            wait_for(lambda: all(prefixes <= stale_prefixes(t) for t in c.tors), 30,
-                     "both ToRs to keep the killed node's paths as stale")
-            r.notes.append("paths kept as stale (graceful restart helper)")
-        sampler.wait_samples(2)
     if how == "cut":
-        # when each ToR first lacked the node's paths, from the probe prefixes read back to back
-        want = restrict(after, probe)
-        times = [first_match(fast, tor.name, t0, want[tor.name]) for tor in c.tors]
-        for tor, t in zip(c.tors, times):
-            if t is not None:
-                r.figures[f"removal_s_{tor.name}"] = t - t0
-        if all(t is not None for t in times):
-            r.figures["removal_s"] = max(times) - t0
-        r.figures["probe_read_ms"] = 1000 * fast.mean_interval()
-    r.losses = sampler.losses(keep) + fast.losses(restrict(keep, probe))
-    r.samples = len(sampler.samples) + len(fast.samples)
-    r.notes += sampler.errors[:3] + fast.errors[:3]
-    r.figures["kept_table_equal"] = float(c.tables() == (after if how == "cut" else plan))
+        return _link_cut(c, r, victim, plan, after, keep)
+    with Sampler(c.tors, 0.5) as sampler:
+        sampler.wait_samples(2)
+        victim.proc.kill()
+        # graceful restart: the kernel's FIN after SIGKILL puts FRR in helper mode (paths kept stale)
+        wait_for(lambda: all(victim.fabric[t.name] not in t.established() for t in c.tors), 30,
+                 "both ToRs to see the killed speakerd's sessions close")
+        prefixes = set(plan[c.tors[0].name])
+        wait_for(lambda: all(prefixes <= stale_prefixes(t) for t in c.tors), 30,
+                 "both ToRs to keep the killed node's paths as stale")
+        r.notes.append("paths kept as stale (graceful restart helper)")
+        sampler.wait_samples(2)
+    r.losses = sampler.losses(keep)
+    r.samples = len(sampler.samples)
+    r.notes += sampler.errors[:3]
+    r.figures["kept_table_equal"] = float(c.tables() == plan)
+    return r
+
+
+def _link_cut(c: Cluster, r: Result, victim: Node, plan: dict, after: dict, keep: dict) -> Result:
+    """The cut, timed from the ToRs: one probe prefix (it holds every node's path, so it also shows
+    any other session's paths going) read back to back, from before the cut until both ToRs lack
+    the node's paths (one prefix: at N=20 each read prints 20 paths, and every read is bgpd time). Nothing else reads bgpd meanwhile: printing the whole table (200 prefixes x N paths)
+    holds bgpd's thread for tens to hundreds of ms, and a BFD Down that arrives then waits for it, so
+    a whole-table read in the window would delay what is being timed. The whole table is sampled
+    before the cut and after the removal, and compared with the plan at the end."""
+    probe = probes(plan, 1)
+    want = restrict(after, probe)
+    cut = c.prepare_cut(victim)
+    try:
+        with Sampler(c.tors, 0.5) as table_before:
+            table_before.wait_samples(2)
+        with Sampler(c.tors, 0.005, prefixes=probe) as fast:
+            fast.wait_samples(2)
+            cut.fire()
+
+            def removed() -> bool:
+                return all(first_match(fast, tor.name, cut.sent, want[tor.name]) is not None for tor in c.tors)
+            wait_for(removed, 30, f"{victim.name}'s paths gone from the probe prefixes on both ToRs", interval=0.01)
+            fast.wait_samples(2)
+    finally:
+        cut.cancel()
+    with Sampler(c.tors, 0.5) as table_after:
+        c.wait_tables(after, 30, f"{victim.name}'s paths gone from both ToRs")
+        table_after.wait_samples(2)
+    # from the moment the rules were handed to nft (they are in force by the time it exits,
+    # nft_s later): when each ToR's first sample lacked the node's paths
+    times = [first_match(fast, tor.name, cut.sent, want[tor.name]) for tor in c.tors]
+    for tor, t in zip(c.tors, times):
+        if t is not None:
+            r.figures[f"removal_s_{tor.name}"] = t - cut.sent
+    if all(t is not None for t in times):
+        r.figures["removal_s"] = max(times) - cut.sent
+    r.figures["nft_s"] = cut.done - cut.sent
+    r.figures["probe_read_ms"] = 1000 * fast.mean_interval()
+    r.losses = (table_before.losses(plan) + table_after.losses(keep) + fast.losses(restrict(keep, probe)))
+    r.samples = len(table_before.samples) + len(table_after.samples) + len(fast.samples)
+    r.notes += table_before.errors[:3] + table_after.errors[:3] + fast.errors[:3]
+    r.figures["kept_table_equal"] = float(c.tables() == after)
     return r
 
 
@@ -383,32 +402,54 @@ def churn(c: Cluster, seconds: float, rate: float = 50.0, seed: int = 7, base: i
              else Svc(f"ch{i}", i, "Cluster", tuple(rng.sample(all_nodes, 2))))
         svcs[s.name] = s
     converge(c, list(svcs.values()))
+    # what a speakerd spends with nothing changing (BFD every 100 ms, keepalives, bookmarks): the
+    # churn's own cost is the rest
+    idle_s = min(5.0, seconds / 4)
+    cpu_idle0, t_idle0 = {nd.name: cpu_seconds(nd.proc.pid) for nd in c.nodes}, time.monotonic()
+    time.sleep(idle_s)  # a measuring window, not synchronisation
+    idle_wall = time.monotonic() - t_idle0
+    cpu_idle = statistics.mean(100 * (cpu_seconds(nd.proc.pid) - cpu_idle0[nd.name]) / idle_wall for nd in c.nodes)
     before = c.session_counters()
     cpu0 = {nd.name: cpu_seconds(nd.proc.pid) for nd in c.nodes}
+    split0 = [cpu_split(nd.proc.pid) for nd in c.nodes]
+    api_cpu0, api_req0 = cpu_seconds(c.api_proc.pid), _api_requests(c)
     t0 = time.monotonic()
     next_index, changes, pending = base, 0, []
     api = c.api
+    inflight: dict[str, list] = {}  # name -> its requests not answered yet
+
+    def settled() -> list[str]:
+        """Services whose earlier requests are all answered: the ones a delete or a move may pick
+        (with many requests in flight, a delete could otherwise overtake the create it follows)."""
+        for name in [n for n, fs in inflight.items() if all(f.done() for f in fs)]:
+            del inflight[name]
+        return [n for n in svcs if n not in inflight]
+
+    def send(name: str, *futures) -> None:
+        inflight.setdefault(name, []).extend(futures)
+        pending.extend(futures)
     while (now := time.monotonic()) - t0 < seconds:
         due = int((now - t0) * rate)
         while changes < due:
             kind = rng.random()
-            if kind < 0.3 or len(svcs) < base // 2:
+            ready = settled() if kind >= 0.3 else []
+            if kind < 0.3 or len(svcs) < base // 2 or not ready:
                 s = Svc(f"ch{next_index}", next_index, rng.choice(("Cluster", "Local")), tuple(rng.sample(all_nodes, 2)))
                 next_index += 1
                 svcs[s.name] = s
-                pending += [api.submit("POST", api.path("Service", "default"), _body(s.service(None))),
-                            api.submit("POST", api.path("EndpointSlice", "default"), _body(s.slice()))]
+                send(s.name, api.submit("POST", api.path("Service", "default"), _body(s.service(None))),
+                     api.submit("POST", api.path("EndpointSlice", "default"), _body(s.slice())))
             elif kind < 0.5:
-                name = rng.choice(list(svcs))
+                name = rng.choice(ready)
                 del svcs[name]
-                pending += [api.submit("DELETE", api.path("Service", "default", name)),
-                            api.submit("DELETE", api.path("EndpointSlice", "default", f"{name}-ep"))]
+                send(name, api.submit("DELETE", api.path("Service", "default", name)),
+                     api.submit("DELETE", api.path("EndpointSlice", "default", f"{name}-ep")))
             else:
-                name = rng.choice(list(svcs))
+                name = rng.choice(ready)
                 s = svcs[name].moved(rng.sample(all_nodes, 2))
                 svcs[name] = s
-                pending.append(api.submit("PATCH", api.path("EndpointSlice", "default", f"{name}-ep"),
-                                          {"endpoints": s.slice()["endpoints"]}, "application/merge-patch+json"))
+                send(name, api.submit("PATCH", api.path("EndpointSlice", "default", f"{name}-ep"),
+                                      {"endpoints": s.slice()["endpoints"]}, "application/merge-patch+json"))
             changes += 1
         time.sleep(0.005)  # pacing the load generator, not synchronisation
     failed = [f.exception() for f in pending if f.exception() is not None]
@@ -416,6 +457,8 @@ def churn(c: Cluster, seconds: float, rate: float = 50.0, seed: int = 7, base: i
     # than they were offered, and changes_per_s says what rate the speakers were actually fed
     wall = time.monotonic() - t0
     cpu1 = {nd.name: cpu_seconds(nd.proc.pid) for nd in c.nodes}
+    split1 = [cpu_split(nd.proc.pid) for nd in c.nodes]
+    api_cpu, api_req = cpu_seconds(c.api_proc.pid) - api_cpu0, _api_requests(c) - api_req0
     c.published = dict(svcs)
     addrs = c.addresses(svcs.values())
     plan = c.plan(list(svcs.values()), addrs)
@@ -427,12 +470,23 @@ def churn(c: Cluster, seconds: float, rate: float = 50.0, seed: int = 7, base: i
                      cpu_ms_per_change=1000 * statistics.mean(cpu1[n] - cpu0[n] for n in cpu0) / max(1, changes),
                      settle_s=time.monotonic() - t_end,
                      cpu_pct_mean=statistics.mean(cpu.values()), cpu_pct_max=max(cpu.values()),
+                     cpu_pct_idle=cpu_idle,
+                     cpu_pct_user_mean=statistics.mean(100 * (b[0] - a[0]) / wall for a, b in zip(split0, split1)),
+                     cpu_pct_system_mean=statistics.mean(100 * (b[1] - a[1]) / wall for a, b in zip(split0, split1)),
                      api_errors=len(failed),
+                     # what the API server did meanwhile (every client: the churn, speakers' status
+                     # objects and Events, controllers): a saturated one delivers less than offered
+                     api_cpu_pct=100 * api_cpu / wall, api_requests_per_change=api_req / max(1, changes),
                      session_resets=float(sum(after[t][a][1] - before[t].get(a, (0, 0))[1]
                                               for t in after for a in after[t])))
     r.figures.update({f"cpu_pct_{n}": v for n, v in cpu.items()})
     r.notes += [str(e) for e in failed[:3]]
     return r
+
+
+def _api_requests(c: Cluster) -> int:
+    """Requests the API emulator has answered so far (its control endpoint's counters)."""
+    return sum(c.api.request("GET", "/_emulator/stats")["requests"].values())
 
 
 def _body(obj: dict) -> dict:

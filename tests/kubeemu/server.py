@@ -308,29 +308,17 @@ class Emulator:
         deadline = loop.time() + float(timeout) if timeout else None
         try:
             await resp.prepare(request)
-            while True:
+            while not w.ended:
                 wait = 5.0 if deadline is None else min(5.0, deadline - loop.time())
                 if wait <= 0:
                     break
-                try:
-                    line = await asyncio.wait_for(w.queue.get(), wait)
-                except asyncio.TimeoutError:
-                    # every few seconds: a client that went away frees its watcher even when
+                await w.wait(wait)
+                data = w.take()
+                if data:
+                    await resp.write(data)
+                elif not w.closed and (request.transport is None or request.transport.is_closing()):
+                    # nothing for a while: a client that went away frees its watcher even when
                     # nothing is written to it (aiohttp does not cancel the handler)
-                    if request.transport is None or request.transport.is_closing():
-                        break
-                    continue
-                if line is None:
-                    break
-                chunk = [line]
-                while not w.queue.empty():
-                    nxt = w.queue.get_nowait()
-                    if nxt is None:
-                        w.closed = True
-                        break
-                    chunk.append(nxt)
-                await resp.write(b"".join(chunk))
-                if w.closed and w.queue.empty():
                     break
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await resp.write_eof()

@@ -120,6 +120,31 @@ async def test_a_moved_endpoint_slice_is_one_event(env):
     assert [e.node for e in eps.endpoints] == ["n2"]
 
 
+async def test_changes_soon_after_a_batch_wait_for_the_next_one_together(tmp_path):
+    """Batches start at least ``min_interval`` apart: the first change goes at once (after the
+    coalescing window), the ones that follow within the interval are held and go as one batch."""
+    async with Emulator("127.0.0.1", 0) as emu:
+        async with raw_api(emu.url) as api:
+            await seed(api)
+            sink = Sink()
+            client, src, task = await _start_source(tmp_path, emu.url, sink, coalesce=0, min_interval=3600)
+            try:
+                path = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/web-abc"
+                await api.request("PATCH", path, {"metadata": {"labels": {"rev": "1"}}}, MERGE)
+                first = await sink.next_batch()  # not held: no batch before it
+                assert [e.obj["metadata"]["labels"]["rev"] for e in first] == ["1"]
+                n, seen = len(sink.batches), src.events_in
+                for rev in ("2", "3"):
+                    await api.request("PATCH", path, {"metadata": {"labels": {"rev": rev}}}, MERGE)
+                await _until(lambda: src.events_in == seen + 2, "both changes received")
+                assert len(sink.batches) == n  # within the interval: held
+                assert [e.obj["metadata"]["labels"]["rev"] for e in src._pending] == ["2", "3"]
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                await client.close()
+
+
 async def test_other_nodes_changes_do_not_reach_the_speaker(env):
     emu, api, src, sink = env
     await api.request("PATCH", "/api/v1/nodes/n2", {"metadata": {"labels": {"x": "1"}}}, MERGE)
