@@ -15,10 +15,10 @@ previous batch was being applied, or within ``coalesce`` seconds (default
 costs one planning pass (and one UPDATE per peer), not one per object; a
 steady stream of single changes is applied a few at a time. The window is
 the latency added to a change (FRR's own update-group coalescing is longer).
-Batches also start at least ``min_interval`` seconds (default 100 ms) apart:
+Batches also start at least ``min_interval`` seconds (default 50 ms) apart:
 under a steady stream of changes (tens per second across a cluster) each
 batch then holds several, and the fixed cost of one — a planning pass, one
-UPDATE per peer, the status objects' pass — is paid at most 10 times a
+UPDATE per peer, the status objects' pass — is paid at most 20 times a
 second; a change after a quiet time still waits only ``coalesce``.
 :attr:`KubeSource.synced` is set once every
 reflector finished its first list and that state was handed over — nothing
@@ -53,7 +53,7 @@ class KubeSource:
                  on_events: Callable[[list[Event]], Awaitable[None] | None], *,
                  watches: tuple[Watch, ...] = WATCHES, on_state: Callable[[Reflector], None] | None = None,
                  empty_relist_grace: float = 60.0, coalesce: float = 0.02,
-                 min_interval: float = 0.1) -> None:
+                 min_interval: float = 0.05) -> None:
         self.client, self.namespace, self.node = client, namespace, node
         self.on_events = on_events
         self.watches = watches
