@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -38,17 +37,12 @@ sys.path.insert(0, str(ROOT))
 
 from tests.cluster import objects  # noqa: E402  (the kubectl-shaped Services and EndpointSlices)
 from tests.cluster.harness import cpu_seconds  # noqa: E402
+from bench.lab_extra import free_port  # noqa: E402
 
 SVC = "/api/v1/namespaces/default/services"
 EPS = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
 STATUS = "/apis/metallb.io/v1beta1/namespaces/metallb-system/servicebgpstatuses"
 EVENTS = "/api/v1/namespaces/default/events"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def body(obj: dict) -> dict:

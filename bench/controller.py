@@ -29,6 +29,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from bench.kubegen import service  # noqa: E402
+from bench.lab_extra import free_port  # noqa: E402
 import aiohttp  # noqa: E402
 
 from speakerd.controller.loop import NAMESPACES  # noqa: E402
@@ -40,15 +41,6 @@ from speakerd.kube.reflector import Reflector  # noqa: E402
 async def stats(url: str) -> dict:
     async with aiohttp.ClientSession() as s, s.get(url + "/_emulator/stats") as r:
         return await r.json()
-
-
-def free_port() -> int:
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def stop(p: subprocess.Popen) -> None:

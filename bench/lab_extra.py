@@ -6,6 +6,7 @@ Nothing here sends traffic; the scenarios use netlab's namespaces for that.
 from __future__ import annotations
 
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -21,6 +22,13 @@ from tests.interop import netlab  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for an API emulator the bench starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def ipv4(i: int, base: int = 10 << 24) -> str:
