@@ -6,6 +6,7 @@ The speaker tells the publisher what is true now (``set_service``,
 - coalescing: a change marks one object dirty; when its turn comes the
   object's *current* wanted state is written, so a Service that flaps ten
   times before its turn costs one write (or none, when it ends as it was);
+  a change while its object's write is in flight marks it again;
 - rate-limited: a token bucket (``qps``, ``burst``) shared by every write;
 - incremental: per object, against what this publisher last saw or wrote —
   no list per change; one list per kind at start (label selector
@@ -205,13 +206,16 @@ class StatusPublisher:
             for kind in _KINDS:
                 if kind not in self._listed:
                     continue
-                while self._dirty[kind]:
-                    name = next(iter(self._dirty[kind]))
+                dirty = self._dirty[kind]
+                while dirty:
+                    name = next(iter(dirty))
                     await self._throttle()
+                    # unmarked before the write: a change while it is on its way marks it again
+                    dirty.pop(name, None)
                     if await self._write(kind, name):
-                        self._dirty[kind].pop(name, None)
                         progressed = True
                     else:
+                        dirty[name] = None
                         failed = True
                         break
             while self.events.queued():

@@ -553,3 +553,29 @@ def test_peers_of_one_service_equal_the_full_scan(example):
         full = peers_by_service(planner.plan().routes)
         one = {k: peers_of_service(planner, s) for k, s in config.services.items()}
         assert {k: v for k, v in one.items() if v} == full, (example, node)
+
+
+async def test_a_change_during_its_own_write_is_written_after_it(api):
+    """A session that moves on while its previous state is being written ends written as it is now."""
+    pub = StatusPublisher(api, NS, NODE, qps=1000, burst=1000)
+    task = await _run(pub)
+    pub.set_sessions([])
+    await pub.flushed()  # both kinds listed
+    gate, entered = asyncio.Event(), asyncio.Event()
+    real_patch = api.patch
+
+    async def slow_patch(kind, namespace, name, patch, subresource=None):
+        if subresource == "status" and not gate.is_set():
+            entered.set()
+            await gate.wait()
+        return await real_patch(kind, namespace, name, patch, subresource)
+
+    api.patch = slow_patch
+    pub.set_sessions([SessionInfo("p1", "10.0.0.1", "OpenConfirm")])
+    await entered.wait()  # the OpenConfirm write is on its way
+    pub.set_sessions([SessionInfo("p1", "10.0.0.1", "Established")])
+    gate.set()
+    await pub.flushed()
+    [state] = api.of("bgpsessionstates")
+    assert state["status"]["bgpStatus"] == "Established"
+    await _stop(task)
