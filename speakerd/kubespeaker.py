@@ -21,14 +21,13 @@ what differs:
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import signal
 import socket
 import time
 
-from .config.gcpause import gc_paused
+from .config.gcpause import freeze_heap, gc_paused
 from .fsm.actions import StateChanged
 from .policy.announce import AnnounceOptions, AnnouncingStore
 from .policy.planner import Planner
@@ -95,10 +94,10 @@ class KubeSpeaker(Speaker):
         changes = await self._ingest()
         # The first list built the cluster's state with the collector paused (config.gcpause):
         # CPython still counts its long-lived objects as they were before it, so the first few
-        # hundred thousand objects that survive afterwards set off a full pass over all of it
-        # (seconds at 100k Services). Run that pass now, before any session or timer waits on
-        # the loop.
-        gc.collect()
+        # hundred thousand objects that survive afterwards would set off a full pass over all
+        # of it (seconds at 100k Services), and so would every growth by a quarter later. Run
+        # one pass now, before any session or timer waits on the loop, and freeze what lives.
+        freeze_heap()
         for issue in self.store.metallb_errors:
             log.error("config rejected (no BGP peers until it is fixed): %s", issue)
         await self._apply(self.store.config(), initial=True)

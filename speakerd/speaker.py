@@ -31,7 +31,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from .config import ConfigError
-from .config.gcpause import gc_paused
+from .config.gcpause import freeze_heap, gc_paused
 from .config.model import Config, Peer as PeerConfig
 from .drain import Drain
 from .fsm.actions import NotificationReceived, NotificationSent, StateChanged, State
@@ -149,6 +149,7 @@ class Speaker(Drain, Reweigh):
         changes = await self._ingest()
         if self.store.metallb_errors:
             raise ConfigError(list(self.store.metallb_errors))
+        freeze_heap()  # before any session or timer waits on the loop (see config.gcpause)
         await self._apply(self.store.config(), initial=True)
         self._report_objects(changes)
         self.last_reload = {"time": time.time(), "ok": True, "errors": [str(i) for i in self.object_errors]}

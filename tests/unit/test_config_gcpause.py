@@ -58,3 +58,36 @@ def test_overlapping_pauses_keep_it_off_until_the_last_ends():
     assert not gc.isenabled()
     second.__exit__(None, None, None)
     assert gc.isenabled()
+
+
+def test_a_bulk_stays_frozen_where_no_collection_walks_it():
+    from speakerd.config import gcpause
+    gc.collect()
+    gc.unfreeze()
+    try:
+        with gc_paused():
+            keep = [[i] for i in range(gcpause.BULK + 1000)]  # lists: always tracked
+        assert gc.get_freeze_count() >= len(keep)  # frozen, not promoted
+        a = _Node()
+        a.self = a  # a cycle made after it: collected as ever
+        ref = weakref.ref(a)
+        del a
+        gc.collect()
+        assert ref() is None
+    finally:
+        gc.unfreeze()
+
+
+def test_freeze_heap_collects_first_then_freezes():
+    from speakerd.config.gcpause import freeze_heap
+    gc.unfreeze()
+    a = _Node()
+    a.self = a
+    ref = weakref.ref(a)
+    del a  # garbage before the freeze: not frozen, collected by it
+    try:
+        freeze_heap()
+        assert ref() is None
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
