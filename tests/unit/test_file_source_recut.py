@@ -209,3 +209,34 @@ def test_the_cut_of_a_bom_file_and_a_file_without_final_newline(tmp_path):
     write(path, "\ufeff" + text.replace("10.0.0.3", "10.0.3.3"), 2)
     store.apply(src.read())
     assert store.services["d/s2"].ips == ("10.0.3.3",) and len(store.services) == 5
+
+
+def _units(text: str, json_: bool):
+    try:
+        units = cut(normalise(text.encode(), json_), json_)
+    except Exception as exc:  # noqa: BLE001 - the same error either way
+        return type(exc).__name__
+    return [(u.start, bytes(u.data), u.seq is None, u.seq.fill if u.seq is not None else None) for u in units]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_a_cut_in_small_windows_is_the_cut_in_one_scan(shape, data):
+    """The line patterns are searched window by window (config.parse.SCAN, 1 MiB, so a
+    large file never holds the interpreter for one long scan); with windows of a few bytes
+    every unit comes out where one scan over the whole text puts it, for any edit."""
+    from speakerd.config import parse as parse_mod
+    n = data.draw(st.integers(1, 9))
+    objs = [service(i, f"10.0.0.{i + 1}") if i % 4 != 3 else config_map(i) for i in range(n)]
+    text = render(objs, shape)
+    for edit in data.draw(st.lists(edits(shape), max_size=4)):
+        text = apply_edit(text, edit, shape)
+    json_ = shape.startswith("json")
+    whole = _units(text, json_)
+    old = parse_mod.SCAN
+    try:
+        parse_mod.SCAN = data.draw(st.integers(1, 200))
+        assert _units(text, json_) == whole
+    finally:
+        parse_mod.SCAN = old
