@@ -39,8 +39,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import kubegen  # noqa: E402
+import wire_timing  # noqa: E402
 from lab_extra import ROOT, Usage, netlab, peak_rss, poll  # noqa: E402
 from peers import FrrD  # noqa: E402
+
+from speakerd import ctl  # noqa: E402
 
 SENDER, RECEIVER = "198.18.1.1", "198.18.1.2"  # the first link of a netlab.Lab
 SHAPES = ("yaml-list", "yaml-docs", "json-list", "json-docs")
@@ -81,12 +84,19 @@ def run_rusage(argv: list[str], timeout: float = 3600) -> tuple[float, int, int,
     return float(line[1]), int(line[2]), int(line[3]), p.stdout, float(line[4])
 
 
-def write_inputs(d: Path, n: int, shape: str, peer: str) -> tuple[Path, Path, list[dict]]:
+# --timing: the session's liveness timers (speakerd's BGPPeer and BFDProfile, FRR's neighbour)
+TIMING_HOLD = 3  # s: keepalive every second
+BFD_MS = 100  # transmit and receive interval, detect multiplier 3
+
+
+def write_inputs(d: Path, n: int, shape: str, peer: str, timing: bool = False) -> tuple[Path, Path, list[dict]]:
     """The config dir (MetalLB objects + the Services file) and a bare-parse file of the same Service bytes."""
     fmt, form = shape.split("-")
     cfg = d / "cfg"
     cfg.mkdir(parents=True, exist_ok=True)
-    (cfg / "metallb.yaml").write_text(kubegen.config_yaml(peer, 65001, 65002, hold="9s"))
+    hold = f"{TIMING_HOLD}s" if timing else "9s"
+    (cfg / "metallb.yaml").write_text(kubegen.config_yaml(peer, 65001, 65002, hold=hold, bfd=timing)
+                                      .replace("100, transmitInterval: 100", f"{BFD_MS}, transmitInterval: {BFD_MS}"))
     svcs = kubegen.services(n, seed=7)
     text = kubegen.render(svcs, fmt, form)
     svc_file = cfg / f"services.{fmt}"
@@ -121,13 +131,15 @@ def daemon(lab, ns, cfg: Path, name: str, watch: bool):
     return sd
 
 
-def e2e(n: int, shape: str, cfg: Path, svcs: list[dict], changes: int) -> dict:
+def e2e(n: int, shape: str, cfg: Path, svcs: list[dict], changes: int, timing: bool = False) -> dict:
     fmt, form = shape.split("-")
     out: dict = {}
     with netlab.Lab(f"bench-dp-{n // 1000}k") as lab:
         snd, rcv = lab.ns("snd"), lab.ns("rcv")
         link = lab.link(snd, rcv)
-        frr = FrrD(rcv, lab.subdir("rcv-frr"), RECEIVER, 65002, [(SENDER, 65001)])
+        bfd = {"receive-interval": BFD_MS, "transmit-interval": BFD_MS, "detect-multiplier": 3} if timing else None
+        frr = FrrD(rcv, lab.subdir("rcv-frr"), RECEIVER, 65002, [(SENDER, 65001)], bfd=bfd,
+                   hold=TIMING_HOLD if timing else None)
         sd = daemon(lab, snd, cfg, "sd", watch=True)
         t0 = time.time()
         sd.start(timeout=600)
@@ -141,6 +153,11 @@ def e2e(n: int, shape: str, cfg: Path, svcs: list[dict], changes: int) -> dict:
         out["rss"] = Usage.of(pid).rss
         # one Service changed -> UPDATE on the wire
         cap = update_capture(lab, rcv, link.dev(rcv))
+        live = liveness_capture(lab, rcv, link.dev(rcv)) if timing else None
+        if timing:
+            poll(lambda: frr.f.vtysh("show bfd peers json") and all(
+                p.get("status") == "up" for p in frr.f.vtysh("show bfd peers json")), 30, 0.1)
+        observer = wire_timing.RenameObserver(str(cfg))
         svc_file = cfg / f"services.{fmt}"
         # the two versions of the file: the Service in the middle with its IP, and with another one
         text_a = svc_file.read_bytes()
@@ -148,8 +165,9 @@ def e2e(n: int, shape: str, cfg: Path, svcs: list[dict], changes: int) -> dict:
         token = (f'"ip": "{ip}"' if fmt == "json" else f"ip: {ip}\n").encode()
         assert text_a.count(token) == 1
         text_b = text_a.replace(token, token.replace(ip.encode(), kubegen.service_ip(n + 1).encode()))
-        lat, after, cpu = [], [], []
+        lat, after, visible, cpu = [], [], [], []
         loads = [os.getloadavg()[0]]
+        t_first = time.time()
         for k in range(changes):
             tmp = cfg.parent / f"next.{fmt}"
             tmp.write_bytes(text_b if k % 2 == 0 else text_a)
@@ -164,18 +182,80 @@ def e2e(n: int, shape: str, cfg: Path, svcs: list[dict], changes: int) -> dict:
             times = capture_times(cap)[seen:]
             lat.append(times[0] - t_change)
             after.append(times[0] - t_renamed)
+            t_seen = observer.first_after(svc_file.name, t_change)
+            visible.append(times[0] - t_seen if t_seen is not None else float("nan"))
+        t_last = time.time()
         loads.append(os.getloadavg()[0])
-
-        def pct(v: list[float], q: float) -> float:
-            v = sorted(v)
-            return v[min(len(v) - 1, int(round(q * (len(v) - 1))))]
         out["update_p50"], out["update_p99"] = pct(lat, 0.5), pct(lat, 0.99)
         out["after_rename_p50"], out["after_rename_p99"] = pct(after, 0.5), pct(after, 0.99)
+        out["visible_p50"], out["visible_p99"] = pct(visible, 0.5), pct(visible, 0.99)
         out["change_cpu_p50"] = pct(cpu, 0.5)  # of the whole daemon over 0.5 s+, in 10 ms ticks
         out["change_load"] = (min(loads), max(loads))
         out["changes"] = len(lat)
+        if timing:
+            out.update(liveness_during_reload(sd, frr, cfg, svc_file, text_a, fmt, observer, live, cap, t_first, t_last))
+        observer.close()
         sd.stop()
     return out
+
+
+def pct(v: list[float], q: float) -> float:
+    v = sorted(v)
+    return v[min(len(v) - 1, int(round(q * (len(v) - 1))))] if v else float("nan")
+
+
+def liveness_capture(lab, rcv, dev: str):
+    p = lab.spawn(rcv, "tcpdump-live", ["tcpdump", "-i", dev, "-n", "-tt", "--immediate-mode", "-l",
+                                        wire_timing.LIVENESS_FILTER.format(src=SENDER)])
+    poll(lambda: "listening on" in p.log_text(), 10, 0.02)
+    return p
+
+
+def liveness_during_reload(sd, frr, cfg: Path, svc_file: Path, text_a: bytes, fmt: str, observer, live, cap,
+                           t_first: float, t_last: float) -> dict:
+    """BFD and keepalive intervals on the wire during the single changes (``t_first``..``t_last``)
+    and during a reload in which every unit's bytes changed (every Service's resourceVersion),
+    so every one is parsed and validated again; the control socket's answer times meanwhile."""
+    rv = b'"resourceVersion": "1' if fmt == "json" else b"resourceVersion: '1"
+    text_c = text_a.replace(rv, rv[:-1] + b"9")
+    assert text_c.count(rv[:-1] + b"9") >= text_a.count(rv) > 0
+    answers: list[tuple[float, float]] = []  # (time.time() asked, seconds to the answer)
+    stop = False
+
+    def ask() -> None:  # the control socket, as speakerctl asks it
+        while not stop:
+            t, w = time.perf_counter(), time.time()
+            ctl.call(str(sd.socket), "summary", {}, timeout=30)
+            answers.append((w, time.perf_counter() - t))
+            time.sleep(0.05)
+
+    import threading
+    asker = threading.Thread(target=ask, daemon=True)
+    asker.start()
+    before = ctl.call(str(sd.socket), "summary", {}).get("reload", {}).get("time", 0)
+    tmp = cfg.parent / f"next.{fmt}"
+    tmp.write_bytes(text_c)
+    t_change = time.time()
+    os.replace(tmp, svc_file)
+    poll(lambda: ctl.call(str(sd.socket), "summary", {}).get("reload", {}).get("time", 0) > before, 600, 0.05)
+    t_done = time.time()
+    time.sleep(1)  # the intervals after it (the measurement, not a test)
+    stop = True
+    asker.join()
+    t_seen = observer.first_after(svc_file.name, t_change) or t_change
+    bfd_t, ka_t = wire_timing.parse_liveness(live.log_text())
+    ka_t += capture_times(cap)  # an UPDATE restarts the keepalive timer as a KEEPALIVE does (RFC 4271 4.4)
+    bfd_peer = (frr.f.vtysh("show bfd peers json") or [{}])[0]
+    return {
+        "reload_s": t_done - t_seen,
+        "bfd_changes": wire_timing.summary(wire_timing.gaps(bfd_t, t_first, t_last)),
+        "keepalive_changes": wire_timing.summary(wire_timing.gaps(ka_t, t_first, t_last)),
+        "bfd_reload": wire_timing.summary(wire_timing.gaps(bfd_t, t_seen, t_done)),
+        "keepalive_reload": wire_timing.summary(wire_timing.gaps(ka_t, t_seen, t_done)),
+        "ctl_reload": wire_timing.summary([a for w, a in answers if t_seen <= w <= t_done]),
+        "bfd_status": bfd_peer.get("status"), "bfd_uptime": bfd_peer.get("uptime"),
+        "established": frr.established(SENDER),
+    }
 
 
 def idle_rss(d: Path) -> int:
@@ -200,6 +280,9 @@ def main() -> int:
     ap.add_argument("--shapes", default=",".join(SHAPES))
     ap.add_argument("--changes", type=int, default=20)
     ap.add_argument("--no-e2e", action="store_true")
+    ap.add_argument("--timing", action="store_true",
+                    help=f"BFD ({BFD_MS} ms) and keepalives ({TIMING_HOLD} s hold) on the session: their intervals on "
+                         "the wire during the changes and during a reload of every Service")
     ap.add_argument("--json")
     a = ap.parse_args()
     rows = []
@@ -211,7 +294,7 @@ def main() -> int:
         for n in [int(x) for x in a.sizes.split(",")]:
             for shape in a.shapes.split(","):
                 d = base / f"{shape}-{n}"
-                cfg, bare, svcs = write_inputs(d, n, shape, RECEIVER)
+                cfg, bare, svcs = write_inputs(d, n, shape, RECEIVER, a.timing)
                 size = (cfg / f"services.{shape.split('-')[0]}").stat().st_size
                 load0 = os.getloadavg()[0]
                 bt, brss, _, bout, _ = run_rusage([PY, "-c", BARE, str(bare), shape.split("-")[0]])
@@ -221,7 +304,7 @@ def main() -> int:
                        "check": ct, "check_cpu": ccpu, "check_rss": crss, "check_exit": code,
                        "check_load": (load0, os.getloadavg()[0])}
                 if not a.no_e2e:
-                    row.update(e2e(n, shape, cfg, svcs, a.changes))
+                    row.update(e2e(n, shape, cfg, svcs, a.changes, a.timing))
                     row["rss_per_service"] = (row["rss"] - idle) / n if idle else None
                 rows.append(row)
                 msg = (f"N={n:>7,} {shape:9} {size / 2**20:6.1f} MiB  bare {bare_s:6.2f} s ({brss / 2**20:5.0f} MiB)  "
@@ -232,8 +315,19 @@ def main() -> int:
                             f" [load {row['e2e_load']:.1f}]  peak {row['peak_rss'] / 2**20:5.0f} MiB"
                             f"  +{row['rss_per_service']:.0f} B/Service  change->UPDATE p50 {row['update_p50'] * 1000:.0f} ms"
                             f" p99 {row['update_p99'] * 1000:.0f} ms, after the rename p50 {row['after_rename_p50'] * 1000:.0f}"
-                            f" p99 {row['after_rename_p99'] * 1000:.0f} ms, cpu/change p50 {row['change_cpu_p50'] * 1000:.0f} ms"
+                            f" p99 {row['after_rename_p99'] * 1000:.0f} ms, from the new name's inotify event p50"
+                            f" {row['visible_p50'] * 1000:.0f} p99 {row['visible_p99'] * 1000:.0f} ms,"
+                            f" cpu/change p50 {row['change_cpu_p50'] * 1000:.0f} ms"
                             f" ({row['changes']} changes) [load {row['change_load'][0]:.1f}-{row['change_load'][1]:.1f}]")
+                if "bfd_reload" in row:
+                    def ms(d: dict) -> str:
+                        return (f"max {d['max'] * 1000:.0f} p99 {d['p99'] * 1000:.0f} p50 {d['p50'] * 1000:.0f} ms"
+                                f" ({d['n']})" if d.get("n") else "none")
+                    msg += (f"\n    liveness: BFD interval during the changes {ms(row['bfd_changes'])},"
+                            f" BGP message (keepalive or UPDATE) {ms(row['keepalive_changes'])}; reload of every Service"
+                            f" {row['reload_s']:.2f} s: BFD {ms(row['bfd_reload'])}, BGP message {ms(row['keepalive_reload'])},"
+                            f" control socket answers {ms(row['ctl_reload'])}; FRR: BFD {row['bfd_status']}"
+                            f" (up {row['bfd_uptime']} s), session {'Established' if row['established'] else 'DOWN'}")
                 print(msg, flush=True)
                 del svcs
     if a.json:

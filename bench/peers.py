@@ -76,9 +76,13 @@ class FrrD(Daemon):
     name = "FRR"
 
     def __init__(self, ns, dir: Path, router_id: str, asn: int, neighbors: list[tuple[str, int]],
-                 networks: list[str] = ()):
-        self.f = netlab.Frr(ns, dir, asn, router_id, [netlab.Neighbor(a, p) for a, p in neighbors],
-                            networks=networks)
+                 networks: list[str] = (), bfd: dict[str, int] | None = None, hold: int | None = None):
+        """``bfd``: bfdd runs and every neighbour gets a BFD profile with these timers; ``hold``:
+        the neighbours' hold time (keepalive a third of it)."""
+        keepalive = max(1, hold // 3) if hold else None
+        self.f = netlab.Frr(ns, dir, asn, router_id,
+                            [netlab.Neighbor(a, p, bfd=bfd is not None, hold=hold, keepalive=keepalive)
+                             for a, p in neighbors], networks=networks, bfd=bfd)
         self.pid = self.f.procs["bgpd"].pid
 
     def _peer(self, neighbor: str) -> dict:
