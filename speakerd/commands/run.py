@@ -121,6 +121,9 @@ async def _run(args) -> int:
     lag_probe = LoopLagProbe(registry=metrics.registry)
     lag_probe.start(loop)
     reloads: set[asyncio.Task] = set()  # strong references until each reload finishes
+    # a large config file is compared from a map of it under a read lease (sources.files):
+    # a writer opening it meanwhile sends the lease-break signal, which must not kill us
+    signal.signal(signal.SIGIO, signal.SIG_IGN)
 
     def schedule_reload(reason: str) -> None:
         task = loop.create_task(do_reload(reason))

@@ -29,8 +29,11 @@ back between units). :class:`FileWatcher` watches the files with inotify
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import mmap
 import os
+import signal
 import sys
 from array import array
 from bisect import bisect_left, bisect_right, insort
@@ -160,10 +163,46 @@ class _File:
             self.group_sums.append(_sum(view[lo:hi]))
 
 
+MAP_AT_LEAST = 4 << 20  # bytes: a smaller file is read with pread (mapping it costs more than it saves)
+
+
+def map_under_lease(fd: int, size: int) -> mmap.mmap | None:
+    """The open file ``fd`` of ``size`` bytes mapped read-only, under a read lease; None when
+    that cannot be had safely. Summing a mapped file costs no copy into a buffer: a pass over
+    500 MB of page cache takes ~25 ms instead of ~75-100 ms with pread. A mapped file cut
+    short by a writer kills the process (SIGBUS) — the lease is what makes it safe: while we
+    hold it, any other open for writing and any truncate waits until we give it back (it
+    cannot be had at all while someone has the file open for writing). Only when the process
+    ignores SIGIO (the lease-break signal; ``speakerd run`` does): otherwise a writer's open
+    would kill it."""
+    if size < MAP_AT_LEAST or signal.getsignal(signal.SIGIO) is not signal.SIG_IGN:
+        return None
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+    except OSError:  # open for writing somewhere, not our file, a filesystem without leases
+        return None
+    try:
+        if os.fstat(fd).st_size == size:  # cut short before the lease: read with pread
+            return mmap.mmap(fd, size, prot=mmap.PROT_READ)
+    except (OSError, ValueError):
+        pass
+    release_lease(fd)
+    return None
+
+
+def release_lease(fd: int) -> None:
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+    except OSError:
+        pass
+
+
 class _Reader:
     """Stretches of an open file, in the cutter's coordinates (``config.parse.normalise``:
-    YAML with a "\\n" in front, no BOM), read with pread into one buffer used again and
-    again: comparing a file of 100k Services costs no copy of it in memory."""
+    YAML with a "\\n" in front, no BOM): summed from a map of the file under a read lease
+    (:func:`map_under_lease`) or read with pread into one buffer used again and again;
+    either way comparing a file of 100k Services costs no copy of it in memory.
+    :meth:`close` gives the map and the lease back."""
 
     CHUNK = 1 << 20
 
@@ -174,9 +213,24 @@ class _Reader:
         self.bom = len(BOM) if head == BOM else 0
         self.skip = self.bom - self.lead  # file offset = position + skip
         self.size = file_size - self.bom + self.lead
+        self.map = map_under_lease(fd, file_size)
+        self.mapped = memoryview(self.map) if self.map is not None else None
+
+    def close(self) -> None:
+        if self.map is not None:
+            self.mapped.release()  # type: ignore[union-attr]
+            self.map.close()
+            self.map = self.mapped = None
+            release_lease(self.fd)
 
     def sum(self, lo: int, hi: int) -> int:
         """XXH3-64 of the text's bytes lo..hi."""
+        if self.mapped is not None:
+            if lo >= self.lead:
+                return _sum(self.mapped[lo + self.skip:hi + self.skip])
+            h = xxhash.xxh3_64(b"\n")
+            h.update(self.mapped[self.bom:hi + self.skip])
+            return h.intdigest()
         view = memoryview(self.buf)
         pos, end = lo + self.skip, hi + self.skip
         h = None
@@ -311,7 +365,11 @@ class FileSource:
                 if old.group_units and not old.dup and not old.issues:
                     if self._buffer is None:
                         self._buffer = bytearray(_Reader.CHUNK)
-                    events = self._recut(path, old, _Reader(fh.fileno(), st.st_size, json, old.bom, self._buffer))
+                    rd = _Reader(fh.fileno(), st.st_size, json, old.bom, self._buffer)
+                    try:
+                        events = self._recut(path, old, rd)
+                    finally:
+                        rd.close()
                 if events is None:
                     fh.seek(0)
                     data = read_normalised(fh, st.st_size, json)

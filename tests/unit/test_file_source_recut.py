@@ -240,3 +240,74 @@ def test_a_cut_in_small_windows_is_the_cut_in_one_scan(shape, data):
         assert _units(text, json_) == whole
     finally:
         parse_mod.SCAN = old
+
+
+@pytest.fixture
+def mapped(monkeypatch):
+    """Files compared from a map under a read lease, as ``speakerd run`` does (SIGIO ignored);
+    the maps made are counted."""
+    import signal
+    old = signal.signal(signal.SIGIO, signal.SIG_IGN)
+    monkeypatch.setattr(files_mod, "MAP_AT_LEAST", 0)
+    made = []
+    real = files_mod.map_under_lease
+
+    def counted(fd, size):
+        m = real(fd, size)
+        made.append(m is not None)
+        return m
+    monkeypatch.setattr(files_mod, "map_under_lease", counted)
+    yield made
+    signal.signal(signal.SIGIO, old)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_mapped_file_compares_as_a_read_one(shape, data, tmp_path, mapped):
+    n = data.draw(st.integers(2, 9))
+    objs = [service(i, f"10.0.0.{i + 1}") if i % 4 != 3 else config_map(i) for i in range(n)]
+    path = str(tmp_path / ("f.json" if shape.startswith("json") else "f.yaml"))
+    text = render(objs, shape)
+    write(path, text, 1)
+    src, store = FileSource([path]), Store()
+    check_step(src, store, path)
+    for step, edit in enumerate(data.draw(st.lists(edits(shape), min_size=1, max_size=6)), 2):
+        text = apply_edit(text, edit, shape)
+        write(path, text, step)
+        check_step(src, store, path)
+    assert all(mapped)  # every comparison was made from a map
+
+
+def test_a_writer_waits_for_the_lease_and_a_file_open_for_writing_is_not_mapped(tmp_path, mapped):
+    import threading
+    path = tmp_path / "f.yaml"
+    path.write_bytes(b"x" * 100)
+    fd = os.open(path, os.O_RDONLY)
+    m = files_mod.map_under_lease(fd, 100)
+    assert m is not None
+    opened = threading.Event()
+
+    def writer():
+        os.close(os.open(path, os.O_WRONLY | os.O_TRUNC))  # waits until the lease is given back
+        opened.set()
+    t = threading.Thread(target=writer)
+    t.start()
+    import fcntl
+    import time
+    deadline = time.monotonic() + 10
+    while fcntl.fcntl(fd, fcntl.F_GETLEASE) != fcntl.F_UNLCK:  # the writer's open is breaking the lease
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    assert not opened.is_set()  # ... and waits for it: the map cannot be cut short meanwhile
+    assert bytes(m[:3]) == b"xxx"
+    m.close()
+    files_mod.release_lease(fd)
+    t.join(10)
+    assert opened.is_set()
+    os.close(fd)
+    w = os.open(path, os.O_WRONLY)  # open for writing elsewhere: no lease, no map (pread instead)
+    fd = os.open(path, os.O_RDONLY)
+    assert files_mod.map_under_lease(fd, os.fstat(fd).st_size) is None
+    os.close(fd)
+    os.close(w)
