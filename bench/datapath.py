@@ -166,10 +166,13 @@ def e2e(n: int, shape: str, cfg: Path, svcs: list[dict], changes: int, timing: b
         assert text_a.count(token) == 1
         text_b = text_a.replace(token, token.replace(ip.encode(), kubegen.service_ip(n + 1).encode()))
         lat, after, visible, cpu = [], [], [], []
+        writing: list[tuple[float, float]] = []  # the writer's write + rename of each change
+        handling: list[tuple[float, float]] = []  # from the new name's inotify event to the UPDATE
         loads = [os.getloadavg()[0]]
         t_first = time.time()
         for k in range(changes):
             tmp = cfg.parent / f"next.{fmt}"
+            t_write = time.time()
             tmp.write_bytes(text_b if k % 2 == 0 else text_a)
             seen = len(capture_times(cap))
             cpu0 = Usage.of(pid).cpu
@@ -184,6 +187,8 @@ def e2e(n: int, shape: str, cfg: Path, svcs: list[dict], changes: int, timing: b
             after.append(times[0] - t_renamed)
             t_seen = observer.first_after(svc_file.name, t_change)
             visible.append(times[0] - t_seen if t_seen is not None else float("nan"))
+            writing.append((t_write, t_renamed))
+            handling.append((t_seen or t_change, times[0]))
         t_last = time.time()
         loads.append(os.getloadavg()[0])
         out["update_p50"], out["update_p99"] = pct(lat, 0.5), pct(lat, 0.99)
@@ -194,6 +199,9 @@ def e2e(n: int, shape: str, cfg: Path, svcs: list[dict], changes: int, timing: b
         out["changes"] = len(lat)
         if timing:
             out.update(liveness_during_reload(sd, frr, cfg, svc_file, text_a, fmt, observer, live, cap, t_first, t_last))
+            bfd_t, _ = wire_timing.parse_liveness(live.log_text())
+            out["bfd_writing"] = wire_timing.summary(wire_timing.gaps_within(bfd_t, writing))
+            out["bfd_handling"] = wire_timing.summary(wire_timing.gaps_within(bfd_t, handling))
         observer.close()
         sd.stop()
     return out
@@ -323,7 +331,9 @@ def main() -> int:
                     def ms(d: dict) -> str:
                         return (f"max {d['max'] * 1000:.0f} p99 {d['p99'] * 1000:.0f} p50 {d['p50'] * 1000:.0f} ms"
                                 f" ({d['n']})" if d.get("n") else "none")
-                    msg += (f"\n    liveness: BFD interval during the changes {ms(row['bfd_changes'])},"
+                    msg += (f"\n    liveness: BFD interval during the changes {ms(row['bfd_changes'])}"
+                            f" (of which while the writer wrote and renamed {ms(row['bfd_writing'])},"
+                            f" from the new name to the UPDATE {ms(row['bfd_handling'])}),"
                             f" BGP message (keepalive or UPDATE) {ms(row['keepalive_changes'])}; reload of every Service"
                             f" {row['reload_s']:.2f} s: BFD {ms(row['bfd_reload'])}, BGP message {ms(row['keepalive_reload'])},"
                             f" control socket answers {ms(row['ctl_reload'])}; FRR: BFD {row['bfd_status']}"

@@ -82,6 +82,12 @@ def gaps(times: list[float], lo: float, hi: float) -> list[float]:
     return out
 
 
+def gaps_within(times: list[float], spans: list[tuple[float, float]]) -> list[float]:
+    """Intervals between consecutive packets that overlap any of ``spans``."""
+    ts = sorted(times)
+    return [b - a for a, b in zip(ts, ts[1:]) if any(b >= lo and a <= hi for lo, hi in spans)]
+
+
 def summary(g: list[float]) -> dict:
     if not g:
         return {"n": 0}
