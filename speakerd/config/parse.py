@@ -412,7 +412,10 @@ def _json_list_at(data, view: memoryview, lo: int, hi: int) -> tuple[tuple[Any, 
         if key is None:
             return None, -1
         vstart = key.end()
-        name = orjson.loads(view[pos:key.end()].tobytes().rstrip(b" \t\r\n:"))
+        try:
+            name = orjson.loads(view[pos:key.end()].tobytes().rstrip(b" \t\r\n:"))
+        except orjson.JSONDecodeError as exc:  # e.g. a raw line break inside the key
+            raise ParseError(f"line {_lines_before(data, pos) + 1}: {exc.msg}") from None
         if name == "items" and vstart < hi and data[vstart] == 0x5B:  # "["
             spans, vend = _json_array(data, view, vstart, hi)
             found[name] = spans

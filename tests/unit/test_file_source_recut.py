@@ -311,3 +311,28 @@ def test_a_writer_waits_for_the_lease_and_a_file_open_for_writing_is_not_mapped(
     assert files_mod.map_under_lease(fd, os.fstat(fd).st_size) is None
     os.close(fd)
     os.close(w)
+
+
+def test_a_file_kept_open_for_writing_is_read_after_busy_reads(tmp_path, mapped, monkeypatch):
+    monkeypatch.setattr(FileSource, "BUSY_READS", 3)
+    path = str(tmp_path / "f.yaml")
+    write(path, render([service(0, "10.0.0.1")], "yaml-docs"), 1)
+    src = FileSource([path])
+    assert len(src.read()) == 1
+    w = open(path, "w")  # kept open for good by some process
+    w.write(render([service(0, "10.0.0.2"), service(1, "10.0.0.3")], "yaml-docs"))
+    w.flush()
+    for _ in range(3):
+        assert src.read() == [] and src.busy == [path]
+    events = src.read()  # the fourth: read anyway
+    assert src.busy == [] and sorted(e.obj["metadata"]["name"] for e in events) == ["s0", "s1"]
+    w.close()
+
+
+def test_a_raw_line_break_in_a_json_key_is_a_syntax_error_not_a_crash(tmp_path):
+    path = str(tmp_path / "f.json")
+    text = render([service(0, "10.0.0.1")], "json-list").replace('"apiVersion"', '"\napiVersion"', 1)
+    write(path, text, 1)
+    src = FileSource([path])
+    assert src.read() == []
+    assert any("JSON syntax error" in i.message and "line 2" in i.message for i in src.issues())
