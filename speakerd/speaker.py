@@ -125,6 +125,8 @@ class Speaker(Drain, Reweigh):
         self.route_events: dict[tuple[int, int], tuple[float, str]] = {}
         self.capture_subscribers: dict[str, list[asyncio.Queue]] = collections.defaultdict(list)
         self._reload_lock = asyncio.Lock()
+        self._busy_retry: asyncio.TimerHandle | None = None
+        self._retries: set[asyncio.Task] = set()
         self._stopping = False
         self._saved_allocations: dict = {}
         self.stopped = asyncio.Event()
@@ -193,6 +195,9 @@ class Speaker(Drain, Reweigh):
         if self._damper_timer is not None:
             self._damper_timer.cancel()
             self._damper_timer = None
+        if self._busy_retry is not None:
+            self._busy_retry.cancel()
+            self._busy_retry = None
         async with self._reload_lock:
             await asyncio.gather(*(stop_one(rt) for rt in self.peers.values()), return_exceptions=True)
             for listener in self.listeners.values():
@@ -209,6 +214,8 @@ class Speaker(Drain, Reweigh):
                 log.info("reload (%s) ignored: speakerd is stopping", reason)
                 return {"ok": False, "errors": ["speakerd is stopping"]}
             changes = await self._ingest()
+            if getattr(self.source, "busy", None):
+                self._read_again_soon()
             errors = [str(i) for i in self.store.metallb_errors]  # still refused, even if unchanged since
             if changes.metallb_rejected:
                 for line in errors:
@@ -228,6 +235,23 @@ class Speaker(Drain, Reweigh):
             self.last_reload = {"time": time.time(), "ok": True, "errors": [], **summary}
             log.info("config reloaded (%s): %s", reason, summary)
             return {"ok": True, "errors": [], **summary}
+
+    BUSY_RETRY = 0.1  # s: a config file some writer had open is read again this much later
+
+    def _read_again_soon(self) -> None:
+        """The last read left files alone that a writer had open (sources.files): read again
+        shortly, whether or not inotify reports more (it does not report the writer's close)."""
+        if self._busy_retry is not None or self._stopping:
+            return
+        log.debug("open for writing, read again in %d ms: %s", self.BUSY_RETRY * 1000, ", ".join(self.source.busy))
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            self._busy_retry = None
+            task = loop.create_task(self.reload("a config file was still being written"))
+            self._retries.add(task)
+            task.add_done_callback(self._retries.discard)
+        self._busy_retry = loop.call_later(self.BUSY_RETRY, fire)
 
     # ------------------------------------------------------------- applying
     INGEST_BATCH = 500  # events read and applied between two returns to the event loop

@@ -29,6 +29,7 @@ back between units). :class:`FileWatcher` watches the files with inotify
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import logging
 import mmap
@@ -190,6 +191,20 @@ def map_under_lease(fd: int, size: int) -> mmap.mmap | None:
     return None
 
 
+def open_for_writing(fd: int) -> bool | None:
+    """Whether some process has the file ``fd`` (open here read-only) open for writing: a read
+    lease cannot be had then. None when that cannot be known (SIGIO not ignored, not our file
+    without CAP_LEASE, a filesystem without leases)."""
+    if signal.getsignal(signal.SIGIO) is not signal.SIG_IGN:
+        return None
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+    except OSError as exc:
+        return True if exc.errno == errno.EAGAIN else None
+    release_lease(fd)
+    return False
+
+
 def release_lease(fd: int) -> None:
     try:
         fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
@@ -298,6 +313,8 @@ class FileSource:
         self.units_parsed = 0  # units parsed by the last read (the rest were unchanged)
         self.recuts = 0  # files of the last read cut again only where they changed
         self._buffer: bytearray | None = None  # for reading a changed file's stretches
+        self.busy: list[str] = []  # files the last read left as they were: a writer has them open
+        self._busy_reads: dict[str, int] = {}  # path -> reads in a row that found it so
 
     @property
     def files(self) -> list[str]:
@@ -341,6 +358,7 @@ class FileSource:
         self.path_issues = tuple(path_issues)
         self.units_parsed = 0
         self.recuts = 0
+        self.busy = []
         gone_events: list[Event] = []
         for gone in self._files.keys() - set(files):
             for u in self._files.pop(gone).infos:
@@ -362,6 +380,8 @@ class FileSource:
                 stat = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
                 if old.stat and stat == old.stat and not old.issues:
                     return  # not touched since it was read: nothing changed in it
+                if old.stat and self._being_written(path, fh.fileno()):
+                    return  # keep what it held until the writer is done (see _being_written)
                 if old.group_units and not old.dup and not old.issues:
                     if self._buffer is None:
                         self._buffer = bytearray(_Reader.CHUNK)
@@ -385,6 +405,26 @@ class FileSource:
                 yield events[i:i + limit]
             return
         yield from self._read_whole(path, old, data, json, stat, limit)
+
+    BUSY_READS = 20  # reads in a row that leave a file alone while a writer has it open
+
+    def _being_written(self, path: str, fd: int) -> bool:
+        """A file read before that some process has open for writing (``kubectl get ... >
+        file`` writes it in place, in pieces, as the API server answers): read now, its cut-off
+        end would withdraw every Service in it until the next write. It is left as it was and
+        named in ``busy`` (the daemon reads again shortly) — up to ``BUSY_READS`` reads in a
+        row; then it is read anyway (a process that keeps it open for good)."""
+        if not open_for_writing(fd):
+            self._busy_reads.pop(path, None)
+            return False
+        n = self._busy_reads.get(path, 0) + 1
+        if n > self.BUSY_READS:
+            log.warning("%s: still open for writing after %d reads; reading it anyway", path, n - 1)
+            self._busy_reads.pop(path, None)
+            return False
+        self._busy_reads[path] = n
+        self.busy.append(path)
+        return True
 
     def _read_whole(self, path: str, old: _File, data, json: bool, stat: tuple, limit: int) -> Iterator[list[Event]]:
         """Cut the whole file; parse the units whose bytes are not those of an old one."""

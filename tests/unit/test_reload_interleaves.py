@@ -44,3 +44,43 @@ async def test_reload_of_thousands_of_services_lets_other_tasks_run(tmp_path):
     batches = n // sp.INGEST_BATCH
     assert ticks - before >= batches  # the ticker ran between (at least) every two batches
     await sp.stop()
+
+
+async def test_a_file_open_for_writing_is_read_when_the_writer_is_done(tmp_path, monkeypatch):
+    """``kubectl get ... > file`` writes in place, in pieces: a read while the writer still
+    has the file open would take its cut-off end as every later Service deleted. The read
+    leaves such a file as it was and the daemon reads it again shortly (inotify does not say
+    when the writer closes it)."""
+    import signal
+    old = signal.signal(signal.SIGIO, signal.SIG_IGN)  # as speakerd run sets it
+    monkeypatch.setattr(Speaker, "BUSY_RETRY", 0.01)
+    try:
+        (tmp_path / "m.yaml").write_text(HEAD)
+        f = tmp_path / "s.yaml"
+        f.write_text(services(20, 0))
+        sp = Speaker([str(tmp_path)], "n")
+        await sp.start()
+        assert len(sp.store.services) == 20
+        full = services(30, 1)
+        w = open(f, "w")  # in place: truncated, then written in two pieces
+        w.write(full[:len(full) // 3])
+        w.flush()
+        await sp.reload("inotify: modified")
+        assert len(sp.store.services) == 20  # the cut-off file is not taken for the new one
+        assert sp.source.busy == [str(f)]
+        reloaded = asyncio.Event()
+        real = sp.reload
+
+        async def watched(reason="x"):
+            r = await real(reason)
+            if not sp.source.busy:
+                reloaded.set()
+            return r
+        sp.reload = watched
+        w.write(full[len(full) // 3:])
+        w.close()  # no event for this: the retry reads it
+        await asyncio.wait_for(reloaded.wait(), 10)
+        assert len(sp.store.services) == 30
+        await sp.stop()
+    finally:
+        signal.signal(signal.SIGIO, old)
