@@ -271,29 +271,24 @@ def normalise(data: bytes | bytearray, json: bool) -> bytes | bytearray:
     return b"\n" + data
 
 
+READ_CHUNK = 1 << 20
+
+
 def read_normalised(fh, size: int, json: bool) -> bytearray:
-    """The normalised bytes of an open file of about ``size`` bytes, read straight into
-    place (no copy of a large file to put the "\n" in front)."""
-    lead = 0 if json else 1
-    buf = bytearray(lead + size + 1)  # one byte more: a file that grew since its stat is seen
-    if lead:
-        buf[0] = 10
-    got = lead
-    view = memoryview(buf)
+    """The normalised bytes of an open file (of about ``size`` bytes), read a MiB at a time:
+    ``bytearray(size)`` would zero a 250 MB buffer in one call that holds the interpreter
+    for ~160 ms (the event loop's thread waits that long while a worker thread reads), and
+    each read releases it while the kernel copies."""
+    buf = bytearray() if json else bytearray(b"\n")
+    first = True
     while True:
-        if got == len(buf):
-            view.release()
-            buf.extend(fh.read())
-            got = len(buf)
+        chunk = fh.read(READ_CHUNK)
+        if not chunk:
             break
-        n = fh.readinto(view[got:])
-        if not n:
-            view.release()
-            break
-        got += n
-    del buf[got:]
-    if buf.startswith(BOM, lead):
-        del buf[lead:lead + len(BOM)]
+        if first and chunk.startswith(BOM):
+            chunk = chunk[len(BOM):]
+        first = False
+        buf += chunk
     return buf
 
 
