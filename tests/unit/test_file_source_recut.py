@@ -341,7 +341,7 @@ def test_a_raw_line_break_in_a_json_key_is_a_syntax_error_not_a_crash(tmp_path):
 @settings(max_examples=50, deadline=None)
 @given(keys=st.sets(st.tuples(st.sampled_from(["Service", "Node"]), st.text(max_size=3), st.text(max_size=5)),
                     max_size=60), run=st.integers(1, 7))
-def test_identity_hashes_sorted_in_runs_are_sorted(keys, run, monkeypatch=None):
+def test_identity_hashes_sorted_in_runs_are_sorted(keys, run):
     old = files_mod.RUN
     files_mod.RUN = run
     try:
