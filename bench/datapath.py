@@ -12,17 +12,27 @@ per Service), all in one run, side by side:
   the daemon's peak RSS (VmHWM) and its RSS once settled; the RSS of an idle
   daemon (the same MetalLB objects, no Service) gives the growth per Service;
 * one Service changed: its ``status.loadBalancer.ingress`` IP is changed and the
-  file replaced (rename, as editors and ConfigMaps do); from just before the
-  rename to the first UPDATE (BGP payload > 19 bytes) tcpdump sees on the
-  receiver side; repeated, p50/p99 (max) reported; also from just after the
-  rename returned (the kernel dropping the replaced file's pages is the
-  writer's cost, tens of ms for a large file on a loaded machine), and the
-  daemon's CPU seconds per change.
+  file replaced (rename, as editors and ConfigMaps do); to the first UPDATE (BGP
+  payload > 19 bytes) tcpdump sees on the receiver side, from three moments: just
+  before the rename, the new name's inotify event (an observer thread of this
+  bench: when any watcher can first see the new file) and just after the rename
+  returned; repeated, p50/p99 (max) reported, and the daemon's CPU seconds per
+  change. On ext4 a rename over a large file first writes out the new file's
+  delayed blocks (before the name changes) and then drops the old file's pages
+  (after): the inotify event is when the file changed;
+* ``--timing``: the session runs BFD (100 ms, x3) and a 3 s hold time (keepalive
+  every second) against FRR with bfdd; the intervals between the BFD packets and
+  between the BGP messages speakerd sends are taken from a capture on the
+  receiver side during the changes (split by what they overlapped: the writer's
+  write and rename, or the daemon's handling from the inotify event to the
+  UPDATE) and during a reload in which every Service's bytes changed (each
+  resourceVersion), with the control socket asked every 50 ms meanwhile; FRR's
+  BFD session uptime at the end says whether it ever went down.
 
 CPU seconds (user+system) beside every wall time, and the 1-minute load average
 when each row was measured (the machine is shared).
 
-    sudo .venv/bin/python bench/datapath.py [--sizes 10000,100000] [--shapes yaml-list,...] [--changes 20] [--json OUT]
+    sudo .venv/bin/python bench/datapath.py [--sizes 10000,100000] [--shapes yaml-list,...] [--changes 20] [--timing] [--json OUT]
 """
 from __future__ import annotations
 
