@@ -137,7 +137,7 @@ class Speaker(Drain, Reweigh):
         """Where objects come from and how they reach the planner: the files (file mode).
         :class:`speakerd.kubespeaker.KubeSpeaker` has its own (the API server, announce rules
         applied inside its store)."""
-        self.source = FileSource(self.paths)
+        self.source = FileSource(self.paths, hold_open=True)
         self.store = Store()
         # file mode's announce rules on the files' EndpointSlices and this node's Node: the
         # planner routes only what this node announces, and allocates over every Service
@@ -205,6 +205,9 @@ class Speaker(Drain, Reweigh):
             self.listeners.clear()
             if self.bfd is not None:
                 self.bfd.close(quiet=graceful_bfd)
+            close = getattr(getattr(self, "source", None), "close", None)
+            if close is not None:
+                close()  # the config files held open
             self.stopped.set()
 
     async def reload(self, reason: str = "reload requested") -> dict:

@@ -348,3 +348,28 @@ def test_identity_hashes_sorted_in_runs_are_sorted(keys, run):
         assert list(files_mod._sorted_ids(keys)) == sorted(hash(k) for k in keys)
     finally:
         files_mod.RUN = old
+
+
+def test_the_version_read_is_held_open_until_the_next_is_read(tmp_path, monkeypatch):
+    """A large file stays open from one read to the next (a writer's rename over it then
+    leaves its pages to be dropped when it is closed here, off the loop); the one replaced
+    is closed once the new one is read, a file gone is closed too."""
+    monkeypatch.setattr(files_mod, "MAP_AT_LEAST", 0)
+    path = str(tmp_path / "f.yaml")
+    write(path, render([service(0, "10.0.0.1")], "yaml-docs"), 1)
+    src = FileSource([str(tmp_path)], hold_open=True)
+    src.read()
+    first = src._held[path]
+    assert os.fstat(first.fileno()).st_ino == os.stat(path).st_ino
+    write(path, render([service(0, "10.0.0.2")], "yaml-docs"), 2)  # renamed over
+    [event] = src.read()
+    assert event.obj["status"]["loadBalancer"]["ingress"][0]["ip"] == "10.0.0.2"
+    second = src._held[path]
+    assert second is not first and os.fstat(second.fileno()).st_ino == os.stat(path).st_ino
+    src._closer.submit(lambda: None).result()  # the closer thread has done what it was given
+    assert first.closed
+    os.remove(path)
+    src.read()
+    src._closer.submit(lambda: None).result()
+    assert second.closed and src._held == {}
+    src.close()
