@@ -217,6 +217,16 @@ def e2e(n: int, shape: str, cfg: Path, svcs: list[dict], changes: int, timing: b
     return out
 
 
+def svcs_of(text: bytes, fmt: str) -> list[int]:
+    """Where each Service starts (its kind), to check every one of them is changed."""
+    kind = b'"kind": "Service"' if fmt == "json" else b"kind: Service\n"
+    out, pos = [], text.find(kind)
+    while pos >= 0:
+        out.append(pos)
+        pos = text.find(kind, pos + 1)
+    return out
+
+
 def pct(v: list[float], q: float) -> float:
     v = sorted(v)
     return v[min(len(v) - 1, int(round(q * (len(v) - 1))))] if v else float("nan")
@@ -234,9 +244,9 @@ def liveness_during_reload(sd, frr, cfg: Path, svc_file: Path, text_a: bytes, fm
     """BFD and keepalive intervals on the wire during the single changes (``t_first``..``t_last``)
     and during a reload in which every unit's bytes changed (every Service's resourceVersion),
     so every one is parsed and validated again; the control socket's answer times meanwhile."""
-    rv = b'"resourceVersion": "1' if fmt == "json" else b"resourceVersion: '1"
-    text_c = text_a.replace(rv, rv[:-1] + b"9")
-    assert text_c.count(rv[:-1] + b"9") >= text_a.count(rv) > 0
+    rv = b'"resourceVersion": "' if fmt == "json" else b"resourceVersion: '"
+    text_c = text_a.replace(rv, rv + b"9")  # every Service's (and the List's) resourceVersion
+    assert text_a.count(rv) >= len(svcs_of(text_a, fmt))
     answers: list[tuple[float, float]] = []  # (time.time() asked, seconds to the answer)
     stop = False
 
