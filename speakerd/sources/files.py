@@ -619,10 +619,8 @@ class FileSource:
         if q == n and p + m > 1 and bounds[-1] != p + m - 1:
             bounds.append(p + m - 1)  # the last unit is a group of its own
         offs = [f.group_offs[head]] + [units[u - p].start for u in bounds[1:]]
-        rel = f.rel[:p]
-        for j, u in enumerate(units):  # the stretch's units from their groups' first units
-            rel.append(u.start - offs[bisect_right(bounds, p + j) - 1])
-        rel.extend(f.rel[q:])
+        # the stretch's units from their groups' first units
+        rel = array("q", [u.start - offs[bisect_right(bounds, p + j) - 1] for j, u in enumerate(units)])
         group_units = gu[:head] + array("q", bounds) + array("q", [u + shift for u in gu[g2:]])
         group_offs = f.group_offs[:head] + array("q", offs) + array("q", [o + delta for o in f.group_offs[g2:]])
         sums = array("Q")
@@ -632,18 +630,20 @@ class FileSource:
             sums.append(rd.sum(lo, hi))
         if any(type(u) is not tuple and (u.issues or u.skipped) for u in (*old_infos, *infos)):
             f.unit_issues = None
-        f.rel = rel
-        f.lens = f.lens[:p] + array("q", [len(u.data) for u in units]) + f.lens[q:]
-        f.digests = f.digests[:p] + digests + f.digests[q:]
-        f.infos = f.infos[:p] + infos + f.infos[q:]
-        f.seqs = f.seqs[:p] + [u.seq for u in units] + f.seqs[q:]
+        # in place: a stretch of as many units as before costs no copy of the file's 100k records
+        f.rel[p:q] = rel
+        f.lens[p:q] = array("q", [len(u.data) for u in units])
+        f.digests[p:q] = digests
+        f.infos[p:q] = infos
+        f.seqs[p:q] = [u.seq for u in units]
         ids = f.ids
-        for h in gone_ids:
+        kept_ids = {hash(k) for k in kept}
+        for h in gone_ids - kept_ids:
             i = bisect_left(ids, h)
             if i < len(ids) and ids[i] == h:
                 del ids[i]
-        for k in kept:
-            insort(ids, hash(k))
+        for h in kept_ids - gone_ids:
+            insort(ids, h)
         f.size = nsize
         f.group_units, f.group_offs = group_units, group_offs
         f.group_sums = gs[:head] + sums + gs[g2:]
