@@ -167,6 +167,8 @@ def e2e(n: int, shape: str, cfg: Path, svcs: list[dict], changes: int) -> dict:
         loads.append(os.getloadavg()[0])
 
         def pct(v: list[float], q: float) -> float:
+            if not v:  # --changes 0: RSS and start-up only
+                return float("nan")
             v = sorted(v)
             return v[min(len(v) - 1, int(round(q * (len(v) - 1))))]
         out["update_p50"], out["update_p99"] = pct(lat, 0.5), pct(lat, 0.99)
