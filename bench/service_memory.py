@@ -188,7 +188,9 @@ def main() -> int:
                 print(f"    {size / n:7.1f} B {count / n:6.2f} blocks  {where}")
             print("  by holder (bytes reachable / Service):")
             for name, size in live["holders"].items():
-                print(f"    {(size - base_live['holders'].get(name, 0)) / n:7.1f} B  {name}")
+                per = (size - base_live["holders"].get(name, 0)) / n
+                if abs(per) >= 0.5:
+                    print(f"    {per:7.1f} B  {name}")
     return 0
 
 

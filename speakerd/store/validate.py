@@ -115,6 +115,21 @@ def _pair(k: str, v: str) -> tuple[str, str]:
     return got
 
 
+_SHARED: dict[tuple, tuple] = {}  # one object per distinct small tuple Services hold (families, ports)
+_SHARED_MAX = 1 << 16
+
+
+def _shared(t: tuple) -> tuple:
+    """``t``, or an equal tuple made before: most Services have the same families and the same
+    few ports (a one-port tuple and its (protocol, port) pair are 100 B a Service)."""
+    got = _SHARED.get(t)
+    if got is None:
+        if len(_SHARED) >= _SHARED_MAX:
+            _SHARED.clear()
+        got = _SHARED[t] = t
+    return got
+
+
 def _str_pairs(d: Any) -> tuple[tuple[str, str], ...] | None:
     """Sorted (key, value) pairs of a string map, None when one is not a string. Pairs and
     strings are shared: label keys and most (key, value) pairs repeat across thousands of
@@ -217,7 +232,7 @@ def read_service(obj: dict, origin: str, issues: Issues) -> tuple[Service, bool]
             issues.error(src, "spec.ipFamilies", f"expected IPv4 and/or IPv6 once each, got {fams!r}")
             ok = False
         else:
-            families = tuple(FAMILIES[f] for f in fams)
+            families = _shared(tuple(FAMILIES[f] for f in fams))
             if len(families) == 2 and policy == "SingleStack":
                 issues.error(src, "spec.ipFamilies", "two families need ipFamilyPolicy PreferDualStack or RequireDualStack")
                 ok = False
@@ -245,7 +260,7 @@ def read_service(obj: dict, origin: str, issues: Issues) -> tuple[Service, bool]
     ports: list[tuple[str, int]] = []
     for p in spec.get("ports") or ():
         if type(p) is dict and type(p.get("port")) is int:
-            ports.append((_intern(str(p.get("protocol") or "TCP")), p["port"]))
+            ports.append(_shared((_intern(str(p.get("protocol") or "TCP")), p["port"])))
     stype = spec.get("type") or "ClusterIP"
     cls = spec.get("loadBalancerClass") or None
     return Service(
@@ -254,7 +269,7 @@ def read_service(obj: dict, origin: str, issues: Issues) -> tuple[Service, bool]
         service_type=_intern(stype) if type(stype) is str else "ClusterIP", requested_ips=requested,
         ingress_ips=ingress_ips, ip_family_policy=_intern(policy) if type(policy) is str else "SingleStack",
         sharing_key=sharing, traffic_policy=_intern(policy_t) if type(policy_t) is str else "Cluster",
-        ports=tuple(ports), selector=selector or (), labels=labels or (), deleting=bool(meta.get("deletionTimestamp")),
+        ports=_shared(tuple(ports)), selector=selector or (), labels=labels or (), deleting=bool(meta.get("deletionTimestamp")),
         origin=origin, request_error=request_error,
     ), ok
 
@@ -309,7 +324,7 @@ def _cluster_ip_families(spec: dict) -> tuple[int, ...]:
         f = 6 if ":" in str(ip) else 4
         if f not in out:
             out.append(f)
-    return tuple(out) or (4,)
+    return _shared(tuple(out)) if out else (4,)
 
 
 def pool_name(obj: dict) -> str | None:
