@@ -105,12 +105,14 @@ _PAIRS: dict[tuple[str, str], tuple[str, str]] = {}  # one object per distinct (
 _PAIRS_MAX = 1 << 18  # then forgotten (objects already made stay shared): bounded under churn
 
 
-def _pair(k: str, v: str) -> tuple[str, str]:
+def _pair(k: str, v: str, name: str) -> tuple[str, str]:
     got = _PAIRS.get((k, v))
     if got is None:
         if len(_PAIRS) >= _PAIRS_MAX:
             _PAIRS.clear()
-        got = (_intern(k), _intern(v))  # the key too: the parser's own strings are not kept
+        # the key interned (a few keys, on every object); the value shared through this table
+        # only: interning it too cost an entry in the interpreter's table per distinct value
+        got = (_intern(k), v)
         _PAIRS[got] = got
     return got
 
@@ -130,7 +132,7 @@ def _shared(t: tuple) -> tuple:
     return got
 
 
-def _str_pairs(d: Any) -> tuple[tuple[str, str], ...] | None:
+def _str_pairs(d: Any, name: str = "") -> tuple[tuple[str, str], ...] | None:
     """Sorted (key, value) pairs of a string map, None when one is not a string. Pairs and
     strings are shared: label keys and most (key, value) pairs repeat across thousands of
     Services (a pair is 64 B, a Service's labels were a fifth of what it kept)."""
@@ -141,7 +143,7 @@ def _str_pairs(d: Any) -> tuple[tuple[str, str], ...] | None:
     for k, v in d.items():
         if type(k) is not str or type(v) is not str:
             return None
-    return tuple(sorted(_pair(k, v) for k, v in d.items()))
+    return tuple(sorted(_pair(k, v, name) for k, v in d.items()))
 
 
 def _ip_list(src: Source, fld: str, texts: list[tuple[str, object]], issues: Issues) -> tuple[tuple[str, ...], bool]:
@@ -244,7 +246,7 @@ def read_service(obj: dict, origin: str, issues: Issues) -> tuple[Service, bool]
         want6 = families[0] == 6
         if any((":" in ip) != want6 for ip in ips):
             issues.warn(src, "spec.ipFamilies", f"IP {', '.join(ips)} is not of the service's family IPv{families[0]}")
-    labels = _str_pairs(meta.get("labels"))
+    labels = _str_pairs(meta.get("labels"), name)
     if labels is None:
         issues.error(src, "metadata.labels", "label keys and values must be strings (quote them)")
         ok = False
@@ -253,7 +255,7 @@ def read_service(obj: dict, origin: str, issues: Issues) -> tuple[Service, bool]
     # address (MetalLB's backend key): kept for those alone (two label pairs ~ 180 B a Service)
     selector: tuple | None = ()
     if policy_t == "Local":
-        selector = _str_pairs(spec.get("selector"))
+        selector = _str_pairs(spec.get("selector"), name)
         if selector is None:
             selector = tuple(sorted((str(k), str(v)) for k, v in spec["selector"].items())) \
                 if type(spec.get("selector")) is dict else ()
