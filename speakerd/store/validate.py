@@ -111,8 +111,10 @@ def _pair(k: str, v: str, name: str) -> tuple[str, str]:
         if len(_PAIRS) >= _PAIRS_MAX:
             _PAIRS.clear()
         # the key interned (a few keys, on every object); the value shared through this table
-        # only: interning it too cost an entry in the interpreter's table per distinct value
-        got = (_intern(k), v)
+        # only: interning it too cost an entry in the interpreter's table per distinct value.
+        # A value equal to the object's name (``kubectl expose``'s app: NAME, Helm's
+        # app.kubernetes.io/instance) is the name's own string, not a second copy
+        got = (_intern(k), name if v == name else v)
         _PAIRS[got] = got
     return got
 
