@@ -35,7 +35,7 @@ import sys
 from array import array
 from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterator, Union
+from typing import Any, Callable, Iterator
 
 import xxhash
 
@@ -44,34 +44,13 @@ from ..config.model import ConfigIssue, Source
 from ..config.parse import BOM, EXTENSIONS, ParseError, Unit, cut, parse_unit, read_normalised, recut
 from ..store import ADDED, DELETED, Event
 from ..store.validate import identify
+from .records import EMPTY, Idents, Info, Stub, UnitInfo, ident as _ident, stubs as _stubs
 
 log = logging.getLogger("speakerd")
 
 _intern = sys.intern
 _sum = xxhash.xxh3_64_intdigest
-Stub = tuple[str, str, str, str]  # (kind, apiVersion, namespace, name)
 GROUP = 64  # units per checksum group
-
-
-@dataclass(slots=True)
-class _Unit:
-    stubs: tuple[Stub, ...]
-    issues: tuple[ConfigIssue, ...]
-    dup: bool = False  # held an object already defined earlier in the file
-    skipped: tuple[str, ...] = ()  # "Kind (apiVersion)" of objects of kinds speakerd does not use
-
-
-_EMPTY = _Unit((), ())
-# What a unit held: a Stub for the usual unit of exactly one object, else a _Unit.
-Info = Union[Stub, _Unit]
-
-
-def _stubs(info: Info) -> tuple[Stub, ...]:
-    return (info,) if type(info) is tuple else info.stubs  # type: ignore[return-value]
-
-
-def _ident(stub: Stub) -> int:
-    return hash((stub[0], stub[2], stub[3]))
 
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -343,7 +322,7 @@ class FileSource:
                 known.setdefault(d, info)
         new = _File(stat=stat, size=len(data), unit_issues=None, bom=bom)
         starts, lens, digests, infos, seqs = array("q"), new.lens, new.digests, new.infos, new.seqs
-        kept: set[tuple[str, str, str]] = set()
+        kept = Idents()
         reused: set[int] = set()  # id() of the old records taken over
         batch: list[Event] = []
         for i, unit in enumerate(units):
@@ -351,9 +330,10 @@ class FileSource:
             digest = unit.digest
             got = known.pop(digest, None)
             if got is not None:
-                ids = [(s[0], s[2], s[3]) for s in _stubs(got)]
-                if kept.isdisjoint(ids):
-                    kept.update(ids)
+                held = _stubs(got)
+                if not any(map(kept.has_stub, held)):
+                    for s in held:
+                        kept.add_stub(s)
                     reused.add(id(got))
                 else:
                     got = None
@@ -371,8 +351,8 @@ class FileSource:
                 batch = []
         for u in old.infos:
             if id(u) not in reused:
-                batch.extend(_stub_event(s, path) for s in _stubs(u) if (s[0], s[2], s[3]) not in kept)
-        new.ids = array("q", sorted(hash(k) for k in kept))
+                batch.extend(_stub_event(s, path) for s in _stubs(u) if not kept.has_stub(s))
+        new.ids = array("q", sorted(kept.hashes()))
         new.regroup(data, starts)
         self._files[path] = new
         if batch:
@@ -429,7 +409,7 @@ class FileSource:
         for d, info in zip(f.digests[p:q], old_infos):
             known.setdefault(d, info)
         gone_ids = {_ident(s) for u in old_infos for s in _stubs(u)}
-        kept: set[tuple[str, str, str]] = set()
+        kept = Idents()
         reused: set[int] = set()
         events: list[Event] = []
         infos: list[Info] = []
@@ -438,10 +418,11 @@ class FileSource:
             digest = unit.digest
             got = known.pop(digest, None)
             if got is not None:
-                ids = [(s[0], s[2], s[3]) for s in _stubs(got)]
-                if not kept.isdisjoint(ids):
+                held = _stubs(got)
+                if any(map(kept.has_stub, held)):
                     return None
-                kept.update(ids)
+                for s in held:
+                    kept.add_stub(s)
                 reused.add(id(got))
             else:
                 try:
@@ -456,7 +437,7 @@ class FileSource:
             digests.append(digest)
         for u in old_infos:
             if id(u) not in reused:
-                events.extend(_stub_event(s, path) for s in _stubs(u) if (s[0], s[2], s[3]) not in kept)
+                events.extend(_stub_event(s, path) for s in _stubs(u) if not kept.has_stub(s))
         # the file's records with the stretch replaced; the groups before and after it kept,
         # group g1-1 (its end may have moved) and the stretch's new units summed again
         m = len(units)
@@ -489,15 +470,14 @@ class FileSource:
             i = bisect_left(ids, h)
             if i < len(ids) and ids[i] == h:
                 del ids[i]
-        for k in kept:
-            insort(ids, hash(k))
+        for h in kept.hashes():
+            insort(ids, h)
         f.size = nsize
         f.group_units, f.group_offs = group_units, group_offs
         f.group_sums = gs[:head] + sums + gs[g2:]
         return events
 
-    def _parse(self, unit: Unit, path: str, out: list[Event], kept: set[tuple[str, str, str]],
-               strict: bool = False) -> Info:
+    def _parse(self, unit: Unit, path: str, out: list[Event], kept: Idents, strict: bool = False) -> Info:
         """What ``unit`` holds; its objects' ADDED events go to ``out``. ``strict``: a unit
         that does not parse raises (instead of becoming an issue)."""
         self.units_parsed += 1
@@ -506,11 +486,11 @@ class FileSource:
         except ParseError as exc:
             if strict:
                 raise
-            return _Unit((), (ConfigIssue(path, "", "", f"{'JSON' if unit.json else 'YAML'} syntax error: {exc}"),))
+            return UnitInfo((), (ConfigIssue(path, "", "", f"{'JSON' if unit.json else 'YAML'} syntax error: {exc}"),))
         except UnicodeDecodeError as exc:
             if strict:
                 raise
-            return _Unit((), (ConfigIssue(path, "", "", f"cannot read: {exc}"),))
+            return UnitInfo((), (ConfigIssue(path, "", "", f"cannot read: {exc}"),))
         issues = Issues()
         stubs: list[Stub] = []
         dup = False
@@ -525,20 +505,20 @@ class FileSource:
             kind, ns, name = ident
             if kind == "Service":
                 ns = ns or "default"
-            if (kind, ns, name) in kept:
+            if kept.has(kind, ns, name):
                 dup = True
                 what = f"Service {ns}/{name}" if kind == "Service" else f"{kind} name {name!r}"
                 issues.error(Source(path, kind, f"{ns}/{name}" if kind == "Service" else name, ns), "metadata.name",
                              f"duplicate {what} (first defined in {path})")
                 continue
-            kept.add((kind, ns, name))
+            kept.add(kind, ns, name)
             stubs.append((_intern(kind), _intern(obj["apiVersion"]), _intern(ns), name))
             out.append(Event(ADDED, _drop_unread(obj), path))
         if len(stubs) == 1 and not issues.items and not dup and not skipped:
             return stubs[0]
         if not stubs and not issues.items and not dup and not skipped:
-            return _EMPTY
-        return _Unit(tuple(stubs), tuple(issues.items), dup, tuple(skipped))
+            return EMPTY
+        return UnitInfo(tuple(stubs), tuple(issues.items), dup, tuple(skipped))
 
 class FileWatcher:
     """inotify on the configured paths (their directories, so editors' rename-over and
