@@ -16,7 +16,7 @@ from typing import Any
 from ..config import raw
 from ..config.common import Issues
 from ..config.addr import format_ip, parse_ip
-from ..config.model import Endpoint, EndpointSlice, Node, Service, Source
+from ..config.model import EXTRA_FIELDS, NO_EXTRAS, Endpoint, EndpointSlice, Node, Service, ServiceExtras, Source
 
 # (old, stable) key pairs: where both are set the stable one wins (MetalLB's valueForAnnotation)
 POOL_ANNOTATIONS = ("metallb.universe.tf/address-pool", "metallb.io/address-pool")
@@ -119,11 +119,11 @@ def _pair(k: str, v: str, name: str) -> tuple[str, str]:
     return got
 
 
-_SHARED: dict[tuple, tuple] = {}  # one object per distinct small tuple Services hold (families, ports)
+_SHARED: dict = {}  # one object per distinct small value Services hold (families, ports, extras)
 _SHARED_MAX = 1 << 16
 
 
-def _shared(t: tuple) -> tuple:
+def _shared(t: Any) -> Any:
     """``t``, or an equal tuple made before: most Services have the same families and the same
     few ports (a one-port tuple and its (protocol, port) pair are 100 B a Service)."""
     got = _SHARED.get(t)
@@ -267,15 +267,26 @@ def read_service(obj: dict, origin: str, issues: Issues) -> tuple[Service, bool]
             ports.append(_shared((_intern(str(p.get("protocol") or "TCP")), p["port"])))
     stype = spec.get("type") or "ClusterIP"
     cls = spec.get("loadBalancerClass") or None
-    return Service(
-        namespace=_intern(ns), name=name, ips=ips, pool=_intern(pool) if pool else None, dual_stack=dual,
-        families=families, uid=str(meta.get("uid") or ""), lb_class=cls,
-        service_type=_intern(stype) if type(stype) is str else "ClusterIP", requested_ips=requested,
-        ingress_ips=ingress_ips, ip_family_policy=_intern(policy) if type(policy) is str else "SingleStack",
-        sharing_key=sharing, traffic_policy=_intern(policy_t) if type(policy_t) is str else "Cluster",
-        ports=_shared(tuple(ports)), selector=selector or (), labels=labels or (), deleting=bool(meta.get("deletionTimestamp")),
-        origin=origin, request_error=request_error,
-    ), ok
+    extras = _extras(_intern(pool) if pool else None, dual, _intern(stype) if type(stype) is str else "ClusterIP",
+                     cls, requested, _intern(policy) if type(policy) is str else "SingleStack", sharing,
+                     _intern(policy_t) if type(policy_t) is str else "Cluster", selector or (),
+                     bool(meta.get("deletionTimestamp")), request_error)
+    return Service(_intern(ns), name, ips, families=families, uid=str(meta.get("uid") or ""),
+                   ingress_ips=ingress_ips, ports=_shared(tuple(ports)), labels=labels or (), origin=origin,
+                   extras=extras), ok
+
+
+_DEFAULTS = tuple(getattr(NO_EXTRAS, f) for f in EXTRA_FIELDS if f != "source")
+
+
+def _extras(*values) -> ServiceExtras:
+    """The ServiceExtras of these values (its fields but ``source``, in order): the one shared
+    default object when they are the defaults, else one shared per distinct value."""
+    if values == _DEFAULTS:
+        return NO_EXTRAS
+    pool, dual, stype, cls, requested, policy, sharing, policy_t, selector, deleting, request_error = values
+    return _shared(ServiceExtras(pool, dual, None, stype, cls, requested, policy, sharing, policy_t, selector,
+                                 deleting, request_error))
 
 
 def _annotation_key(ann: dict, keys: tuple[str, str]) -> str | None:
