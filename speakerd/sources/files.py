@@ -44,7 +44,7 @@ from ..config.model import ConfigIssue, Source
 from ..config.parse import BOM, EXTENSIONS, ParseError, Unit, cut, parse_unit, read_normalised, recut
 from ..store import ADDED, DELETED, Event
 from ..store.validate import identify
-from .records import EMPTY, Idents, Info, Stub, UnitInfo, ident as _ident, stubs as _stubs
+from .records import EMPTY, Heads, Idents, Info, Stub, UnitInfo, ident as _ident, stubs as _stubs
 
 log = logging.getLogger("speakerd")
 
@@ -103,7 +103,8 @@ class _File:
     rel: array = field(default_factory=lambda: array("q"))
     lens: array = field(default_factory=lambda: array("q"))
     digests: array = field(default_factory=lambda: array("q"))  # ... the digest of its bytes
-    infos: list = field(default_factory=list)  # ... what it held (Info)
+    infos: list = field(default_factory=list)  # ... what it held (records.Heads.pack: a name or a UnitInfo)
+    heads: array = field(default_factory=lambda: array("I"))  # ... and for a name, its Heads index
     seqs: list = field(default_factory=list)  # ... the List it is an item of (config.parse.Seq) or None
     group_units: array = field(default_factory=lambda: array("q"))  # first unit of each group
     group_offs: array = field(default_factory=lambda: array("q"))  # where that unit starts
@@ -223,6 +224,11 @@ class FileSource:
         self.units_parsed = 0  # units parsed by the last read (the rest were unchanged)
         self.recuts = 0  # files of the last read cut again only where they changed
         self._buffer: bytearray | None = None  # for reading a changed file's stretches
+        self._heads = Heads()  # (kind, apiVersion, namespace) of the units' objects
+
+    def _info(self, f: _File, i: int) -> Info:
+        """What unit ``i`` of ``f`` held."""
+        return self._heads.unpack(f.infos[i], f.heads[i])
 
     @property
     def files(self) -> list[str]:
@@ -244,7 +250,7 @@ class FileSource:
         out: list[ConfigIssue] = []
         skipped: dict[str, int] = {}
         for u in f.infos:
-            if type(u) is tuple:
+            if type(u) is str:
                 continue
             out.extend(u.issues)
             for k in u.skipped:
@@ -268,8 +274,9 @@ class FileSource:
         self.recuts = 0
         gone_events: list[Event] = []
         for gone in self._files.keys() - set(files):
-            for u in self._files.pop(gone).infos:
-                gone_events.extend(_stub_event(s, gone) for s in _stubs(u))
+            f = self._files.pop(gone)
+            for i in range(len(f.infos)):
+                gone_events.extend(_stub_event(s, gone) for s in _stubs(self._info(f, i)))
         if gone_events:
             yield gone_events
         for path in files:
@@ -316,25 +323,28 @@ class FileSource:
             self._files[path] = replace(old, issues=(ConfigIssue(path, "", "", f"JSON syntax error: {exc}"),),
                                         unit_issues=None)
             return
-        known: dict[int, Info] = {}
-        for d, info in zip(old.digests, old.infos):
-            if type(info) is tuple or not info.dup:
-                known.setdefault(d, info)
+        known: dict[int, int] = {}  # digest -> the old unit
+        for j, (d, info) in enumerate(zip(old.digests, old.infos)):
+            if type(info) is str or not info.dup:
+                known.setdefault(d, j)
         new = _File(stat=stat, size=len(data), unit_issues=None, bom=bom)
-        starts, lens, digests, infos, seqs = array("q"), new.lens, new.digests, new.infos, new.seqs
+        starts, lens, digests, infos, heads, seqs = array("q"), new.lens, new.digests, new.infos, new.heads, new.seqs
+        pack = self._heads.pack
         kept = Idents()
-        reused: set[int] = set()  # id() of the old records taken over
+        reused: set[int] = set()  # the old units taken over
         batch: list[Event] = []
         for i, unit in enumerate(units):
             units[i] = None  # type: ignore[call-overload]  # its bytes go as soon as it is read
             digest = unit.digest
-            got = known.pop(digest, None)
-            if got is not None:
+            j = known.pop(digest, None)
+            got = None
+            if j is not None:
+                got = self._info(old, j)
                 held = _stubs(got)
                 if not any(map(kept.has_stub, held)):
                     for s in held:
                         kept.add_stub(s)
-                    reused.add(id(got))
+                    reused.add(j)
                 else:
                     got = None
             if got is None:
@@ -344,14 +354,16 @@ class FileSource:
             starts.append(unit.start)
             lens.append(len(unit.data))
             digests.append(digest)
-            infos.append(got)
+            value, head = pack(got)
+            infos.append(value)
+            heads.append(head)
             seqs.append(unit.seq)
             if len(batch) >= limit:
                 yield batch
                 batch = []
-        for u in old.infos:
-            if id(u) not in reused:
-                batch.extend(_stub_event(s, path) for s in _stubs(u) if not kept.has_stub(s))
+        for j in range(len(old.infos)):
+            if j not in reused:
+                batch.extend(_stub_event(s, path) for s in _stubs(self._info(old, j)) if not kept.has_stub(s))
         new.ids = array("q", sorted(kept.hashes()))
         new.regroup(data, starts)
         self._files[path] = new
@@ -404,10 +416,10 @@ class FileSource:
         if units is None:
             return None
         # what the stretch held before; which of its units came back unchanged
-        old_infos = f.infos[p:q]
-        known: dict[int, Info] = {}
-        for d, info in zip(f.digests[p:q], old_infos):
-            known.setdefault(d, info)
+        old_infos = [self._info(f, i) for i in range(p, q)]
+        known: dict[int, int] = {}  # digest -> index in old_infos
+        for j, d in enumerate(f.digests[p:q]):
+            known.setdefault(d, j)
         gone_ids = {_ident(s) for u in old_infos for s in _stubs(u)}
         kept = Idents()
         reused: set[int] = set()
@@ -416,14 +428,15 @@ class FileSource:
         digests = array("q")
         for unit in units:
             digest = unit.digest
-            got = known.pop(digest, None)
-            if got is not None:
+            j = known.pop(digest, None)
+            if j is not None:
+                got = old_infos[j]
                 held = _stubs(got)
                 if any(map(kept.has_stub, held)):
                     return None
                 for s in held:
                     kept.add_stub(s)
-                reused.add(id(got))
+                reused.add(j)
             else:
                 try:
                     got = self._parse(unit, path, events, kept, strict=True)
@@ -435,8 +448,8 @@ class FileSource:
                 return None  # an object also defined elsewhere in the file: the first one wins
             infos.append(got)
             digests.append(digest)
-        for u in old_infos:
-            if id(u) not in reused:
+        for j, u in enumerate(old_infos):
+            if j not in reused:
                 events.extend(_stub_event(s, path) for s in _stubs(u) if not kept.has_stub(s))
         # the file's records with the stretch replaced; the groups before and after it kept,
         # group g1-1 (its end may have moved) and the stretch's new units summed again
@@ -463,7 +476,9 @@ class FileSource:
         f.rel = rel
         f.lens = f.lens[:p] + array("q", [len(u.data) for u in units]) + f.lens[q:]
         f.digests = f.digests[:p] + digests + f.digests[q:]
-        f.infos = f.infos[:p] + infos + f.infos[q:]
+        packed = [self._heads.pack(u) for u in infos]
+        f.infos = f.infos[:p] + [v for v, _ in packed] + f.infos[q:]
+        f.heads = f.heads[:p] + array("I", [h for _, h in packed]) + f.heads[q:]
         f.seqs = f.seqs[:p] + [u.seq for u in units] + f.seqs[q:]
         ids = f.ids
         for h in gone_ids:

@@ -70,3 +70,31 @@ class Idents:
         for (kind, ns), names in self._names.items():
             for name in names:
                 yield hash((kind, ns, name))
+
+
+class Heads:
+    """The (kind, apiVersion, namespace) of the objects read, each kept once.
+
+    A file remembers a unit of one object as the object's name (its own string, which the
+    store's object shares) and the index of its head here, not as a Stub: a 4-tuple per
+    Service was 80 B, the name and an index in an array are 4."""
+
+    __slots__ = ("_heads", "_index")
+
+    def __init__(self) -> None:
+        self._heads: list[tuple[str, str, str]] = []
+        self._index: dict[tuple[str, str, str], int] = {}
+
+    def pack(self, info: Info) -> tuple[str | UnitInfo, int]:
+        """What a file keeps of a unit: (name, head index) of a Stub, (info, 0) of a UnitInfo."""
+        if type(info) is not tuple:
+            return info, 0  # type: ignore[return-value]
+        head = info[:3]
+        i = self._index.get(head)  # type: ignore[arg-type]
+        if i is None:
+            i = self._index[head] = len(self._heads)  # type: ignore[index]
+            self._heads.append(head)  # type: ignore[arg-type]
+        return info[3], i
+
+    def unpack(self, kept: str | UnitInfo, head: int) -> Info:
+        return self._heads[head] + (kept,) if type(kept) is str else kept  # type: ignore[return-value]

@@ -110,7 +110,7 @@ def apply_edit(text: str, edit, shape: str) -> str:
 
 def records(src: FileSource, path: str) -> list[tuple]:
     f = src._files[path]
-    return [(f.start(i), f.lens[i], f.digests[i], files_mod._stubs(f.infos[i]), f.seqs[i] is None)
+    return [(f.start(i), f.lens[i], f.digests[i], files_mod._stubs(src._info(f, i)), f.seqs[i] is None)
             for i in range(len(f.infos))]
 
 
