@@ -4,7 +4,8 @@ N kubectl-shaped Services (``kubegen``, the same generator as bench/datapath.py)
 written to a config directory with the MetalLB objects, then read the way
 ``speakerd run -c DIR`` reads them at start (``Speaker._ingest`` and ``_apply``): the
 file source's batches into the store (garbage collection paused, MetalLB objects
-settled after the last batch), the file announce rules, the planner's rebuild.  Not
+settled after the last batch), the file announce rules, the planner's rebuild, the
+heap handed back (``Speaker._release_memory``).  Not
 included: the sessions' Adj-RIB-Out (bench/datapath.py measures the whole daemon).
 
 Each measurement runs in a fresh process; each is compared with the same steps on
@@ -54,6 +55,7 @@ def write_config(d: Path, n: int, shape: str) -> Path:
 
 def ingest(cfg: Path) -> dict:
     """The daemon's start-up path (speaker.Speaker._init_feed, _ingest, _apply), without sockets."""
+    from speakerd import heap
     from speakerd.config.gcpause import gc_paused
     from speakerd.policy.fileannounce import FileAnnouncer
     from speakerd.policy.planner import Planner
@@ -76,6 +78,7 @@ def ingest(cfg: Path) -> dict:
     with gc_paused():
         deltas = planner.rebuild(store.config(), {})
     del deltas
+    heap.release()  # Speaker._release_memory after the start-up
     return {"source": source, "store": store, "announcer": announcer, "planner": planner}
 
 

@@ -30,6 +30,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 
+from . import heap
 from .config import ConfigError
 from .config.gcpause import gc_paused
 from .config.model import Config, Peer as PeerConfig
@@ -151,6 +152,7 @@ class Speaker(Drain, Reweigh):
             raise ConfigError(list(self.store.metallb_errors))
         await self._apply(self.store.config(), initial=True)
         self._report_objects(changes)
+        await self._release_memory(start=True)
         self.last_reload = {"time": time.time(), "ok": True, "errors": [str(i) for i in self.object_errors]}
 
     async def stop(self, message: str = "speakerd is shutting down", drain: float | None = None) -> None:
@@ -217,6 +219,7 @@ class Speaker(Drain, Reweigh):
             else:
                 summary = await self._services_changed(changes)
             self._report_objects(changes)
+            await self._release_memory()
             if errors:
                 if self.metrics:
                     self.metrics.reload(False)
@@ -252,6 +255,13 @@ class Speaker(Drain, Reweigh):
         if relabelled and not changes.metallb_rejected:
             changes.metallb = True  # this node's labels select peers and advertisements: re-plan them
         return changes
+
+    async def _release_memory(self, start: bool = False) -> None:
+        """Once the objects of a large read are stored and planned (and always after the
+        start-up, whose imports leave freed memory too), hand the heap memory freed by
+        parsing and planning back to the kernel (``heap.release``, in a worker thread)."""
+        if start or getattr(self.source, "units_parsed", 0) >= heap.TRIM_AFTER:
+            await asyncio.to_thread(heap.release)
 
     def _report_objects(self, changes: Changes) -> None:
         """Log the errors of single objects (each skipped, every other one planned) once."""

@@ -54,25 +54,6 @@ GROUP = 64  # units per checksum group
 
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
-TRIM_AFTER = 1000  # units parsed by one read: then hand the memory freed by parsing back
-
-
-def _trim() -> None:
-    """glibc keeps the pages of freed blocks (a document's large strings, e.g. annotations,
-    are malloc'd) until asked: malloc_trim(0) returns them (~180 B of RSS per Service after
-    reading 10k). Nothing where the C library has no malloc_trim."""
-    global _malloc_trim
-    if _malloc_trim is None:
-        try:
-            import ctypes
-            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _malloc_trim = False
-    if _malloc_trim:
-        _malloc_trim(0)
-
-
-_malloc_trim: Any = None
 
 
 def _drop_unread(obj: dict) -> dict:
@@ -281,8 +262,6 @@ class FileSource:
             yield gone_events
         for path in files:
             yield from self._read_file(path, limit)
-        if self.units_parsed >= TRIM_AFTER:
-            _trim()
 
     def _read_file(self, path: str, limit: int) -> Iterator[list[Event]]:
         old = self._files.get(path) or _File()
