@@ -131,6 +131,7 @@ class Speaker(Drain, Reweigh):
         self.stopped = asyncio.Event()
         self.drain_state: str | None = None  # None, "draining" or "drained" (speakerctl drain)
         self._undrained = asyncio.Event()
+        self._release_task: asyncio.Task | None = None  # heap.release after a large initial send
 
     def _init_feed(self) -> None:
         """Where objects come from and how they reach the planner: the files (file mode).
@@ -262,6 +263,12 @@ class Speaker(Drain, Reweigh):
         parsing and planning back to the kernel (``heap.release``, in a worker thread)."""
         if start or getattr(self.source, "units_parsed", 0) >= heap.TRIM_AFTER:
             await asyncio.to_thread(heap.release)
+
+    def _release_memory_soon(self) -> None:
+        """:func:`heap.release` once the loop is done with the initial UPDATEs of a session that
+        just reached Established (their transient objects, ~75 B per route, are freed by then)."""
+        if self._release_task is None or self._release_task.done():
+            self._release_task = asyncio.get_running_loop().create_task(asyncio.to_thread(heap.release))
 
     def _report_objects(self, changes: Changes) -> None:
         """Log the errors of single objects (each skipped, every other one planned) once."""
@@ -539,6 +546,8 @@ class Speaker(Drain, Reweigh):
                     m.flap(label, cause)
             if event.new == State.ESTABLISHED and rt.config.bfd_profile and not rt.bfd_active:
                 self._sync_bfd(rt)
+            if event.new == State.ESTABLISHED and len(rt.peer.wanted_routes) >= heap.TRIM_AFTER:
+                self._release_memory_soon()  # after the whole table's UPDATEs are packed
         elif isinstance(event, NotificationSent):
             n = event.notification
             log.warning("peer %s: NOTIFICATION sent: %s", rt.config.name, n.name)
