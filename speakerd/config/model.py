@@ -211,7 +211,7 @@ class Service:
     ips: tuple[str, ...]  # requested or reported IPs (canonical text); empty = allocate
     families: tuple[int, ...]  # spec.ipFamilies as 4/6
     # --- what the controller's allocator and the speaker's announce rules read (MetalLB's semantics)
-    uid: str
+    uid_value: int | str  # metadata.uid: a UUID in its canonical text as an int (see ``uid``), else the text
     ingress_ips: tuple[str, ...]  # status.loadBalancer.ingress[].ip: what a controller assigned
     ports: tuple[tuple[str, int], ...]  # (protocol, port) of spec.ports
     labels: tuple[tuple[str, str], ...]  # metadata.labels, sorted
@@ -225,7 +225,8 @@ class Service:
                  ip_family_policy: str = _UNSET, sharing_key: str | None = _UNSET, traffic_policy: str = _UNSET,
                  ports: tuple[tuple[str, int], ...] = (), selector: tuple[tuple[str, str], ...] = _UNSET,
                  labels: tuple[tuple[str, str], ...] = (), deleting: bool = _UNSET, origin: str = "",
-                 request_error: str = _UNSET, extras: ServiceExtras = NO_EXTRAS) -> None:
+                 request_error: str = _UNSET, extras: ServiceExtras = NO_EXTRAS,
+                 uid_value: int | str | None = None) -> None:
         given = (pool, dual_stack, source, service_type, lb_class, requested_ips, ip_family_policy,
                  sharing_key, traffic_policy, selector, deleting, request_error)
         if any(v is not _UNSET for v in given):
@@ -237,7 +238,7 @@ class Service:
         put(self, "name", name)
         put(self, "ips", ips)
         put(self, "families", families)
-        put(self, "uid", uid)
+        put(self, "uid_value", compact_uid(uid) if uid_value is None else uid_value)
         put(self, "ingress_ips", ingress_ips)
         put(self, "ports", ports)
         put(self, "labels", labels)
@@ -247,6 +248,29 @@ class Service:
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    @property
+    def uid(self) -> str:
+        v = self.uid_value
+        if type(v) is str:
+            return v
+        h = f"{v:032x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def compact_uid(uid: str) -> int | str:
+    """A UID as Kubernetes makes them (a UUID: 36 characters, lower-case hex) as the int it
+    spells, 48 B instead of 85; any other text as it is (``Service.uid`` gives it back)."""
+    if len(uid) == 36 and uid[8] == uid[13] == uid[18] == uid[23] == "-":
+        h = uid.replace("-", "")
+        if len(h) == 32 and h == h.lower():
+            try:
+                v = int(h, 16)
+            except ValueError:
+                return uid
+            if f"{v:032x}" == h:
+                return v
+    return uid
 
 
 for _name in EXTRA_FIELDS:  # svc.pool, svc.traffic_policy...: read through to the extras
