@@ -205,7 +205,8 @@ class Service:
     dual_stack, families, source, uid, service_type, lb_class, requested_ips, ingress_ips,
     ip_family_policy, sharing_key, traffic_policy, ports, selector, labels, deleting, origin,
     request_error); the fields of :class:`ServiceExtras` are read as attributes of the
-    Service too (``svc.pool``), and ``extras=`` gives them all at once."""
+    Service too (``svc.pool``), and ``extras=`` gives them all at once. Labels are kept as one
+    flat tuple (no tuple per pair: ~60 B a Service), uids as ints (``compact_uid``)."""
     namespace: str
     name: str
     ips: tuple[str, ...]  # requested or reported IPs (canonical text); empty = allocate
@@ -214,7 +215,8 @@ class Service:
     uid_value: int | str  # metadata.uid: a UUID in its canonical text as an int (see ``uid``), else the text
     ingress_ips: tuple[str, ...]  # status.loadBalancer.ingress[].ip: what a controller assigned
     ports: tuple[tuple[str, int], ...]  # (protocol, port) of spec.ports
-    labels: tuple[tuple[str, str], ...]  # metadata.labels, sorted
+    # metadata.labels sorted by key, flat: (key, value, key, value...); ``labels`` gives the pairs
+    label_items: tuple[str, ...]
     origin: str = field(compare=False)  # where it came from (a file path, "api"), for messages
     extras: ServiceExtras  # the rest (see ServiceExtras)
 
@@ -226,7 +228,7 @@ class Service:
                  ports: tuple[tuple[str, int], ...] = (), selector: tuple[tuple[str, str], ...] = _UNSET,
                  labels: tuple[tuple[str, str], ...] = (), deleting: bool = _UNSET, origin: str = "",
                  request_error: str = _UNSET, extras: ServiceExtras = NO_EXTRAS,
-                 uid_value: int | str | None = None) -> None:
+                 uid_value: int | str | None = None, label_items: tuple[str, ...] | None = None) -> None:
         given = (pool, dual_stack, source, service_type, lb_class, requested_ips, ip_family_policy,
                  sharing_key, traffic_policy, selector, deleting, request_error)
         if any(v is not _UNSET for v in given):
@@ -241,13 +243,19 @@ class Service:
         put(self, "uid_value", compact_uid(uid) if uid_value is None else uid_value)
         put(self, "ingress_ips", ingress_ips)
         put(self, "ports", ports)
-        put(self, "labels", labels)
+        put(self, "label_items", tuple(x for kv in labels for x in kv) if label_items is None else label_items)
         put(self, "origin", origin)
         put(self, "extras", extras)
 
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    @property
+    def labels(self) -> tuple[tuple[str, str], ...]:
+        """metadata.labels as sorted (key, value) pairs (made on each call: keep what you need)."""
+        items = self.label_items
+        return tuple(zip(items[::2], items[1::2])) if items else ()
 
     @property
     def uid(self) -> str:

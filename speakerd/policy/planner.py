@@ -243,7 +243,8 @@ class Planner:
         for key, svc in config.services.items():
             if withheld and key in withheld:
                 continue
-            self._add(key, self._ips(key, svc), untracked, svc.labels, self._weight(key, svc))
+            labels = svc.labels if self.service_selectors else ()  # read only for serviceSelectors
+            self._add(key, self._ips(key, svc), untracked, labels, self._weight(key, svc))
         out: dict[str, Delta] = {}
         for name in old_tables.keys() | self.peer_table.keys():
             before = old_tables.get(name, {})
@@ -266,7 +267,7 @@ class Planner:
         for key in keys:
             svc = services.get(key)
             new_ips = self._ips(key, svc) if svc is not None and key not in withheld else ()
-            labels = svc.labels if svc is not None else ()
+            labels = svc.labels if svc is not None and self.service_selectors else ()
             weight = self._weight(key, svc) if new_ips else None
             if self.planned.get(key, ()) == new_ips and (
                     not self.service_selectors or not new_ips or self.planned_labels.get(key, ()) == labels) and \

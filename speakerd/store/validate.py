@@ -119,6 +119,39 @@ def _pair(k: str, v: str, name: str) -> tuple[str, str]:
     return got
 
 
+_VALUES: dict[str, str] = {}  # one string per distinct label value
+_VALUES_MAX = 1 << 18
+
+
+def _label_items(d: Any, name: str) -> tuple[str, ...] | None:
+    """A Service's labels as ``Service.label_items`` (sorted by key, flat), None when one is not
+    a string. Keys are interned (a few, on every object), values shared through a table (most
+    repeat across Services), and a value equal to the Service's name (``kubectl expose``'s
+    app: NAME, Helm's app.kubernetes.io/instance) is the name's own string."""
+    if not d:
+        return ()
+    if type(d) is not dict:
+        return None
+    for k, v in d.items():
+        if type(k) is not str or type(v) is not str:
+            return None
+    out: list[str] = []
+    values = _VALUES
+    for k, v in sorted(d.items()) if len(d) > 1 else d.items():
+        if v == name:
+            v = name
+        else:
+            got = values.get(v)
+            if got is None:
+                if len(values) >= _VALUES_MAX:
+                    values.clear()
+                got = values[v] = v
+            v = got
+        out.append(_intern(k))
+        out.append(v)
+    return tuple(out)
+
+
 _SHARED: dict = {}  # one object per distinct small value Services hold (families, ports, extras)
 _SHARED_MAX = 1 << 16
 
@@ -248,7 +281,7 @@ def read_service(obj: dict, origin: str, issues: Issues) -> tuple[Service, bool]
         want6 = families[0] == 6
         if any((":" in ip) != want6 for ip in ips):
             issues.warn(src, "spec.ipFamilies", f"IP {', '.join(ips)} is not of the service's family IPv{families[0]}")
-    labels = _str_pairs(meta.get("labels"), name)
+    labels = _label_items(meta.get("labels"), name)
     if labels is None:
         issues.error(src, "metadata.labels", "label keys and values must be strings (quote them)")
         ok = False
@@ -272,7 +305,7 @@ def read_service(obj: dict, origin: str, issues: Issues) -> tuple[Service, bool]
                      _intern(policy_t) if type(policy_t) is str else "Cluster", selector or (),
                      bool(meta.get("deletionTimestamp")), request_error)
     return Service(_intern(ns), name, ips, families=families, uid=str(meta.get("uid") or ""),
-                   ingress_ips=ingress_ips, ports=_shared(tuple(ports)), labels=labels or (), origin=origin,
+                   ingress_ips=ingress_ips, ports=_shared(tuple(ports)), label_items=labels or (), origin=origin,
                    extras=extras), ok
 
 
