@@ -242,7 +242,9 @@ def test_label_strings_are_shared_between_services():
     st = Store()
     a, b = svc("a"), svc("b")
     for o in (a, b):
-        o["metadata"]["labels"] = {"tier": "web", "app.kubernetes.io/instance": o["metadata"]["name"]}
+        # fresh strings for each Service, as a parser makes them
+        o["metadata"]["labels"] = {"".join(["ti", "er"]): "".join(["w", "eb"]),
+                                   "app.kubernetes.io/instance": o["metadata"]["name"]}
     ch = st.apply([Event("ADDED", a, "api"), Event("ADDED", b, "api")])
     sa, sb = ch.services["d/a"][1], ch.services["d/b"][1]
     assert sa.labels == (("app.kubernetes.io/instance", "a"), ("tier", "web"))
