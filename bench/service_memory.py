@@ -3,7 +3,7 @@
 N kubectl-shaped Services (``kubegen``, the same generator as bench/datapath.py) are
 written to a config directory with the MetalLB objects, then read the way
 ``speakerd run -c DIR`` reads them at start (``Speaker._ingest`` and ``_apply``): the
-file source's batches into the store (garbage collection paused, MetalLB objects
+file source's batches, read in a worker thread, into the store (garbage collection paused, MetalLB objects
 settled after the last batch), the file announce rules, the planner's rebuild, the
 heap handed back (``Speaker._release_memory``).  Not
 included: the sessions' Adj-RIB-Out (bench/datapath.py measures the whole daemon).
@@ -28,6 +28,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -68,8 +69,9 @@ def ingest(cfg: Path) -> dict:
     planner = Planner("bench-node", announcer.withheld)
     planner.endpoints = announcer.announcer.endpoints
     changes = Changes()
-    with gc_paused():
-        for batch in source.batches(500):  # Speaker.INGEST_BATCH
+    batches = source.batches(500)  # Speaker.INGEST_BATCH
+    with gc_paused(), ThreadPoolExecutor(1) as worker:  # read in a worker thread, as the daemon does
+        while (batch := worker.submit(next, batches, None).result()) is not None:
             changes.merge(store.apply(batch, settle=False))
             del batch
         changes.merge(store.settle())
