@@ -151,8 +151,11 @@ class Speaker(Drain, Reweigh):
         changes = await self._ingest()
         if self.store.metallb_errors:
             raise ConfigError(list(self.store.metallb_errors))
-        await self._apply(self.store.config(), initial=True)
         self._report_objects(changes)
+        # the initial plan is made from the whole store: the read's change set (a tuple per
+        # Service) goes first, and its blocks are taken by the plan's instead of left as holes
+        del changes
+        await self._apply(self.store.config(), initial=True)
         await self._release_memory(start=True)
         self.last_reload = {"time": time.time(), "ok": True, "errors": [str(i) for i in self.object_errors]}
 
