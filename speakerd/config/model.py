@@ -222,11 +222,11 @@ class Service:
 
     def __init__(self, namespace: str, name: str, ips: tuple[str, ...], pool: str | None = _UNSET,
                  dual_stack: bool = _UNSET, families: tuple[int, ...] = (4,), source: Source | None = _UNSET,
-                 uid: str = "", service_type: str = _UNSET, lb_class: str | None = _UNSET,
+                 uid: str = _UNSET, service_type: str = _UNSET, lb_class: str | None = _UNSET,
                  requested_ips: tuple[str, ...] = _UNSET, ingress_ips: tuple[str, ...] = (),
                  ip_family_policy: str = _UNSET, sharing_key: str | None = _UNSET, traffic_policy: str = _UNSET,
                  ports: tuple[tuple[str, int], ...] = (), selector: tuple[tuple[str, str], ...] = _UNSET,
-                 labels: tuple[tuple[str, str], ...] = (), deleting: bool = _UNSET, origin: str = "",
+                 labels: tuple[tuple[str, str], ...] = _UNSET, deleting: bool = _UNSET, origin: str = "",
                  request_error: str = _UNSET, extras: ServiceExtras = NO_EXTRAS,
                  uid_value: int | str | None = None, label_items: tuple[str, ...] | None = None) -> None:
         given = (pool, dual_stack, source, service_type, lb_class, requested_ips, ip_family_policy,
@@ -240,10 +240,12 @@ class Service:
         put(self, "name", name)
         put(self, "ips", ips)
         put(self, "families", families)
-        put(self, "uid_value", compact_uid(uid) if uid_value is None else uid_value)
+        # uid and labels, when given, win over the stored forms (dataclasses.replace passes both)
+        put(self, "uid_value", compact_uid(uid) if uid is not _UNSET else "" if uid_value is None else uid_value)
         put(self, "ingress_ips", ingress_ips)
         put(self, "ports", ports)
-        put(self, "label_items", tuple(x for kv in labels for x in kv) if label_items is None else label_items)
+        put(self, "label_items", tuple(x for kv in labels for x in kv) if labels is not _UNSET
+            else () if label_items is None else label_items)
         put(self, "origin", origin)
         put(self, "extras", extras)
 

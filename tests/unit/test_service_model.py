@@ -48,3 +48,14 @@ def test_every_extra_field_reads_through_and_counts_for_equality():
     many = Service("ns", "a", ("192.0.2.1",), **values)
     assert {n: getattr(many, n) for n in values} == values
     assert dataclasses.replace(many, pool="q").sharing_key == "k"
+
+
+def test_replace_of_uid_and_labels_takes_the_new_value():
+    svc = Service("ns", "a", (), uid=str(uuid.uuid4()), labels=(("app", "a"),))
+    other = str(uuid.uuid4())
+    assert dataclasses.replace(svc, uid=other).uid == other
+    assert dataclasses.replace(svc, uid="x").uid == "x"
+    assert dataclasses.replace(svc, labels=(("app", "b"), ("tier", "web"))).labels == (("app", "b"), ("tier", "web"))
+    assert dataclasses.replace(svc, labels=()).labels == ()
+    assert dataclasses.replace(svc, pool="p").labels == (("app", "a"),)
+    assert dataclasses.replace(svc, pool="p").uid == svc.uid
