@@ -64,7 +64,7 @@ def ingest(cfg: Path) -> dict:
     from speakerd.store import Changes, Store
 
     source = FileSource([str(cfg)])
-    store = Store()
+    store = Store(uids=False)  # as Speaker._init_feed
     announcer = FileAnnouncer(store, "bench-node")
     planner = Planner("bench-node", announcer.withheld)
     planner.endpoints = announcer.announcer.endpoints

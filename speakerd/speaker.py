@@ -138,7 +138,8 @@ class Speaker(Drain, Reweigh):
         :class:`speakerd.kubespeaker.KubeSpeaker` has its own (the API server, announce rules
         applied inside its store)."""
         self.source = FileSource(self.paths)
-        self.store = Store()
+        # no uids: only Kubernetes mode's status objects and events name a Service by its uid
+        self.store = Store(uids=False)
         # file mode's announce rules on the files' EndpointSlices and this node's Node: the
         # planner routes only what this node announces, and allocates over every Service
         self.announcer = FileAnnouncer(self.store, self.node)

@@ -194,8 +194,9 @@ def _ip_list(src: Source, fld: str, texts: list[tuple[str, object]], issues: Iss
     return tuple(out), ok
 
 
-def service(obj: dict, origin: str, lb_class: str | None, issues: Issues) -> Service | None:
-    """A LoadBalancer Service of this speaker's class, or None (not one, or invalid: issues)."""
+def service(obj: dict, origin: str, lb_class: str | None, issues: Issues, uid: bool = True) -> Service | None:
+    """A LoadBalancer Service of this speaker's class, or None (not one, or invalid: issues).
+    ``uid``: keep metadata.uid (False: ``Service.uid`` is "")."""
     spec = obj.get("spec")
     if type(spec) is not dict or spec.get("type") != "LoadBalancer":
         return None
@@ -207,11 +208,11 @@ def service(obj: dict, origin: str, lb_class: str | None, issues: Issues) -> Ser
                     f"loadBalancerClass {cls!r}: handled by another load balancer; skipped" if cls is not None else
                     f"no loadBalancerClass: not of this speaker's class {lb_class!r}; skipped")
         return None
-    svc, ok = read_service(obj, origin, issues)
+    svc, ok = read_service(obj, origin, issues, uid)
     return svc if ok else None
 
 
-def read_service(obj: dict, origin: str, issues: Issues) -> tuple[Service, bool]:
+def read_service(obj: dict, origin: str, issues: Issues, uid: bool = True) -> tuple[Service, bool]:
     """Every field of a Service that speakerd reads, whatever its type or class: the store's
     :func:`service` (the speaker: LoadBalancer Services of its class, refused when a field is
     invalid) and the controller's allocator (every Service: it releases addresses on a type or
@@ -304,7 +305,7 @@ def read_service(obj: dict, origin: str, issues: Issues) -> tuple[Service, bool]
                      cls, requested, _intern(policy) if type(policy) is str else "SingleStack", sharing,
                      _intern(policy_t) if type(policy_t) is str else "Cluster", selector or (),
                      bool(meta.get("deletionTimestamp")), request_error)
-    return Service(_intern(ns), name, ips, families=families, uid=str(meta.get("uid") or ""),
+    return Service(_intern(ns), name, ips, families=families, uid=str(meta.get("uid") or "") if uid else "",
                    ingress_ips=ingress_ips, ports=_shared(tuple(ports)), label_items=labels or (), origin=origin,
                    extras=extras), ok
 

@@ -251,3 +251,13 @@ def test_label_strings_are_shared_between_services():
     assert sa.label_items == ("app.kubernetes.io/instance", "a", "tier", "web")
     assert sa.label_items[3] is sb.label_items[3]  # one string for the value both carry
     assert sa.label_items[0] is sb.label_items[0]  # and for the key
+
+
+def test_a_store_without_uids_keeps_services_equal_but_uid_less():
+    obj = svc("a")
+    obj["metadata"]["uid"] = "3f1c6a62-5b0e-4c1a-9d7e-0c8f1f2d9a11"
+    with_uid = Store().apply([Event("ADDED", obj, "api")]).services["d/a"][1]
+    without = Store(uids=False).apply([Event("ADDED", obj, "api")]).services["d/a"][1]
+    assert with_uid.uid == "3f1c6a62-5b0e-4c1a-9d7e-0c8f1f2d9a11"
+    assert without.uid == ""
+    assert (without.ips, without.labels, without.ports) == (with_uid.ips, with_uid.labels, with_uid.ports)
