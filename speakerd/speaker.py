@@ -30,6 +30,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 
+from . import heap
 from .config import ConfigError
 from .config.gcpause import freeze_heap, gc_paused
 from .config.model import Config, Peer as PeerConfig
@@ -132,13 +133,15 @@ class Speaker(Drain, Reweigh):
         self.stopped = asyncio.Event()
         self.drain_state: str | None = None  # None, "draining" or "drained" (speakerctl drain)
         self._undrained = asyncio.Event()
+        self._release_task: asyncio.Task | None = None  # heap.release after a large initial send
 
     def _init_feed(self) -> None:
         """Where objects come from and how they reach the planner: the files (file mode).
         :class:`speakerd.kubespeaker.KubeSpeaker` has its own (the API server, announce rules
         applied inside its store)."""
         self.source = FileSource(self.paths, hold_open=True)
-        self.store = Store()
+        # no uids: only Kubernetes mode's status objects and events name a Service by its uid
+        self.store = Store(uids=False)
         # file mode's announce rules on the files' EndpointSlices and this node's Node: the
         # planner routes only what this node announces, and allocates over every Service
         self.announcer = FileAnnouncer(self.store, self.node)
@@ -151,9 +154,13 @@ class Speaker(Drain, Reweigh):
         changes = await self._ingest()
         if self.store.metallb_errors:
             raise ConfigError(list(self.store.metallb_errors))
+        self._report_objects(changes)
+        # the initial plan is made from the whole store: the read's change set (a tuple per
+        # Service) goes first, and its blocks are taken by the plan's instead of left as holes
+        del changes
         freeze_heap()  # before any session or timer waits on the loop (see config.gcpause)
         await self._apply(self.store.config(), initial=True)
-        self._report_objects(changes)
+        await self._release_memory(start=True)
         self.last_reload = {"time": time.time(), "ok": True, "errors": [str(i) for i in self.object_errors]}
 
     async def stop(self, message: str = "speakerd is shutting down", drain: float | None = None) -> None:
@@ -228,6 +235,7 @@ class Speaker(Drain, Reweigh):
             else:
                 summary = await self._services_changed(changes)
             self._report_objects(changes)
+            await self._release_memory()
             if errors:
                 if self.metrics:
                     self.metrics.reload(False)
@@ -280,6 +288,19 @@ class Speaker(Drain, Reweigh):
         if relabelled and not changes.metallb_rejected:
             changes.metallb = True  # this node's labels select peers and advertisements: re-plan them
         return changes
+
+    async def _release_memory(self, start: bool = False) -> None:
+        """Once the objects of a large read are stored and planned (and always after the
+        start-up, whose imports leave freed memory too), hand the heap memory freed by
+        parsing and planning back to the kernel (``heap.release``, in a worker thread)."""
+        if start or getattr(self.source, "units_parsed", 0) >= heap.TRIM_AFTER:
+            await asyncio.to_thread(heap.release)
+
+    def _release_memory_soon(self) -> None:
+        """:func:`heap.release` once the loop is done with the initial UPDATEs of a session that
+        just reached Established (their transient objects, ~75 B per route, are freed by then)."""
+        if self._release_task is None or self._release_task.done():
+            self._release_task = asyncio.get_running_loop().create_task(asyncio.to_thread(heap.release))
 
     def _report_objects(self, changes: Changes) -> None:
         """Log the errors of single objects (each skipped, every other one planned) once."""
@@ -557,6 +578,8 @@ class Speaker(Drain, Reweigh):
                     m.flap(label, cause)
             if event.new == State.ESTABLISHED and rt.config.bfd_profile and not rt.bfd_active:
                 self._sync_bfd(rt)
+            if event.new == State.ESTABLISHED and len(rt.peer.wanted_routes) >= heap.TRIM_AFTER:
+                self._release_memory_soon()  # after the whole table's UPDATEs are packed
         elif isinstance(event, NotificationSent):
             n = event.notification
             log.warning("peer %s: NOTIFICATION sent: %s", rt.config.name, n.name)

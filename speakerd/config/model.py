@@ -9,7 +9,9 @@ resolved, secrets read.  Names are the Kubernetes object names.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
+from operator import attrgetter
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,34 +172,120 @@ class Advertisement:
 
 
 @dataclass(frozen=True, slots=True)
-class Service:
-    """A Service of type LoadBalancer: only the fields that decide allocating and announcing."""
-    namespace: str
-    name: str
-    ips: tuple[str, ...]  # requested or reported IPs (canonical text); empty = allocate
+class ServiceExtras:
+    """The fields of a :class:`Service` that almost every Service leaves at their default.
+
+    Services whose fields are all defaults share one object (:data:`NO_EXTRAS`), others
+    share one per distinct value (``store.validate``): a Service is ten slots, not
+    twenty-one (~100 B less each)."""
     pool: str | None = None  # metallb.universe.tf/address-pool annotation
     dual_stack: bool = False  # ipFamilyPolicy RequireDualStack/PreferDualStack: allocate one per family
-    families: tuple[int, ...] = (4,)  # spec.ipFamilies as 4/6
     source: Source | None = field(default=None, compare=False)
-    # --- what the controller's allocator and the speaker's announce rules read (MetalLB's semantics)
-    uid: str = ""
     service_type: str = "LoadBalancer"  # spec.type
     lb_class: str | None = None  # spec.loadBalancerClass
     requested_ips: tuple[str, ...] = ()  # metallb.io/loadBalancerIPs (or metallb.universe.tf/...) or spec.loadBalancerIP
-    ingress_ips: tuple[str, ...] = ()  # status.loadBalancer.ingress[].ip: what a controller assigned
     ip_family_policy: str = "SingleStack"  # spec.ipFamilyPolicy
     sharing_key: str | None = None  # metallb.io/allow-shared-ip
     traffic_policy: str = "Cluster"  # spec.externalTrafficPolicy: Cluster or Local
-    ports: tuple[tuple[str, int], ...] = ()  # (protocol, port) of spec.ports
     selector: tuple[tuple[str, str], ...] = ()  # spec.selector, sorted
-    labels: tuple[tuple[str, str], ...] = ()  # metadata.labels, sorted
     deleting: bool = False  # metadata.deletionTimestamp is set
-    origin: str = field(default="", compare=False)  # where it came from (a file path, "api"), for messages
     request_error: str = ""  # why requested_ips could not be read (both the annotation and loadBalancerIP, a bad IP)
+
+
+NO_EXTRAS = ServiceExtras()
+EXTRA_FIELDS = tuple(f.name for f in fields(ServiceExtras))
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class Service:
+    """A Service of type LoadBalancer: only the fields that decide allocating and announcing.
+
+    Constructed with every field by name (or in the order: namespace, name, ips, pool,
+    dual_stack, families, source, uid, service_type, lb_class, requested_ips, ingress_ips,
+    ip_family_policy, sharing_key, traffic_policy, ports, selector, labels, deleting, origin,
+    request_error); the fields of :class:`ServiceExtras` are read as attributes of the
+    Service too (``svc.pool``), and ``extras=`` gives them all at once. Labels are kept as one
+    flat tuple (no tuple per pair: ~60 B a Service), uids as ints (``compact_uid``)."""
+    namespace: str
+    name: str
+    ips: tuple[str, ...]  # requested or reported IPs (canonical text); empty = allocate
+    families: tuple[int, ...]  # spec.ipFamilies as 4/6
+    # --- what the controller's allocator and the speaker's announce rules read (MetalLB's semantics)
+    uid_value: int | str  # metadata.uid: a UUID in its canonical text as an int (see ``uid``), else the text
+    ingress_ips: tuple[str, ...]  # status.loadBalancer.ingress[].ip: what a controller assigned
+    ports: tuple[tuple[str, int], ...]  # (protocol, port) of spec.ports
+    # metadata.labels sorted by key, flat: (key, value, key, value...); ``labels`` gives the pairs
+    label_items: tuple[str, ...]
+    origin: str = field(compare=False)  # where it came from (a file path, "api"), for messages
+    extras: ServiceExtras  # the rest (see ServiceExtras)
+
+    def __init__(self, namespace: str, name: str, ips: tuple[str, ...], pool: str | None = _UNSET,
+                 dual_stack: bool = _UNSET, families: tuple[int, ...] = (4,), source: Source | None = _UNSET,
+                 uid: str = _UNSET, service_type: str = _UNSET, lb_class: str | None = _UNSET,
+                 requested_ips: tuple[str, ...] = _UNSET, ingress_ips: tuple[str, ...] = (),
+                 ip_family_policy: str = _UNSET, sharing_key: str | None = _UNSET, traffic_policy: str = _UNSET,
+                 ports: tuple[tuple[str, int], ...] = (), selector: tuple[tuple[str, str], ...] = _UNSET,
+                 labels: tuple[tuple[str, str], ...] = _UNSET, deleting: bool = _UNSET, origin: str = "",
+                 request_error: str = _UNSET, extras: ServiceExtras = NO_EXTRAS,
+                 uid_value: int | str | None = None, label_items: tuple[str, ...] | None = None) -> None:
+        given = (pool, dual_stack, source, service_type, lb_class, requested_ips, ip_family_policy,
+                 sharing_key, traffic_policy, selector, deleting, request_error)
+        if any(v is not _UNSET for v in given):
+            extras = replace(extras, **{k: v for k, v in zip(EXTRA_FIELDS, given) if v is not _UNSET})
+            if extras == NO_EXTRAS and extras.source is None:
+                extras = NO_EXTRAS
+        put = object.__setattr__
+        put(self, "namespace", namespace)
+        put(self, "name", name)
+        put(self, "ips", ips)
+        put(self, "families", families)
+        # uid and labels, when given, win over the stored forms (dataclasses.replace passes both)
+        put(self, "uid_value", compact_uid(uid) if uid is not _UNSET else "" if uid_value is None else uid_value)
+        put(self, "ingress_ips", ingress_ips)
+        put(self, "ports", ports)
+        put(self, "label_items", tuple(x for kv in labels for x in kv) if labels is not _UNSET
+            else () if label_items is None else label_items)
+        put(self, "origin", origin)
+        put(self, "extras", extras)
 
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    @property
+    def labels(self) -> tuple[tuple[str, str], ...]:
+        """metadata.labels as sorted (key, value) pairs (made on each call: keep what you need)."""
+        items = self.label_items
+        return tuple(zip(items[::2], items[1::2])) if items else ()
+
+    @property
+    def uid(self) -> str:
+        v = self.uid_value
+        if type(v) is str:
+            return v
+        h = f"{v:032x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def compact_uid(uid: str) -> int | str:
+    """A UID as Kubernetes makes them (a UUID: 36 characters, lower-case hex) as the int it
+    spells, 48 B instead of 85; any other text as it is (``Service.uid`` gives it back)."""
+    if len(uid) == 36 and uid[8] == uid[13] == uid[18] == uid[23] == "-":
+        h = uid.replace("-", "")
+        if len(h) == 32 and h == h.lower():
+            try:
+                v = int(h, 16)
+            except ValueError:
+                return uid
+            if f"{v:032x}" == h:
+                return v
+    return uid
+
+
+for _name in EXTRA_FIELDS:  # svc.pool, svc.traffic_policy...: read through to the extras
+    setattr(Service, _name, property(attrgetter("extras." + _name), doc=f"ServiceExtras.{_name}"))
+del _name
 
 
 @dataclass(frozen=True, slots=True)

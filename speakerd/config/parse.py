@@ -36,10 +36,13 @@ from typing import Any, NamedTuple
 import msgspec
 import orjson
 import yaml
-import yaml_rs
 from xxhash import xxh3_64_intdigest
 
+from .. import heap
 from .model import ConfigIssue
+
+heap.tune_parser_allocator()  # before yaml-rs starts its allocator
+import yaml_rs  # noqa: E402
 
 EXTENSIONS = (".yaml", ".yml", ".json")
 BOM = b"\xef\xbb\xbf"

@@ -312,6 +312,16 @@ class Announcer:
 
     def apply(self, services: Mapping[str, Change] = {}, endpoint_slices: Mapping[str, Change] = {},
               nodes: Mapping[str, Change] = {}) -> dict[str, Change]:
+        return {key: (old, new) for key, old, new in self._changed(services, endpoint_slices, nodes)}
+
+    def apply_keys(self, services: Mapping[str, Change] = {}, endpoint_slices: Mapping[str, Change] = {},
+                   nodes: Mapping[str, Change] = {}) -> set[str]:
+        """:meth:`apply`, returning only the keys of what it returns (file mode reads no more):
+        no (old, new) pair is made per Service of a large read."""
+        return {key for key, _, _ in self._changed(services, endpoint_slices, nodes)}
+
+    def _changed(self, services: Mapping[str, Change], endpoint_slices: Mapping[str, Change],
+                 nodes: Mapping[str, Change]) -> Iterator[tuple[str, Service | None, Service | None]]:
         affected: dict[str, Service | None] = {}  # key -> the Service as it was before this update
         everything = False
         mine = nodes.get(self.node_name)
@@ -336,7 +346,6 @@ class Announcer:
                 affected.setdefault(key, self.services[key])
             for key in list(self._not):
                 affected.setdefault(key, None)
-        out: dict[str, Change] = {}
         for key, before in affected.items():
             was_on = before is not None and key not in self._not
             svc = self.services.get(key)
@@ -350,8 +359,7 @@ class Announcer:
             old_eff = before if was_on else None
             new_eff = svc if v.announce else None
             if old_eff is not new_eff and old_eff != new_eff:
-                out[key] = (old_eff, new_eff)
-        return out
+                yield key, old_eff, new_eff
 
 
 class AnnouncedServices(Mapping):

@@ -55,7 +55,7 @@ class FileAnnouncer:
         of this node's labels selects other peers and advertisements: the caller
         rebuilds the plan."""
         slices = {k: v for k, v in ch.endpoint_slices.items() if v[0] is not None or v[1] is not None}
-        flipped = self.announcer.apply(ch.services, slices, ch.nodes)
+        flipped = self.announcer.apply_keys(ch.services, slices, ch.nodes)
         keys = set(ch.services)
         keys.update(flipped)
         ch.reweighed = set(self.announcer.reweighed)  # endpoint weights: re-planned when they count

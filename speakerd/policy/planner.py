@@ -41,7 +41,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Iterator
 
-from ..config.addr import AFI_V4, BITS, FAMILY_AFI, format_prefix, parse_ip
+from ..config.addr import AFI_V4, BITS, FAMILY_AFI, format_ip, format_prefix, parse_ip
 from ..config.gcpause import gc_paused
 from ..config.model import Advertisement, Config, Service, selectors_match
 from .allocate import PoolIndex, allocate
@@ -74,13 +74,18 @@ class RouteTable(Mapping):
 
     ``attrs`` (route key -> RouteAttrs) is what a session is given; ``reasons``
     (route key -> Reason, or a list of them for a shared prefix) why; the
-    PlannedRoute is made only when looked up."""
+    PlannedRoute is made only when looked up.
+
+    The usual route, one Service's address as a host route from the only advertisement of
+    its pool here, keeps the Service key alone as its reason: the address is the prefix's,
+    the pool is ``pool_of(address)``, the advertisement the pool's one (a Reason per route
+    was 64 B). ``_expand`` makes the Reason again."""
 
     __slots__ = ("ads", "afis", "by_pool", "attrs", "reasons", "_merged", "weighted", "weight_of",
-                 "_weighted_attrs")
+                 "_weighted_attrs", "pool_of", "_sole")
 
     def __init__(self, ads: list[Advertisement], weight_of=None,
-                 afis: frozenset[int] = frozenset(BITS)) -> None:
+                 afis: frozenset[int] = frozenset(BITS), pool_of=None) -> None:
         self.ads = ads
         self.afis = afis  # the AFIs of the sessions sharing the table: no route of another one
         # endpoint weights: the advertisements that opt in, and service key -> weight (or None)
@@ -92,7 +97,10 @@ class RouteTable(Mapping):
             for pool in ad.pools:
                 self.by_pool.setdefault(pool, []).append(ad)
         self.attrs: dict[RouteKey, RouteAttrs] = {}
-        self.reasons: dict[RouteKey, Reason | list[Reason]] = {}
+        self.reasons: dict[RouteKey, str | Reason | list[Reason]] = {}
+        # (afi, address) -> pool (the planner's PoolIndex.pool_of); pool -> its one advertisement here
+        self.pool_of = pool_of
+        self._sole = {p: a[0].name for p, a in self.by_pool.items() if len(a) == 1} if pool_of else {}
         self._merged: dict[tuple[str, ...], RouteAttrs] = {}
         for ad in ads:
             self._merged[(ad.name,)] = merge_attrs([ad])
@@ -125,18 +133,33 @@ class RouteTable(Mapping):
             got = self._weighted_attrs[(base, total)] = dataclasses.replace(base, weight=total)
         return got
 
+    def _compact(self, rk: RouteKey, reason: Reason) -> str | Reason:
+        """The Service key alone when ``_expand`` gives ``reason`` back from it, else ``reason``."""
+        afi, key = rk
+        if self._sole.get(reason.pool) == reason.advertisement and key & 0xFF == BITS[afi] \
+                and reason.ip == format_ip(afi, key >> 8):
+            return reason.service
+        return reason
+
+    def _expand(self, rk: RouteKey, cur: str | Reason) -> Reason:
+        if type(cur) is not str:
+            return cur  # type: ignore[return-value]
+        afi, key = rk
+        pool = self.pool_of(afi, key >> 8)
+        return Reason(cur, format_ip(afi, key >> 8), pool, self._sole[pool])
+
     def add(self, rk: RouteKey, reason: Reason, touched: dict) -> None:
         attrs = self.attrs
         if rk not in touched:
             touched[rk] = attrs.get(rk)
         cur = self.reasons.get(rk)
         if cur is None:
-            self.reasons[rk] = reason
+            self.reasons[rk] = self._compact(rk, reason)
             attrs[rk] = self._merged[(reason.advertisement,)]
             if self.weighted:
                 attrs[rk] = self._weigh(attrs[rk], [reason])
             return
-        lst = cur if type(cur) is list else [cur]
+        lst = cur if type(cur) is list else [self._expand(rk, cur)]
         lst.append(reason)
         self.reasons[rk] = lst
         attrs[rk] = self._attrs_of(lst) if not self.weighted else self._weigh(self._attrs_of(lst), lst)
@@ -148,7 +171,7 @@ class RouteTable(Mapping):
         if rk not in touched:
             touched[rk] = self.attrs.get(rk)
         if type(cur) is not list:
-            if cur == reason:
+            if self._expand(rk, cur) == reason:
                 del self.reasons[rk]
                 del self.attrs[rk]
             return
@@ -165,7 +188,7 @@ class RouteTable(Mapping):
     def __getitem__(self, rk: RouteKey) -> PlannedRoute:
         cur = self.reasons[rk]
         afi, key = rk
-        reasons = tuple(cur) if type(cur) is list else (cur,)
+        reasons = tuple(cur) if type(cur) is list else (self._expand(rk, cur),)
         return PlannedRoute(afi, key, format_prefix(afi, key >> 8, key & 0xFF), self.attrs[rk], reasons)
 
     def __contains__(self, rk: object) -> bool:
@@ -233,7 +256,7 @@ class Planner:
             afis = frozenset(FAMILY_AFI[f] for f in peer.families)
             sig = (tuple(sorted(afis)),) + tuple(a.name for a in mine)
             if sig not in self.tables:
-                self.tables[sig] = RouteTable(mine, weight_of, afis)
+                self.tables[sig] = RouteTable(mine, weight_of, afis, self.index.pool_of)
             self.peer_table[name] = sig
         self.planned, self.notes, self.planned_labels = {}, {}, {}
         self.service_selectors = any(a.service_selectors for a in ads)
@@ -243,7 +266,8 @@ class Planner:
         for key, svc in config.services.items():
             if withheld and key in withheld:
                 continue
-            self._add(key, self._ips(key, svc), untracked, svc.labels, self._weight(key, svc))
+            labels = svc.labels if self.service_selectors else ()  # read only for serviceSelectors
+            self._add(key, self._ips(key, svc), untracked, labels, self._weight(key, svc))
         out: dict[str, Delta] = {}
         for name in old_tables.keys() | self.peer_table.keys():
             before = old_tables.get(name, {})
@@ -266,7 +290,7 @@ class Planner:
         for key in keys:
             svc = services.get(key)
             new_ips = self._ips(key, svc) if svc is not None and key not in withheld else ()
-            labels = svc.labels if svc is not None else ()
+            labels = svc.labels if svc is not None and self.service_selectors else ()
             weight = self._weight(key, svc) if new_ips else None
             if self.planned.get(key, ()) == new_ips and (
                     not self.service_selectors or not new_ips or self.planned_labels.get(key, ()) == labels) and \

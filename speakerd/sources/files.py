@@ -40,7 +40,7 @@ import sys
 from array import array
 from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterator, Union
+from typing import Any, Callable, Iterator
 
 import xxhash
 
@@ -49,56 +49,16 @@ from ..config.model import ConfigIssue, Source
 from ..config.parse import BOM, EXTENSIONS, ParseError, Unit, cut, parse_unit, read_normalised, recut
 from ..store import ADDED, DELETED, Event
 from ..store.validate import identify
+from .records import EMPTY, Heads, Idents, Info, Stub, UnitInfo, ident as _ident, stubs as _stubs
 
 log = logging.getLogger("speakerd")
 
 _intern = sys.intern
 _sum = xxhash.xxh3_64_intdigest
-Stub = tuple[str, str, str, str]  # (kind, apiVersion, namespace, name)
 GROUP = 64  # units per checksum group
 
 
-@dataclass(slots=True)
-class _Unit:
-    stubs: tuple[Stub, ...]
-    issues: tuple[ConfigIssue, ...]
-    dup: bool = False  # held an object already defined earlier in the file
-    skipped: tuple[str, ...] = ()  # "Kind (apiVersion)" of objects of kinds speakerd does not use
-
-
-_EMPTY = _Unit((), ())
-# What a unit held: a Stub for the usual unit of exactly one object, else a _Unit.
-Info = Union[Stub, _Unit]
-
-
-def _stubs(info: Info) -> tuple[Stub, ...]:
-    return (info,) if type(info) is tuple else info.stubs  # type: ignore[return-value]
-
-
-def _ident(stub: Stub) -> int:
-    return hash((stub[0], stub[2], stub[3]))
-
-
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
-TRIM_AFTER = 1000  # units parsed by one read: then hand the memory freed by parsing back
-
-
-def _trim() -> None:
-    """glibc keeps the pages of freed blocks (a document's large strings, e.g. annotations,
-    are malloc'd) until asked: malloc_trim(0) returns them (~180 B of RSS per Service after
-    reading 10k). Nothing where the C library has no malloc_trim."""
-    global _malloc_trim
-    if _malloc_trim is None:
-        try:
-            import ctypes
-            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _malloc_trim = False
-    if _malloc_trim:
-        _malloc_trim(0)
-
-
-_malloc_trim: Any = None
 
 
 def _drop_unread(obj: dict) -> dict:
@@ -118,11 +78,11 @@ def _drop_unread(obj: dict) -> dict:
 RUN = 8192  # ints one sort call orders (~2 ms)
 
 
-def _sorted_ids(kept: set) -> array:
-    """The hashes of ``kept`` sorted into an array: runs of ``RUN`` sorted by one call each,
+def _sorted_ids(hashes) -> array:
+    """``hashes`` (ints) sorted into an array: runs of ``RUN`` sorted by one call each,
     merged by heapq.merge (Python, so the interpreter switches threads on the way): one sort
     of 100k hashes holds it for 40-60 ms, which the event loop's thread would wait."""
-    hashes = [hash(k) for k in kept]
+    hashes = list(hashes)
     if len(hashes) <= RUN:
         return array("q", sorted(hashes))
     runs = [sorted(hashes[i:i + RUN]) for i in range(0, len(hashes), RUN)]
@@ -143,7 +103,8 @@ class _File:
     rel: array = field(default_factory=lambda: array("q"))
     lens: array = field(default_factory=lambda: array("q"))
     digests: array = field(default_factory=lambda: array("q"))  # ... the digest of its bytes
-    infos: list = field(default_factory=list)  # ... what it held (Info)
+    infos: list = field(default_factory=list)  # ... what it held (records.Heads.pack: a name or a UnitInfo)
+    heads: array = field(default_factory=lambda: array("I"))  # ... and for a name, its Heads index
     seqs: list = field(default_factory=list)  # ... the List it is an item of (config.parse.Seq) or None
     group_units: array = field(default_factory=lambda: array("q"))  # first unit of each group
     group_offs: array = field(default_factory=lambda: array("q"))  # where that unit starts
@@ -335,6 +296,11 @@ class FileSource:
         self._buffer: bytearray | None = None  # for reading a changed file's stretches
         self.busy: list[str] = []  # files the last read left as they were: a writer has them open
         self._busy_reads: dict[str, int] = {}  # path -> reads in a row that found it so
+        self._heads = Heads()  # (kind, apiVersion, namespace) of the units' objects
+
+    def _info(self, f: _File, i: int) -> Info:
+        """What unit ``i`` of ``f`` held."""
+        return self._heads.unpack(f.infos[i], f.heads[i])
 
     @property
     def files(self) -> list[str]:
@@ -356,7 +322,7 @@ class FileSource:
         out: list[ConfigIssue] = []
         skipped: dict[str, int] = {}
         for u in f.infos:
-            if type(u) is tuple:
+            if type(u) is str:
                 continue
             out.extend(u.issues)
             for k in u.skipped:
@@ -383,14 +349,13 @@ class FileSource:
         for gone in self._held.keys() - set(files):
             self._close_later(self._held.pop(gone))
         for gone in self._files.keys() - set(files):
-            for u in self._files.pop(gone).infos:
-                gone_events.extend(_stub_event(s, gone) for s in _stubs(u))
+            f = self._files.pop(gone)
+            for i in range(len(f.infos)):
+                gone_events.extend(_stub_event(s, gone) for s in _stubs(self._info(f, i)))
         if gone_events:
             yield gone_events
         for path in files:
             yield from self._read_file(path, limit)
-        if self.units_parsed >= TRIM_AFTER:
-            _trim()
 
     def _read_file(self, path: str, limit: int) -> Iterator[list[Event]]:
         old = self._files.get(path) or _File()
@@ -490,24 +455,28 @@ class FileSource:
             self._files[path] = replace(old, issues=(ConfigIssue(path, "", "", f"JSON syntax error: {exc}"),),
                                         unit_issues=None)
             return
-        known: dict[int, Info] = {}
-        for d, info in zip(old.digests, old.infos):
-            if type(info) is tuple or not info.dup:
-                known.setdefault(d, info)
+        known: dict[int, int] = {}  # digest -> the old unit
+        for j, (d, info) in enumerate(zip(old.digests, old.infos)):
+            if type(info) is str or not info.dup:
+                known.setdefault(d, j)
         new = _File(stat=stat, size=len(data), unit_issues=None, bom=bom)
-        starts, lens, digests, infos, seqs = array("q"), new.lens, new.digests, new.infos, new.seqs
-        kept: set[tuple[str, str, str]] = set()
-        reused: set[int] = set()  # id() of the old records taken over
+        starts, lens, digests, infos, heads, seqs = array("q"), new.lens, new.digests, new.infos, new.heads, new.seqs
+        pack = self._heads.pack
+        kept = Idents()
+        reused: set[int] = set()  # the old units taken over
         batch: list[Event] = []
         for i, unit in enumerate(units):
             units[i] = None  # type: ignore[call-overload]  # its bytes go as soon as it is read
             digest = unit.digest
-            got = known.pop(digest, None)
-            if got is not None:
-                ids = [(s[0], s[2], s[3]) for s in _stubs(got)]
-                if kept.isdisjoint(ids):
-                    kept.update(ids)
-                    reused.add(id(got))
+            j = known.pop(digest, None)
+            got = None
+            if j is not None:
+                got = self._info(old, j)
+                held = _stubs(got)
+                if not any(map(kept.has_stub, held)):
+                    for s in held:
+                        kept.add_stub(s)
+                    reused.add(j)
                 else:
                     got = None
             if got is None:
@@ -517,15 +486,17 @@ class FileSource:
             starts.append(unit.start)
             lens.append(len(unit.data))
             digests.append(digest)
-            infos.append(got)
+            value, head = pack(got)
+            infos.append(value)
+            heads.append(head)
             seqs.append(unit.seq)
             if len(batch) >= limit:
                 yield batch
                 batch = []
-        for u in old.infos:
-            if id(u) not in reused:
-                batch.extend(_stub_event(s, path) for s in _stubs(u) if (s[0], s[2], s[3]) not in kept)
-        new.ids = _sorted_ids(kept)
+        for j in range(len(old.infos)):
+            if j not in reused:
+                batch.extend(_stub_event(s, path) for s in _stubs(self._info(old, j)) if not kept.has_stub(s))
+        new.ids = _sorted_ids(kept.hashes())
         new.regroup(data, starts)
         self._files[path] = new
         if batch:
@@ -577,25 +548,27 @@ class FileSource:
         if units is None:
             return None
         # what the stretch held before; which of its units came back unchanged
-        old_infos = f.infos[p:q]
-        known: dict[int, Info] = {}
-        for d, info in zip(f.digests[p:q], old_infos):
-            known.setdefault(d, info)
+        old_infos = [self._info(f, i) for i in range(p, q)]
+        known: dict[int, int] = {}  # digest -> index in old_infos
+        for j, d in enumerate(f.digests[p:q]):
+            known.setdefault(d, j)
         gone_ids = {_ident(s) for u in old_infos for s in _stubs(u)}
-        kept: set[tuple[str, str, str]] = set()
+        kept = Idents()
         reused: set[int] = set()
         events: list[Event] = []
         infos: list[Info] = []
         digests = array("q")
         for unit in units:
             digest = unit.digest
-            got = known.pop(digest, None)
-            if got is not None:
-                ids = [(s[0], s[2], s[3]) for s in _stubs(got)]
-                if not kept.isdisjoint(ids):
+            j = known.pop(digest, None)
+            if j is not None:
+                got = old_infos[j]
+                held = _stubs(got)
+                if any(map(kept.has_stub, held)):
                     return None
-                kept.update(ids)
-                reused.add(id(got))
+                for s in held:
+                    kept.add_stub(s)
+                reused.add(j)
             else:
                 try:
                     got = self._parse(unit, path, events, kept, strict=True)
@@ -607,9 +580,9 @@ class FileSource:
                 return None  # an object also defined elsewhere in the file: the first one wins
             infos.append(got)
             digests.append(digest)
-        for u in old_infos:
-            if id(u) not in reused:
-                events.extend(_stub_event(s, path) for s in _stubs(u) if (s[0], s[2], s[3]) not in kept)
+        for j, u in enumerate(old_infos):
+            if j not in reused:
+                events.extend(_stub_event(s, path) for s in _stubs(u) if not kept.has_stub(s))
         # the file's records with the stretch replaced; the groups before and after it kept,
         # group g1-1 (its end may have moved) and the stretch's new units summed again
         m = len(units)
@@ -634,10 +607,12 @@ class FileSource:
         f.rel[p:q] = rel
         f.lens[p:q] = array("q", [len(u.data) for u in units])
         f.digests[p:q] = digests
-        f.infos[p:q] = infos
+        packed = [self._heads.pack(u) for u in infos]
+        f.infos[p:q] = [v for v, _ in packed]
+        f.heads[p:q] = array("I", [h for _, h in packed])
         f.seqs[p:q] = [u.seq for u in units]
         ids = f.ids
-        kept_ids = {hash(k) for k in kept}
+        kept_ids = set(kept.hashes())
         for h in gone_ids - kept_ids:
             i = bisect_left(ids, h)
             if i < len(ids) and ids[i] == h:
@@ -649,8 +624,7 @@ class FileSource:
         f.group_sums = gs[:head] + sums + gs[g2:]
         return events
 
-    def _parse(self, unit: Unit, path: str, out: list[Event], kept: set[tuple[str, str, str]],
-               strict: bool = False) -> Info:
+    def _parse(self, unit: Unit, path: str, out: list[Event], kept: Idents, strict: bool = False) -> Info:
         """What ``unit`` holds; its objects' ADDED events go to ``out``. ``strict``: a unit
         that does not parse raises (instead of becoming an issue)."""
         self.units_parsed += 1
@@ -659,11 +633,11 @@ class FileSource:
         except ParseError as exc:
             if strict:
                 raise
-            return _Unit((), (ConfigIssue(path, "", "", f"{'JSON' if unit.json else 'YAML'} syntax error: {exc}"),))
+            return UnitInfo((), (ConfigIssue(path, "", "", f"{'JSON' if unit.json else 'YAML'} syntax error: {exc}"),))
         except UnicodeDecodeError as exc:
             if strict:
                 raise
-            return _Unit((), (ConfigIssue(path, "", "", f"cannot read: {exc}"),))
+            return UnitInfo((), (ConfigIssue(path, "", "", f"cannot read: {exc}"),))
         issues = Issues()
         stubs: list[Stub] = []
         dup = False
@@ -678,20 +652,20 @@ class FileSource:
             kind, ns, name = ident
             if kind == "Service":
                 ns = ns or "default"
-            if (kind, ns, name) in kept:
+            if kept.has(kind, ns, name):
                 dup = True
                 what = f"Service {ns}/{name}" if kind == "Service" else f"{kind} name {name!r}"
                 issues.error(Source(path, kind, f"{ns}/{name}" if kind == "Service" else name, ns), "metadata.name",
                              f"duplicate {what} (first defined in {path})")
                 continue
-            kept.add((kind, ns, name))
+            kept.add(kind, ns, name)
             stubs.append((_intern(kind), _intern(obj["apiVersion"]), _intern(ns), name))
             out.append(Event(ADDED, _drop_unread(obj), path))
         if len(stubs) == 1 and not issues.items and not dup and not skipped:
             return stubs[0]
         if not stubs and not issues.items and not dup and not skipped:
-            return _EMPTY
-        return _Unit(tuple(stubs), tuple(issues.items), dup, tuple(skipped))
+            return EMPTY
+        return UnitInfo(tuple(stubs), tuple(issues.items), dup, tuple(skipped))
 
 class FileWatcher:
     """inotify on the configured paths (their directories, so editors' rename-over and

@@ -101,8 +101,9 @@ class ServiceView(Mapping):
 class Store:
     """Validated objects, kept by (kind, namespace, name); see the module text."""
 
-    def __init__(self, lb_class: str | None = None) -> None:
+    def __init__(self, lb_class: str | None = None, uids: bool = True) -> None:
         self.lb_class = lb_class
+        self.uids = uids  # keep each Service's metadata.uid (False: Service.uid is "")
         self.services: dict[str, Service] = {}  # planned: valid, and every pool they name exists
         self.held: dict[str, Service] = {}  # valid, but naming a pool that does not exist
         self.endpoint_slices: dict[str, EndpointSlice] = {}
@@ -212,7 +213,7 @@ class Store:
         new = None
         if ev.type != DELETED:
             issues = Issues()
-            new = validate.service(ev.obj, ev.source, self.lb_class, issues)
+            new = validate.service(ev.obj, ev.source, self.lb_class, issues, self.uids)
             if issues.items:
                 self.issues[key] = issues.items
             else:

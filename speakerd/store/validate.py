@@ -16,7 +16,7 @@ from typing import Any
 from ..config import raw
 from ..config.common import Issues
 from ..config.addr import format_ip, parse_ip
-from ..config.model import Endpoint, EndpointSlice, Node, Service, Source
+from ..config.model import EXTRA_FIELDS, NO_EXTRAS, Endpoint, EndpointSlice, Node, Service, ServiceExtras, Source
 
 # (old, stable) key pairs: where both are set the stable one wins (MetalLB's valueForAnnotation)
 POOL_ANNOTATIONS = ("metallb.universe.tf/address-pool", "metallb.io/address-pool")
@@ -105,17 +105,69 @@ _PAIRS: dict[tuple[str, str], tuple[str, str]] = {}  # one object per distinct (
 _PAIRS_MAX = 1 << 18  # then forgotten (objects already made stay shared): bounded under churn
 
 
-def _pair(k: str, v: str) -> tuple[str, str]:
+def _pair(k: str, v: str, name: str) -> tuple[str, str]:
     got = _PAIRS.get((k, v))
     if got is None:
         if len(_PAIRS) >= _PAIRS_MAX:
             _PAIRS.clear()
-        got = (_intern(k), _intern(v))  # the key too: the parser's own strings are not kept
+        # the key interned (a few keys, on every object); the value shared through this table
+        # only: interning it too cost an entry in the interpreter's table per distinct value.
+        # A value equal to the object's name (``kubectl expose``'s app: NAME, Helm's
+        # app.kubernetes.io/instance) is the name's own string, not a second copy
+        got = (_intern(k), name if v == name else v)
         _PAIRS[got] = got
     return got
 
 
-def _str_pairs(d: Any) -> tuple[tuple[str, str], ...] | None:
+_VALUES: dict[str, str] = {}  # one string per distinct label value
+_VALUES_MAX = 1 << 18
+
+
+def _label_items(d: Any, name: str) -> tuple[str, ...] | None:
+    """A Service's labels as ``Service.label_items`` (sorted by key, flat), None when one is not
+    a string. Keys are interned (a few, on every object), values shared through a table (most
+    repeat across Services), and a value equal to the Service's name (``kubectl expose``'s
+    app: NAME, Helm's app.kubernetes.io/instance) is the name's own string."""
+    if not d:
+        return ()
+    if type(d) is not dict:
+        return None
+    for k, v in d.items():
+        if type(k) is not str or type(v) is not str:
+            return None
+    out: list[str] = []
+    values = _VALUES
+    for k, v in sorted(d.items()) if len(d) > 1 else d.items():
+        if v == name:
+            v = name
+        else:
+            got = values.get(v)
+            if got is None:
+                if len(values) >= _VALUES_MAX:
+                    values.clear()
+                got = values[v] = v
+            v = got
+        out.append(_intern(k))
+        out.append(v)
+    return tuple(out)
+
+
+_SHARED: dict = {}  # one object per distinct small value Services hold (families, ports, extras)
+_SHARED_MAX = 1 << 16
+
+
+def _shared(t: Any) -> Any:
+    """``t``, or an equal tuple made before: most Services have the same families and the same
+    few ports (a one-port tuple and its (protocol, port) pair are 100 B a Service)."""
+    got = _SHARED.get(t)
+    if got is None:
+        if len(_SHARED) >= _SHARED_MAX:
+            _SHARED.clear()
+        got = _SHARED[t] = t
+    return got
+
+
+def _str_pairs(d: Any, name: str = "") -> tuple[tuple[str, str], ...] | None:
     """Sorted (key, value) pairs of a string map, None when one is not a string. Pairs and
     strings are shared: label keys and most (key, value) pairs repeat across thousands of
     Services (a pair is 64 B, a Service's labels were a fifth of what it kept)."""
@@ -126,7 +178,7 @@ def _str_pairs(d: Any) -> tuple[tuple[str, str], ...] | None:
     for k, v in d.items():
         if type(k) is not str or type(v) is not str:
             return None
-    return tuple(sorted(_pair(k, v) for k, v in d.items()))
+    return tuple(sorted(_pair(k, v, name) for k, v in d.items()))
 
 
 def _ip_list(src: Source, fld: str, texts: list[tuple[str, object]], issues: Issues) -> tuple[tuple[str, ...], bool]:
@@ -142,8 +194,9 @@ def _ip_list(src: Source, fld: str, texts: list[tuple[str, object]], issues: Iss
     return tuple(out), ok
 
 
-def service(obj: dict, origin: str, lb_class: str | None, issues: Issues) -> Service | None:
-    """A LoadBalancer Service of this speaker's class, or None (not one, or invalid: issues)."""
+def service(obj: dict, origin: str, lb_class: str | None, issues: Issues, uid: bool = True) -> Service | None:
+    """A LoadBalancer Service of this speaker's class, or None (not one, or invalid: issues).
+    ``uid``: keep metadata.uid (False: ``Service.uid`` is "")."""
     spec = obj.get("spec")
     if type(spec) is not dict or spec.get("type") != "LoadBalancer":
         return None
@@ -155,11 +208,11 @@ def service(obj: dict, origin: str, lb_class: str | None, issues: Issues) -> Ser
                     f"loadBalancerClass {cls!r}: handled by another load balancer; skipped" if cls is not None else
                     f"no loadBalancerClass: not of this speaker's class {lb_class!r}; skipped")
         return None
-    svc, ok = read_service(obj, origin, issues)
+    svc, ok = read_service(obj, origin, issues, uid)
     return svc if ok else None
 
 
-def read_service(obj: dict, origin: str, issues: Issues) -> tuple[Service, bool]:
+def read_service(obj: dict, origin: str, issues: Issues, uid: bool = True) -> tuple[Service, bool]:
     """Every field of a Service that speakerd reads, whatever its type or class: the store's
     :func:`service` (the speaker: LoadBalancer Services of its class, refused when a field is
     invalid) and the controller's allocator (every Service: it releases addresses on a type or
@@ -217,7 +270,7 @@ def read_service(obj: dict, origin: str, issues: Issues) -> tuple[Service, bool]
             issues.error(src, "spec.ipFamilies", f"expected IPv4 and/or IPv6 once each, got {fams!r}")
             ok = False
         else:
-            families = tuple(FAMILIES[f] for f in fams)
+            families = _shared(tuple(FAMILIES[f] for f in fams))
             if len(families) == 2 and policy == "SingleStack":
                 issues.error(src, "spec.ipFamilies", "two families need ipFamilyPolicy PreferDualStack or RequireDualStack")
                 ok = False
@@ -229,7 +282,7 @@ def read_service(obj: dict, origin: str, issues: Issues) -> tuple[Service, bool]
         want6 = families[0] == 6
         if any((":" in ip) != want6 for ip in ips):
             issues.warn(src, "spec.ipFamilies", f"IP {', '.join(ips)} is not of the service's family IPv{families[0]}")
-    labels = _str_pairs(meta.get("labels"))
+    labels = _label_items(meta.get("labels"), name)
     if labels is None:
         issues.error(src, "metadata.labels", "label keys and values must be strings (quote them)")
         ok = False
@@ -238,25 +291,36 @@ def read_service(obj: dict, origin: str, issues: Issues) -> tuple[Service, bool]
     # address (MetalLB's backend key): kept for those alone (two label pairs ~ 180 B a Service)
     selector: tuple | None = ()
     if policy_t == "Local":
-        selector = _str_pairs(spec.get("selector"))
+        selector = _str_pairs(spec.get("selector"), name)
         if selector is None:
             selector = tuple(sorted((str(k), str(v)) for k, v in spec["selector"].items())) \
                 if type(spec.get("selector")) is dict else ()
     ports: list[tuple[str, int]] = []
     for p in spec.get("ports") or ():
         if type(p) is dict and type(p.get("port")) is int:
-            ports.append((_intern(str(p.get("protocol") or "TCP")), p["port"]))
+            ports.append(_shared((_intern(str(p.get("protocol") or "TCP")), p["port"])))
     stype = spec.get("type") or "ClusterIP"
     cls = spec.get("loadBalancerClass") or None
-    return Service(
-        namespace=_intern(ns), name=name, ips=ips, pool=_intern(pool) if pool else None, dual_stack=dual,
-        families=families, uid=str(meta.get("uid") or ""), lb_class=cls,
-        service_type=_intern(stype) if type(stype) is str else "ClusterIP", requested_ips=requested,
-        ingress_ips=ingress_ips, ip_family_policy=_intern(policy) if type(policy) is str else "SingleStack",
-        sharing_key=sharing, traffic_policy=_intern(policy_t) if type(policy_t) is str else "Cluster",
-        ports=tuple(ports), selector=selector or (), labels=labels or (), deleting=bool(meta.get("deletionTimestamp")),
-        origin=origin, request_error=request_error,
-    ), ok
+    extras = _extras(_intern(pool) if pool else None, dual, _intern(stype) if type(stype) is str else "ClusterIP",
+                     cls, requested, _intern(policy) if type(policy) is str else "SingleStack", sharing,
+                     _intern(policy_t) if type(policy_t) is str else "Cluster", selector or (),
+                     bool(meta.get("deletionTimestamp")), request_error)
+    return Service(_intern(ns), name, ips, families=families, uid=str(meta.get("uid") or "") if uid else "",
+                   ingress_ips=ingress_ips, ports=_shared(tuple(ports)), label_items=labels or (), origin=origin,
+                   extras=extras), ok
+
+
+_DEFAULTS = tuple(getattr(NO_EXTRAS, f) for f in EXTRA_FIELDS if f != "source")
+
+
+def _extras(*values) -> ServiceExtras:
+    """The ServiceExtras of these values (its fields but ``source``, in order): the one shared
+    default object when they are the defaults, else one shared per distinct value."""
+    if values == _DEFAULTS:
+        return NO_EXTRAS
+    pool, dual, stype, cls, requested, policy, sharing, policy_t, selector, deleting, request_error = values
+    return _shared(ServiceExtras(pool, dual, None, stype, cls, requested, policy, sharing, policy_t, selector,
+                                 deleting, request_error))
 
 
 def _annotation_key(ann: dict, keys: tuple[str, str]) -> str | None:
@@ -309,7 +373,7 @@ def _cluster_ip_families(spec: dict) -> tuple[int, ...]:
         f = 6 if ":" in str(ip) else 4
         if f not in out:
             out.append(f)
-    return tuple(out) or (4,)
+    return _shared(tuple(out)) if out else (4,)
 
 
 def pool_name(obj: dict) -> str | None:

@@ -110,7 +110,7 @@ def apply_edit(text: str, edit, shape: str) -> str:
 
 def records(src: FileSource, path: str) -> list[tuple]:
     f = src._files[path]
-    return [(f.start(i), f.lens[i], f.digests[i], files_mod._stubs(f.infos[i]), f.seqs[i] is None)
+    return [(f.start(i), f.lens[i], f.digests[i], files_mod._stubs(src._info(f, i)), f.seqs[i] is None)
             for i in range(len(f.infos))]
 
 
@@ -345,7 +345,7 @@ def test_identity_hashes_sorted_in_runs_are_sorted(keys, run):
     old = files_mod.RUN
     files_mod.RUN = run
     try:
-        assert list(files_mod._sorted_ids(keys)) == sorted(hash(k) for k in keys)
+        assert list(files_mod._sorted_ids(hash(k) for k in keys)) == sorted(hash(k) for k in keys)
     finally:
         files_mod.RUN = old
 

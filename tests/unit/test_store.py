@@ -238,14 +238,26 @@ def test_file_source_drops_what_no_consumer_reads(tmp_path):
     assert "managedFields" not in md and md["annotations"] == {"metallb.io/address-pool": "a"}
 
 
-def test_label_pairs_are_shared_between_services():
+def test_label_strings_are_shared_between_services():
     st = Store()
     a, b = svc("a"), svc("b")
     for o in (a, b):
-        o["metadata"]["labels"] = {"tier": "web", "app.kubernetes.io/instance": o["metadata"]["name"]}
+        # fresh strings for each Service, as a parser makes them
+        o["metadata"]["labels"] = {"".join(["ti", "er"]): "".join(["w", "eb"]),
+                                   "app.kubernetes.io/instance": o["metadata"]["name"]}
     ch = st.apply([Event("ADDED", a, "api"), Event("ADDED", b, "api")])
-    la, lb = ch.services["d/a"][1].labels, ch.services["d/b"][1].labels
-    assert dict(la) == {"tier": "web", "app.kubernetes.io/instance": "a"}
-    (pa,) = [p for p in la if p[0] == "tier"]
-    (pb,) = [p for p in lb if p[0] == "tier"]
-    assert pa is pb  # one object for the pair both carry
+    sa, sb = ch.services["d/a"][1], ch.services["d/b"][1]
+    assert sa.labels == (("app.kubernetes.io/instance", "a"), ("tier", "web"))
+    assert sa.label_items == ("app.kubernetes.io/instance", "a", "tier", "web")
+    assert sa.label_items[3] is sb.label_items[3]  # one string for the value both carry
+    assert sa.label_items[0] is sb.label_items[0]  # and for the key
+
+
+def test_a_store_without_uids_keeps_services_equal_but_uid_less():
+    obj = svc("a")
+    obj["metadata"]["uid"] = "3f1c6a62-5b0e-4c1a-9d7e-0c8f1f2d9a11"
+    with_uid = Store().apply([Event("ADDED", obj, "api")]).services["d/a"][1]
+    without = Store(uids=False).apply([Event("ADDED", obj, "api")]).services["d/a"][1]
+    assert with_uid.uid == "3f1c6a62-5b0e-4c1a-9d7e-0c8f1f2d9a11"
+    assert without.uid == ""
+    assert (without.ips, without.labels, without.ports) == (with_uid.ips, with_uid.labels, with_uid.ports)
