@@ -37,6 +37,7 @@ import mmap
 import os
 import signal
 import sys
+import time
 from array import array
 from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass, field, replace
@@ -282,7 +283,8 @@ def _stub_event(stub: Stub, source: str) -> Event:
 class FileSource:
     """Files -> events, remembering per file only unit offsets, digests and object identities."""
 
-    def __init__(self, paths: list[str], hold_open: bool = False) -> None:
+    def __init__(self, paths: list[str], hold_open: bool = False,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         """``hold_open``: keep each large file open from one read to the next (:meth:`_hold`;
         the daemon does, for as long as it runs)."""
         self.paths = list(paths)
@@ -295,7 +297,8 @@ class FileSource:
         self.recuts = 0  # files of the last read cut again only where they changed
         self._buffer: bytearray | None = None  # for reading a changed file's stretches
         self.busy: list[str] = []  # files the last read left as they were: a writer has them open
-        self._busy_reads: dict[str, int] = {}  # path -> reads in a row that found it so
+        self._busy_since: dict[str, float] = {}  # path -> when a read first found it so (monotonic)
+        self._clock = clock
         self._heads = Heads()  # (kind, apiVersion, namespace) of the units' objects
 
     def _info(self, f: _File, i: int) -> Info:
@@ -426,23 +429,24 @@ class FileSource:
             self._closer.shutdown(wait=True)
             self._closer = None
 
-    BUSY_READS = 20  # reads in a row that leave a file alone while a writer has it open
+    BUSY_FOR = 30.0  # s a file is left alone while a writer has it open
 
     def _being_written(self, path: str, fd: int) -> bool:
         """A file read before that some process has open for writing (``kubectl get ... >
         file`` writes it in place, in pieces, as the API server answers): read now, its cut-off
         end would withdraw every Service in it until the next write. It is left as it was and
-        named in ``busy`` (the daemon reads again shortly) — up to ``BUSY_READS`` reads in a
-        row; then it is read anyway (a process that keeps it open for good)."""
+        named in ``busy`` (the daemon reads again shortly) — for up to ``BUSY_FOR`` seconds
+        (each piece written sets off another read meanwhile); then it is read anyway (a
+        process that keeps it open for good)."""
         if not open_for_writing(fd):
-            self._busy_reads.pop(path, None)
+            self._busy_since.pop(path, None)
             return False
-        n = self._busy_reads.get(path, 0) + 1
-        if n > self.BUSY_READS:
-            log.warning("%s: still open for writing after %d reads; reading it anyway", path, n - 1)
-            self._busy_reads.pop(path, None)
+        now = self._clock()
+        since = self._busy_since.setdefault(path, now)
+        if now - since > self.BUSY_FOR:
+            log.warning("%s: still open for writing after %.0f s; reading it anyway", path, now - since)
+            self._busy_since.pop(path, None)
             return False
-        self._busy_reads[path] = n
         self.busy.append(path)
         return True
 

@@ -313,18 +313,20 @@ def test_a_writer_waits_for_the_lease_and_a_file_open_for_writing_is_not_mapped(
     os.close(w)
 
 
-def test_a_file_kept_open_for_writing_is_read_after_busy_reads(tmp_path, mapped, monkeypatch):
-    monkeypatch.setattr(FileSource, "BUSY_READS", 3)
+def test_a_file_kept_open_for_writing_is_read_after_busy_for(tmp_path, mapped):
+    now = [0.0]
     path = str(tmp_path / "f.yaml")
     write(path, render([service(0, "10.0.0.1")], "yaml-docs"), 1)
-    src = FileSource([path])
+    src = FileSource([path], clock=lambda: now[0])
     assert len(src.read()) == 1
     w = open(path, "w")  # kept open for good by some process
     w.write(render([service(0, "10.0.0.2"), service(1, "10.0.0.3")], "yaml-docs"))
     w.flush()
-    for _ in range(3):
+    for t in (0.0, 1.0, src.BUSY_FOR):  # however many reads the writer's pieces set off meanwhile
+        now[0] = t
         assert src.read() == [] and src.busy == [path]
-    events = src.read()  # the fourth: read anyway
+    now[0] = src.BUSY_FOR + 0.1
+    events = src.read()  # read anyway
     assert src.busy == [] and sorted(e.obj["metadata"]["name"] for e in events) == ["s0", "s1"]
     w.close()
 
