@@ -123,6 +123,11 @@ _VALUES: dict[str, str] = {}  # one string per distinct label value
 _VALUES_MAX = 1 << 18
 
 
+def _str_map(d: Any) -> bool:
+    """Whether ``d`` is a map of strings to strings (labels, a selector)."""
+    return type(d) is dict and all(type(k) is str and type(v) is str for k, v in d.items())
+
+
 def _label_items(d: Any, name: str) -> tuple[str, ...] | None:
     """A Service's labels as ``Service.label_items`` (sorted by key, flat), None when one is not
     a string. Keys are interned (a few, on every object), values shared through a table (most
@@ -130,11 +135,8 @@ def _label_items(d: Any, name: str) -> tuple[str, ...] | None:
     app: NAME, Helm's app.kubernetes.io/instance) is the name's own string."""
     if not d:
         return ()
-    if type(d) is not dict:
+    if not _str_map(d):
         return None
-    for k, v in d.items():
-        if type(k) is not str or type(v) is not str:
-            return None
     out: list[str] = []
     values = _VALUES
     for k, v in sorted(d.items()) if len(d) > 1 else d.items():
@@ -173,11 +175,8 @@ def _str_pairs(d: Any, name: str = "") -> tuple[tuple[str, str], ...] | None:
     Services (a pair is 64 B, a Service's labels were a fifth of what it kept)."""
     if not d:
         return ()
-    if type(d) is not dict:
+    if not _str_map(d):
         return None
-    for k, v in d.items():
-        if type(k) is not str or type(v) is not str:
-            return None
     return tuple(sorted(_pair(k, v, name) for k, v in d.items()))
 
 
