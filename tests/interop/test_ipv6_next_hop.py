@@ -6,27 +6,17 @@ from __future__ import annotations
 
 import pytest
 
-from tests.interop.netlab import (Bird, Frr, Neighbor, NotImplementedYet, Speakerd, advertisement,
-                                  bgp_peer, manifests, node, pool, service, wait_for)
+from tests.interop.netlab import Bird, Frr, Neighbor, wait_for
+from tests.interop.test_dual_stack_family import NODE, V4, V6, start  # the same speakerd set-up
 
 pytestmark = [pytest.mark.interop, pytest.mark.usefixtures("speakerd_ready")]
 
 SPEAKER_ASN, PEER_ASN = 64500, 64501
-NODE = "node1"
-V4, V6 = "203.0.113.10", "2001:db8:5d::10"
 
 
 def start_speakerd(lab, s, link):
-    objects = [node(NODE),
-               # both families over the IPv4 session (the default carries IPv4 only, as MetalLB)
-               bgp_peer("peer", SPEAKER_ASN, PEER_ASN, link.v4_b, holdTime="9s", keepaliveTime="3s",
-                        connectTime="1s", dualStackAddressFamily=True),
-               pool("lab", ["203.0.113.0/24", "2001:db8:5d::/120"]),
-               advertisement("lab", ipAddressPools=["lab"]), service("dual", [V4, V6])]
-    try:
-        return Speakerd(s, manifests(lab.subdir("config"), objects), NODE, socket=lab.dir / "speakerd.sock")
-    except NotImplementedYet as e:
-        pytest.skip(str(e))
+    # both families over the IPv4 session (the default carries IPv4 only, as MetalLB)
+    return start(lab, s, link.v4_b, dualStackAddressFamily=True)
 
 
 def neighbor(sp, addr):

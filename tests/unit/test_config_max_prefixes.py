@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from test_config_extension_annotations import PEER
 from test_config_validation import one_error, write
 
 from speakerd.config import load_config
@@ -12,14 +13,7 @@ from speakerd.fsm.settings import DEFAULT_MAX_PREFIXES
 
 def annotated(value=None):
     ann = "" if value is None else f"\n  annotations: {{speakerd.io/max-prefixes: {value!r}}}"
-    return f"""\
-apiVersion: metallb.io/v1beta2
-kind: BGPPeer
-metadata:
-  name: p1
-  namespace: metallb-system{ann}
-spec: {{myASN: 64500, peerASN: 64501, peerAddress: 10.0.0.1}}
-"""
+    return PEER.format(ann=ann)
 
 
 def settings(tmp_path, value=None):
